@@ -228,12 +228,17 @@ pub fn encode_tick(format: Format, header: &TickHeader, state: &[u8], out: &mut 
         Format::Bin => {
             // ServerMsg::Tick is variant 3; TickMsg's fields in order; the
             // state is a Vec<u8>: length (u64 varint), then the bytes.
-            let prefix = (3u32, header.tick, header.server_time_us, header.baseline, header.input_seq, state.len() as u64);
+            let prefix =
+                (3u32, header.tick, header.server_time_us, header.baseline, header.input_seq, state.len() as u64);
             bincode::encode_into_std_write(prefix, out, config::standard()).expect("writing to a Vec cannot fail");
             out.extend_from_slice(state);
         }
         Format::Json => {
-            let _ = write!(out, "{{\"type\":\"tick\",\"tick\":{},\"server_time_us\":{},\"baseline\":", header.tick.0, header.server_time_us);
+            let _ = write!(
+                out,
+                "{{\"type\":\"tick\",\"tick\":{},\"server_time_us\":{},\"baseline\":",
+                header.tick.0, header.server_time_us
+            );
             match header.baseline {
                 Some(b) => {
                     let _ = write!(out, "{}", b.0);

@@ -120,15 +120,8 @@ impl Request {
     }
 
     /// Every request `type` name this protocol version knows.
-    pub const NAMES: &'static [&'static str] = &[
-        "hello",
-        "list_rooms",
-        "create_room",
-        "join_room",
-        "join_or_create",
-        "leave_room",
-        "ping",
-    ];
+    pub const NAMES: &'static [&'static str] =
+        &["hello", "list_rooms", "create_room", "join_room", "join_or_create", "leave_room", "ping"];
 }
 
 /// A message from the server to a client.

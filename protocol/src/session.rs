@@ -99,7 +99,14 @@ impl ClientSession {
     /// A new session speaking `format`.
     #[must_use]
     pub fn new(format: Format) -> Self {
-        Self { format, next_request: 1, input_seq: InputSeq(0), room: None, events: VecDeque::new(), scratch: Vec::new() }
+        Self {
+            format,
+            next_request: 1,
+            input_seq: InputSeq(0),
+            room: None,
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+        }
     }
 
     /// The session's format.
@@ -214,12 +221,10 @@ impl ClientSession {
         }
         let base = match header.baseline {
             None => None,
-            Some(b) => Some(
-                room.baselines
-                    .iter()
-                    .find(|s| s.tick == b)
-                    .ok_or(SessionError::Delta { tick: header.tick, error: DeltaError::MissingBaseline { baseline: b } })?,
-            ),
+            Some(b) => Some(room.baselines.iter().find(|s| s.tick == b).ok_or(SessionError::Delta {
+                tick: header.tick,
+                error: DeltaError::MissingBaseline { baseline: b },
+            })?),
         };
         let schema = &room.joined.schema;
         let result = match format {

@@ -120,11 +120,7 @@ impl SnapshotRing {
         let guess = usize::try_from(tick.0.checked_sub(first.0)?).ok()?;
         match self.snapshots.get(guess) {
             Some(s) if s.tick == tick => Some(s),
-            _ => self
-                .snapshots
-                .binary_search_by_key(&tick, |s| s.tick)
-                .ok()
-                .map(|i| &self.snapshots[i]),
+            _ => self.snapshots.binary_search_by_key(&tick, |s| s.tick).ok().map(|i| &self.snapshots[i]),
         }
     }
 

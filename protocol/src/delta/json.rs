@@ -133,8 +133,9 @@ pub fn read(schema: &Schema, bytes: &[u8]) -> Result<Delta, DeltaError> {
     let mut delta = Delta { removed: raw.removed.into_iter().map(EntityId).collect(), ..Delta::default() };
     for obj in &raw.spawned {
         let id = read_id(obj)?;
-        let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| DeltaError::BadValue { field: "kind".into() })?;
-        let kind = schema.kind_index(kind).ok_or_else(|| DeltaError::UnknownKind(u32::MAX))?;
+        let kind =
+            obj.get("kind").and_then(Value::as_str).ok_or_else(|| DeltaError::BadValue { field: "kind".into() })?;
+        let kind = schema.kind_index(kind).ok_or(DeltaError::UnknownKind(u32::MAX))?;
         let mut e = Entity::new(id, kind);
         if read_fields(schema, obj, &mut e.values)? != all {
             return Err(DeltaError::MissingFields(id));
@@ -193,7 +194,8 @@ mod tests {
     #[test]
     fn bad_json_states_are_refused() {
         let s = schema();
-        let cases: [(&str, fn(&DeltaError) -> bool); 5] = [
+        type Check = fn(&DeltaError) -> bool;
+        let cases: [(&str, Check); 5] = [
             (r#"{"spawned":[{"id":1,"kind":"player","x":1.0}]}"#, |e| matches!(e, DeltaError::MissingFields(_))),
             (r#"{"updated":[{"id":1,"z":1}]}"#, |e| matches!(e, DeltaError::UnknownField(_))),
             (r#"{"updated":[{"id":1,"hp":300}]}"#, |e| matches!(e, DeltaError::BadValue { .. })),

@@ -293,8 +293,10 @@ mod tests {
 
     #[test]
     fn diff_lists_spawned_updated_and_removed() {
-        let a = Snapshot { tick: Tick(1), entities: vec![entity(1, 0, 5, 100), entity(2, 0, 7, 100), entity(3, 0, 0, 1)] };
-        let b = Snapshot { tick: Tick(2), entities: vec![entity(1, 0, 6, 100), entity(3, 1, 0, 1), entity(4, 0, 1, 1)] };
+        let a =
+            Snapshot { tick: Tick(1), entities: vec![entity(1, 0, 5, 100), entity(2, 0, 7, 100), entity(3, 0, 0, 1)] };
+        let b =
+            Snapshot { tick: Tick(2), entities: vec![entity(1, 0, 6, 100), entity(3, 1, 0, 1), entity(4, 0, 1, 1)] };
         let d = diff(&schema(), Some(&a), &b);
         assert_eq!(d.removed, vec![EntityId(2), EntityId(3)]);
         assert_eq!(d.spawned, vec![entity(3, 1, 0, 1), entity(4, 0, 1, 1)]);
@@ -317,8 +319,7 @@ mod tests {
         let mut d = Delta::default();
         d.spawned.push(entity(1, 0, 0, 0));
         assert_eq!(apply(Some(&a), &d, Tick(2)), Err(DeltaError::DuplicateEntity(EntityId(1))));
-        let mut d = Delta::default();
-        d.removed = vec![EntityId(1), EntityId(1)];
+        let d = Delta { removed: vec![EntityId(1), EntityId(1)], ..Delta::default() };
         assert_eq!(apply(Some(&a), &d, Tick(2)), Err(DeltaError::UnorderedIds));
     }
 }
