@@ -7,7 +7,7 @@
 
 use crate::error::DecodeError;
 use crate::ids::{InputSeq, RequestId, Tick};
-use crate::message::{ClientMsg, Request, ServerMsg, TickMsg};
+use crate::message::{ClientMsg, Request, ServerMsg, StateBytes, TickMsg};
 use bincode::config::{self, Configuration, Limit};
 use serde::Deserialize;
 use serde_json::Value;
@@ -202,8 +202,32 @@ pub fn decode_server(format: Format, bytes: &[u8]) -> Result<ServerMsg, DecodeEr
             Ok((_, used)) => Err(malformed(format!("{} bytes after the message", bytes.len() - used))),
             Err(e) => Err(malformed(e.to_string())),
         },
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string())),
+        Format::Json => match serde_json::from_slice::<JsonTick<'_>>(bytes) {
+            Ok(t) if t.ty == "tick" => Ok(ServerMsg::Tick(TickMsg {
+                tick: t.tick,
+                server_time_us: t.server_time_us,
+                baseline: t.baseline,
+                input_seq: t.input_seq,
+                state: StateBytes(t.state.get().as_bytes().to_vec()),
+            })),
+            Ok(_) | Err(_) => serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string())),
+        },
     }
+}
+
+/// A JSON `tick` read directly: serde's internally tagged enums buffer
+/// their content, which a `RawValue` (the verbatim `state` text) cannot be
+/// read from, so the derived `ServerMsg` decoder refuses every JSON tick.
+#[derive(Deserialize)]
+struct JsonTick<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    tick: Tick,
+    server_time_us: u64,
+    baseline: Option<Tick>,
+    input_seq: InputSeq,
+    #[serde(borrow)]
+    state: &'a serde_json::value::RawValue,
 }
 
 /// The per-player part of a tick message: everything but the state.
@@ -260,7 +284,7 @@ pub fn tick_msg(header: &TickHeader, state: Vec<u8>) -> ServerMsg {
         server_time_us: header.server_time_us,
         baseline: header.baseline,
         input_seq: header.input_seq,
-        state: crate::message::StateBytes(state),
+        state: StateBytes(state),
     })
 }
 
