@@ -1,1 +1,5 @@
-//! placeholder
+//! tickforge's server library (the server engineer replaces this map).
+pub mod game;
+pub mod outbox;
+pub mod room;
+pub mod schedule;

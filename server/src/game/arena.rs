@@ -1,0 +1,461 @@
+//! `arena`, the reference game (WORKLOAD.md): players steer avatars and fire
+//! projectiles in a 1000 x 1000 world among wandering NPCs.
+//!
+//! The simulation runs on the quantized values themselves (1/16 unit for
+//! positions, 1/16 unit/s for velocities), and moves every body by exactly
+//! [`step_per_tick`] of its velocity each tick, so the snapshot is the
+//! simulation state (bit-exact on clients) and the binary delta's dead
+//! reckoning predicts straight-line motion exactly: an NPC walking to its
+//! target or a projectile in flight costs no bytes until it turns.
+
+use super::{Game, GameRng, GameRoom, PlayerInput};
+use tickforge_protocol::ids::{EntityId, PlayerId, Tick};
+use tickforge_protocol::schema::{step_per_tick, FieldDef, FieldType, Schema};
+use tickforge_protocol::snapshot::Entity;
+
+/// Quantization of positions and velocities: 1/16 unit (and unit/s).
+pub const SCALE: u32 = 16;
+/// The world's side in quantized units (1000 units).
+pub const WORLD_Q: i32 = 1000 * SCALE as i32;
+/// Player speed at full stick, units per second.
+pub const PLAYER_SPEED: f64 = 200.0;
+/// Projectile speed, units per second.
+pub const PROJECTILE_SPEED: f64 = 400.0;
+/// NPC speed, units per second.
+pub const NPC_SPEED: f64 = 100.0;
+/// How long a projectile lives, seconds.
+pub const PROJECTILE_LIFE_S: f64 = 1.0;
+/// Least time between two shots of one player, seconds.
+pub const FIRE_COOLDOWN_S: f64 = 0.25;
+/// A hit: a projectile passing within this many units of a centre.
+pub const HIT_RADIUS: f64 = 10.0;
+/// Damage per hit.
+pub const HIT_DAMAGE: i32 = 10;
+/// Health at spawn.
+pub const FULL_HP: i32 = 100;
+
+/// Entity kind indices (into the schema's kinds).
+pub mod kind {
+    /// A player's avatar.
+    pub const PLAYER: u8 = 0;
+    /// A wandering NPC.
+    pub const NPC: u8 = 1;
+    /// A projectile.
+    pub const PROJECTILE: u8 = 2;
+}
+
+/// Field indices (into the schema's fields).
+pub mod field {
+    /// Position x (fixed 1/16, integrates vx).
+    pub const X: usize = 0;
+    /// Position y (fixed 1/16, integrates vy).
+    pub const Y: usize = 1;
+    /// Velocity x (fixed 1/16 unit/s).
+    pub const VX: usize = 2;
+    /// Velocity y (fixed 1/16 unit/s).
+    pub const VY: usize = 3;
+    /// Health, 0..=100.
+    pub const HP: usize = 4;
+    /// Score, hits landed.
+    pub const SCORE: usize = 5;
+}
+
+/// The arena game factory.
+#[derive(Debug)]
+pub struct Arena {
+    /// NPCs per room (WORKLOAD.md default 16).
+    pub npcs_per_room: u32,
+    schema: Schema,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
+
+impl Arena {
+    /// An arena with `npcs_per_room` NPCs in each room.
+    #[must_use]
+    pub fn new(npcs_per_room: u32) -> Self {
+        let f = |name: &str, ty, integrates| FieldDef { name: name.into(), ty, integrates };
+        let fixed = FieldType::Fixed(SCALE);
+        let schema = Schema {
+            kinds: vec!["player".into(), "npc".into(), "projectile".into()],
+            fields: vec![
+                f("x", fixed, Some(field::VX as u8)),
+                f("y", fixed, Some(field::VY as u8)),
+                f("vx", fixed, None),
+                f("vy", fixed, None),
+                f("hp", FieldType::U8, None),
+                f("score", FieldType::U16, None),
+            ],
+        };
+        Self { npcs_per_room, schema }
+    }
+}
+
+impl Game for Arena {
+    fn name(&self) -> &str {
+        "arena"
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn new_room(&self, seed: u64, tick_hz: u32) -> Box<dyn GameRoom> {
+        Box::new(ArenaRoom::new(seed, tick_hz, self.npcs_per_room))
+    }
+}
+
+/// One simulated body; all lengths in quantized units.
+#[derive(Clone, Debug)]
+struct Body {
+    id: EntityId,
+    kind: u8,
+    x: i32,
+    y: i32,
+    vx: i32,
+    vy: i32,
+    hp: i32,
+    score: i32,
+    /// Projectiles: the avatar that fired it.
+    owner: EntityId,
+    /// Projectiles: the tick it disappears at.
+    expires: u64,
+    /// NPCs: the point walked to.
+    target: (i32, i32),
+}
+
+#[derive(Clone, Debug)]
+struct Seat {
+    player: PlayerId,
+    avatar: EntityId,
+    last_fire: Option<u64>,
+}
+
+/// One arena room's simulation.
+#[derive(Debug)]
+pub struct ArenaRoom {
+    tick_hz: u32,
+    rng: GameRng,
+    next_id: u32,
+    /// Sorted by id: ids only grow and new bodies are appended.
+    bodies: Vec<Body>,
+    seats: Vec<Seat>,
+    /// Reused scratch for hit detection.
+    hits: Vec<(usize, usize)>,
+}
+
+fn quantize(v: f64) -> i32 {
+    FieldType::Fixed(SCALE).quantize(v)
+}
+
+impl ArenaRoom {
+    /// A room with `npcs` NPCs, seeded.
+    #[must_use]
+    pub fn new(seed: u64, tick_hz: u32, npcs: u32) -> Self {
+        let mut room = Self {
+            tick_hz: tick_hz.max(1),
+            rng: GameRng::new(seed),
+            next_id: 1,
+            bodies: Vec::new(),
+            seats: Vec::new(),
+            hits: Vec::new(),
+        };
+        for _ in 0..npcs {
+            let (x, y) = room.random_point();
+            let id = room.spawn(kind::NPC, x, y);
+            let at = room.bodies.len() - 1;
+            room.retarget(at);
+            debug_assert_eq!(room.bodies[at].id, id);
+        }
+        room
+    }
+
+    fn random_point(&mut self) -> (i32, i32) {
+        let x = (self.rng.unit() * f64::from(WORLD_Q)) as i32;
+        let y = (self.rng.unit() * f64::from(WORLD_Q)) as i32;
+        (x, y)
+    }
+
+    fn spawn(&mut self, kind: u8, x: i32, y: i32) -> EntityId {
+        let id = EntityId(self.next_id);
+        self.next_id = self.next_id.saturating_add(1);
+        self.bodies.push(Body {
+            id,
+            kind,
+            x,
+            y,
+            vx: 0,
+            vy: 0,
+            hp: FULL_HP,
+            score: 0,
+            owner: EntityId(0),
+            expires: 0,
+            target: (x, y),
+        });
+        id
+    }
+
+    /// Points NPC `at` at a new random target at NPC speed.
+    fn retarget(&mut self, at: usize) {
+        let target = self.random_point();
+        let b = &mut self.bodies[at];
+        b.target = target;
+        let (dx, dy) = (f64::from(target.0 - b.x), f64::from(target.1 - b.y));
+        let len = dx.hypot(dy);
+        if len < 1.0 {
+            (b.vx, b.vy) = (0, 0);
+        } else {
+            b.vx = quantize(dx / len * NPC_SPEED);
+            b.vy = quantize(dy / len * NPC_SPEED);
+        }
+    }
+
+    fn index_of(&self, id: EntityId) -> Option<usize> {
+        self.bodies.binary_search_by_key(&id, |b| b.id).ok()
+    }
+
+    fn ticks(&self, seconds: f64) -> u64 {
+        (seconds * f64::from(self.tick_hz)).round().max(1.0) as u64
+    }
+
+    fn apply_inputs(&mut self, tick: u64, inputs: &[PlayerInput]) {
+        let cooldown = self.ticks(FIRE_COOLDOWN_S);
+        let life = self.ticks(PROJECTILE_LIFE_S);
+        for input in inputs {
+            let Some(seat) = self.seats.iter().position(|s| s.player == input.player) else { continue };
+            let Some(at) = self.index_of(self.seats[seat].avatar) else { continue };
+            // -128 is read as -127 so that both directions have one range.
+            let axis = |m: i8| f64::from(m.max(-127)) / 127.0 * PLAYER_SPEED;
+            let (vx, vy) = (quantize(axis(input.data.move_x)), quantize(axis(input.data.move_y)));
+            (self.bodies[at].vx, self.bodies[at].vy) = (vx, vy);
+            let ready = self.seats[seat].last_fire.is_none_or(|t| tick >= t + cooldown);
+            if input.data.buttons & 1 != 0 && ready {
+                self.seats[seat].last_fire = Some(tick);
+                let (x, y, owner) = (self.bodies[at].x, self.bodies[at].y, self.bodies[at].id);
+                let (dx, dy) = if vx == 0 && vy == 0 { (1.0, 0.0) } else { (f64::from(vx), f64::from(vy)) };
+                let len = dx.hypot(dy);
+                self.spawn(kind::PROJECTILE, x, y);
+                let p = self.bodies.last_mut().expect("just spawned");
+                p.vx = quantize(dx / len * PROJECTILE_SPEED);
+                p.vy = quantize(dy / len * PROJECTILE_SPEED);
+                p.owner = owner;
+                p.expires = tick + life;
+            }
+        }
+    }
+
+    fn move_bodies(&mut self, tick: u64) {
+        let hz = self.tick_hz;
+        let mut i = 0;
+        while i < self.bodies.len() {
+            let b = &mut self.bodies[i];
+            let (sx, sy) = (step_per_tick(b.vx, hz), step_per_tick(b.vy, hz));
+            match b.kind {
+                kind::PLAYER => {
+                    b.x = (b.x + sx).clamp(0, WORLD_Q);
+                    b.y = (b.y + sy).clamp(0, WORLD_Q);
+                }
+                kind::NPC => {
+                    let (tx, ty) = b.target;
+                    let remaining = f64::from(tx - b.x).hypot(f64::from(ty - b.y));
+                    if remaining <= f64::from(sx).hypot(f64::from(sy)) {
+                        (b.x, b.y) = (tx, ty);
+                        self.retarget(i);
+                    } else {
+                        b.x += sx;
+                        b.y += sy;
+                    }
+                }
+                _ => {
+                    b.x += sx;
+                    b.y += sy;
+                    let outside = !(0..=WORLD_Q).contains(&b.x) || !(0..=WORLD_Q).contains(&b.y);
+                    if tick >= b.expires || outside {
+                        self.bodies.remove(i);
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Finds projectiles that passed within the hit radius of a target this
+    /// tick (along their last step, so fast ones cannot tunnel through).
+    fn resolve_hits(&mut self) {
+        let hz = self.tick_hz;
+        let radius = HIT_RADIUS * f64::from(SCALE);
+        self.hits.clear();
+        for (p, proj) in self.bodies.iter().enumerate().filter(|(_, b)| b.kind == kind::PROJECTILE) {
+            let end = (f64::from(proj.x), f64::from(proj.y));
+            let start = (end.0 - f64::from(step_per_tick(proj.vx, hz)), end.1 - f64::from(step_per_tick(proj.vy, hz)));
+            let target = self.bodies.iter().enumerate().find(|(_, t)| {
+                t.kind != kind::PROJECTILE
+                    && t.id != proj.owner
+                    && segment_distance(start, end, (f64::from(t.x), f64::from(t.y))) <= radius
+            });
+            if let Some((t, _)) = target {
+                self.hits.push((p, t));
+            }
+        }
+        let mut removed = Vec::new();
+        for k in 0..self.hits.len() {
+            let (p, t) = self.hits[k];
+            let owner = self.bodies[p].owner;
+            let target = &mut self.bodies[t];
+            target.hp = (target.hp - HIT_DAMAGE).max(0);
+            if target.hp == 0 {
+                let (x, y) = self.random_point();
+                let target = &mut self.bodies[t];
+                (target.x, target.y, target.hp) = (x, y, FULL_HP);
+                if target.kind == kind::NPC {
+                    self.retarget(t);
+                }
+            }
+            if let Some(o) = self.index_of(owner) {
+                self.bodies[o].score = (self.bodies[o].score + 1).min(i32::from(u16::MAX));
+            }
+            removed.push(self.bodies[p].id);
+        }
+        if !removed.is_empty() {
+            self.bodies.retain(|b| !removed.contains(&b.id));
+        }
+    }
+}
+
+/// Distance from point `c` to the segment `a`-`b`.
+fn segment_distance(a: (f64, f64), b: (f64, f64), c: (f64, f64)) -> f64 {
+    let (abx, aby) = (b.0 - a.0, b.1 - a.1);
+    let len2 = abx * abx + aby * aby;
+    let t = if len2 == 0.0 { 0.0 } else { (((c.0 - a.0) * abx + (c.1 - a.1) * aby) / len2).clamp(0.0, 1.0) };
+    let (px, py) = (a.0 + t * abx, a.1 + t * aby);
+    (c.0 - px).hypot(c.1 - py)
+}
+
+impl GameRoom for ArenaRoom {
+    fn add_player(&mut self, player: PlayerId) -> EntityId {
+        let (x, y) = self.random_point();
+        let avatar = self.spawn(kind::PLAYER, x, y);
+        self.seats.push(Seat { player, avatar, last_fire: None });
+        avatar
+    }
+
+    fn remove_player(&mut self, player: PlayerId) {
+        if let Some(seat) = self.seats.iter().position(|s| s.player == player) {
+            let avatar = self.seats.swap_remove(seat).avatar;
+            self.bodies.retain(|b| b.id != avatar);
+        }
+    }
+
+    fn step(&mut self, tick: Tick, inputs: &[PlayerInput]) {
+        self.apply_inputs(tick.0, inputs);
+        self.move_bodies(tick.0);
+        self.resolve_hits();
+    }
+
+    fn write_snapshot(&self, out: &mut Vec<Entity>) {
+        out.extend(self.bodies.iter().map(|b| {
+            let mut e = Entity::new(b.id, b.kind);
+            e.values[..6].copy_from_slice(&[b.x, b.y, b.vx, b.vy, b.hp, b.score]);
+            e
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickforge_protocol::message::InputData;
+
+    fn snapshot(room: &ArenaRoom) -> Vec<Entity> {
+        let mut out = Vec::new();
+        room.write_snapshot(&mut out);
+        out
+    }
+
+    #[test]
+    fn rooms_are_reproducible_from_their_seed() {
+        let mut a = ArenaRoom::new(7, 30, 16);
+        let mut b = ArenaRoom::new(7, 30, 16);
+        for t in 1..200 {
+            a.step(Tick(t), &[]);
+            b.step(Tick(t), &[]);
+        }
+        assert_eq!(snapshot(&a), snapshot(&b));
+        assert_eq!(snapshot(&a).len(), 16);
+    }
+
+    #[test]
+    fn a_player_moves_at_its_speed_and_stays_in_the_world() {
+        let mut room = ArenaRoom::new(1, 30, 0);
+        let avatar = room.add_player(PlayerId(1));
+        let input = PlayerInput { player: PlayerId(1), data: InputData { move_x: 127, move_y: -128, buttons: 0 } };
+        let x0 = room.bodies[0].x;
+        room.step(Tick(1), &[input]);
+        let b = &room.bodies[room.index_of(avatar).unwrap()];
+        assert_eq!(b.vx, 3200);
+        assert_eq!(b.vy, -3200);
+        assert_eq!(b.x, (x0 + 107).min(WORLD_Q));
+        for t in 2..400 {
+            room.step(Tick(t), &[input]);
+        }
+        let b = &room.bodies[0];
+        assert_eq!((b.x, b.y), (WORLD_Q, 0));
+    }
+
+    #[test]
+    fn fire_spawns_projectiles_with_a_cooldown_and_a_life() {
+        let mut room = ArenaRoom::new(1, 30, 0);
+        room.add_player(PlayerId(1));
+        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 } };
+        let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
+        room.step(Tick(1), &[fire]);
+        assert_eq!(projectiles(&room), 1);
+        let p = room.bodies.iter().find(|b| b.kind == kind::PROJECTILE).unwrap();
+        assert_eq!((p.vx, p.vy), (6400, 0), "a still player fires along +x");
+        for t in 2..9 {
+            room.step(Tick(t), &[fire]);
+        }
+        assert_eq!(projectiles(&room), 1, "250 ms cooldown at 30 Hz is 8 ticks");
+        room.step(Tick(9), &[fire]);
+        assert_eq!(projectiles(&room), 2);
+        let idle = PlayerInput { player: PlayerId(1), data: InputData::default() };
+        for t in 10..60 {
+            room.step(Tick(t), &[idle]);
+        }
+        assert_eq!(projectiles(&room), 0, "projectiles live one second");
+    }
+
+    #[test]
+    fn a_hit_damages_the_target_and_scores_for_the_owner() {
+        let mut room = ArenaRoom::new(3, 30, 0);
+        let shooter = room.add_player(PlayerId(1));
+        let target = room.add_player(PlayerId(2));
+        let (s, t) = (room.index_of(shooter).unwrap(), room.index_of(target).unwrap());
+        (room.bodies[s].x, room.bodies[s].y) = (1600, 1600);
+        (room.bodies[t].x, room.bodies[t].y) = (1600 + 20 * 16, 1600);
+        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 } };
+        for t in 1..6 {
+            room.step(Tick(t), &[fire]);
+        }
+        let (s, t) = (room.index_of(shooter).unwrap(), room.index_of(target).unwrap());
+        assert_eq!(room.bodies[t].hp, 90);
+        assert_eq!(room.bodies[s].score, 1);
+        assert!(room.bodies.iter().all(|b| b.kind != kind::PROJECTILE));
+    }
+
+    #[test]
+    fn the_schema_is_valid_and_leaving_removes_the_avatar() {
+        assert_eq!(Arena::default().schema().validate(), Ok(()));
+        let mut room = ArenaRoom::new(1, 30, 2);
+        let avatar = room.add_player(PlayerId(5));
+        assert!(room.index_of(avatar).is_some());
+        room.remove_player(PlayerId(5));
+        assert!(room.index_of(avatar).is_none());
+        assert!(snapshot(&room).windows(2).all(|w| w[0].id < w[1].id));
+    }
+}

@@ -1,0 +1,632 @@
+//! A room: its players, its game, its tick and the per-player fan-out.
+//!
+//! Pure shard-local state, driven by the shard with the time as an argument:
+//! `join`/`leave`/`input`/`ack` come from connections, `tick(now_us)` from
+//! the room's timer. Each tick the game steps with every player's newest
+//! input, the room records a quantized snapshot in its ring, groups the
+//! players by the baseline they last acknowledged, encodes the delta from
+//! each distinct (baseline, format) once, and hands every player a frame of
+//! its own small header plus those shared state bytes through its
+//! [`Outbox`]. A room never waits on a socket: a player whose writer has
+//! not taken the previous tick just gets the newer one, and one stuck past
+//! a bound is asked to close with 1008.
+
+use crate::game::{Game, GameRoom, PlayerInput};
+use crate::outbox::{Membership, Outbox};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use tickforge_protocol::codec::{self, Format, TickHeader};
+use tickforge_protocol::delta::{self, Delta};
+use tickforge_protocol::error::CloseReason;
+use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
+use tickforge_protocol::message::{Indication, InputData, Joined, RejectCode, RoomInfo, ServerMsg};
+use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
+
+/// A room's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomConfig {
+    /// Ticks per second (10 to 128). Default 30: each player gets 30 state
+    /// messages a second.
+    pub tick_hz: u32,
+    /// Seats (default 8); a join beyond them is `rej room_full`.
+    pub max_players: u32,
+    /// A private room is joinable by id only and not listed.
+    pub private: bool,
+    /// Snapshots kept as baselines (default one second of ticks + 2): a
+    /// player whose newest ack is older gets the full state.
+    pub baseline_ticks: usize,
+    /// A player that has acked before and whose newest ack falls this many
+    /// ticks behind is closed as too slow (default 5 s of ticks).
+    pub max_ack_lag_ticks: u64,
+    /// A player whose writer has not taken this many ticks in a row is
+    /// closed as too slow (default 5 s of ticks).
+    pub max_skipped_ticks: u32,
+}
+
+impl RoomConfig {
+    /// Defaults derived from a tick rate and a seat count.
+    #[must_use]
+    pub fn new(tick_hz: u32, max_players: u32) -> Self {
+        let tick_hz = tick_hz.max(1);
+        Self {
+            tick_hz,
+            max_players,
+            private: false,
+            baseline_ticks: SnapshotRing::capacity_for(tick_hz),
+            max_ack_lag_ticks: 5 * u64::from(tick_hz),
+            max_skipped_ticks: 5 * tick_hz,
+        }
+    }
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self::new(30, 8)
+    }
+}
+
+#[derive(Debug)]
+struct Player {
+    id: PlayerId,
+    outbox: Rc<Outbox>,
+    input: InputData,
+    input_seq: InputSeq,
+    last_ack: Option<Tick>,
+}
+
+/// One distinct state encoding of the current tick.
+#[derive(Debug, Default)]
+struct Encoded {
+    baseline: Option<Tick>,
+    format: Option<Format>,
+    state: Vec<u8>,
+}
+
+/// What one tick did, for metrics and the shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// The tick taken.
+    pub tick: Tick,
+    /// Players it was sent to.
+    pub players: usize,
+    /// Entities in the state.
+    pub entities: usize,
+    /// Distinct (baseline, format) encodings made.
+    pub encodings: usize,
+    /// Players asked to close as too slow this tick.
+    pub closed_slow: usize,
+    /// The game step panicked with this message; the room is now closed.
+    pub panicked: Option<String>,
+}
+
+/// A room on a shard.
+pub struct Room {
+    id: RoomId,
+    game_name: String,
+    game: Arc<dyn Game>,
+    sim: Box<dyn GameRoom>,
+    config: RoomConfig,
+    players: Vec<Player>,
+    next_player: u32,
+    tick: Tick,
+    ring: SnapshotRing,
+    spare: Option<Snapshot>,
+    inputs: Vec<PlayerInput>,
+    bin_encoder: delta::bin::Encoder,
+    plain: Delta,
+    encoded: Vec<Encoded>,
+    closed: Option<String>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("id", &self.id)
+            .field("game", &self.game_name)
+            .field("players", &self.players.len())
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Room {
+    /// A room of `game`, its simulation seeded with `seed`.
+    #[must_use]
+    pub fn new(id: RoomId, game: Arc<dyn Game>, config: RoomConfig, seed: u64) -> Self {
+        let sim = game.new_room(seed, config.tick_hz);
+        Self {
+            id,
+            game_name: game.name().to_owned(),
+            game,
+            sim,
+            ring: SnapshotRing::new(config.baseline_ticks),
+            config,
+            players: Vec::new(),
+            next_player: 1,
+            tick: Tick(0),
+            spare: None,
+            inputs: Vec::new(),
+            bin_encoder: delta::bin::Encoder::default(),
+            plain: Delta::default(),
+            encoded: Vec::new(),
+            closed: None,
+        }
+    }
+
+    /// The room's id.
+    #[must_use]
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// The room's game name.
+    #[must_use]
+    pub fn game_name(&self) -> &str {
+        &self.game_name
+    }
+
+    /// The room's settings.
+    #[must_use]
+    pub fn config(&self) -> &RoomConfig {
+        &self.config
+    }
+
+    /// The newest tick taken (0 before the first).
+    #[must_use]
+    pub fn current_tick(&self) -> Tick {
+        self.tick
+    }
+
+    /// Its row in `room_list`.
+    #[must_use]
+    pub fn info(&self) -> RoomInfo {
+        RoomInfo {
+            room_id: self.id.clone(),
+            game: self.game_name.clone(),
+            players: self.players.len() as u32,
+            max_players: self.config.max_players,
+            tick_hz: self.config.tick_hz,
+        }
+    }
+
+    /// Players in the room.
+    #[must_use]
+    pub fn player_count(&self) -> usize {
+        self.players.len()
+    }
+
+    /// Whether it has no players.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.players.is_empty()
+    }
+
+    /// Whether it has a free seat and is open.
+    #[must_use]
+    pub fn has_free_seat(&self) -> bool {
+        self.closed.is_none() && (self.players.len() as u32) < self.config.max_players
+    }
+
+    /// Whether it is private.
+    #[must_use]
+    pub fn is_private(&self) -> bool {
+        self.config.private
+    }
+
+    /// Why it closed, once it has.
+    #[must_use]
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
+    /// Seats a player whose connection writes through `outbox`; the others
+    /// get `player_joined`. The caller sends the returned `joined`.
+    ///
+    /// # Errors
+    /// `room_full` with no free seat; `not_found` once the room closed;
+    /// `overloaded` when player ids are exhausted.
+    pub fn join(&mut self, outbox: Rc<Outbox>) -> Result<Joined, (RejectCode, String)> {
+        if let Some(why) = &self.closed {
+            return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
+        }
+        if !self.has_free_seat() {
+            let (n, max) = (self.players.len(), self.config.max_players);
+            return Err((RejectCode::RoomFull, format!("room {} has {n} of {max} players", self.id)));
+        }
+        if self.next_player == u32::MAX {
+            return Err((RejectCode::Overloaded, format!("room {} ran out of player ids", self.id)));
+        }
+        let id = PlayerId(self.next_player);
+        self.next_player += 1;
+        let entity = self.sim.add_player(id);
+        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id } };
+        for p in &self.players {
+            // A full control queue closes that connection: its own problem.
+            let _ = p.outbox.push_msg(&notice);
+        }
+        outbox.set_membership(Some(Membership { room_id: self.id.clone(), player_id: id }));
+        self.players.push(Player { id, outbox, input: InputData::default(), input_seq: InputSeq(0), last_ack: None });
+        Ok(Joined {
+            room_id: self.id.clone(),
+            game: self.game_name.clone(),
+            player_id: id,
+            entity_id: entity,
+            tick_hz: self.config.tick_hz,
+            max_players: self.config.max_players,
+            schema: self.game.schema().clone(),
+        })
+    }
+
+    /// Removes a player (left, disconnected, closed); the others get
+    /// `player_left` with `reason`. Returns whether it was here.
+    pub fn leave(&mut self, player: PlayerId, reason: &str) -> bool {
+        let Some(at) = self.players.iter().position(|p| p.id == player) else { return false };
+        let gone = self.players.remove(at);
+        gone.outbox.set_membership(None);
+        if self.closed.is_none() {
+            self.sim.remove_player(player);
+        }
+        let notice = ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.to_owned() } };
+        for p in &self.players {
+            let _ = p.outbox.push_msg(&notice);
+        }
+        true
+    }
+
+    /// A player's input frame: the newest `seq` wins, older ones are
+    /// ignored; `ack` as in [`Room::ack`].
+    pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: InputData) {
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
+            if seq > p.input_seq {
+                p.input_seq = seq;
+                p.input = data;
+            }
+            if let Some(tick) = ack {
+                Self::record_ack(p, tick);
+            }
+        }
+    }
+
+    /// A player's ack: the newest tick it applied. Acks only move forward;
+    /// one the room no longer keeps (or never sent) gets a full state next.
+    pub fn ack(&mut self, player: PlayerId, tick: Tick) {
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
+            Self::record_ack(p, tick);
+        }
+    }
+
+    fn record_ack(p: &mut Player, tick: Tick) {
+        if p.last_ack.is_none_or(|a| tick > a) {
+            p.last_ack = Some(tick);
+        }
+    }
+
+    /// Takes the next tick at `now_us` (µs since the Unix epoch, the tick's
+    /// `server_time_us`) and hands every player its frame.
+    pub fn tick(&mut self, now_us: u64) -> TickReport {
+        if self.closed.is_some() {
+            return TickReport { tick: self.tick, ..TickReport::default() };
+        }
+        self.tick = self.tick.next();
+        let tick = self.tick;
+        self.inputs.clear();
+        self.inputs.extend(self.players.iter().map(|p| PlayerInput { player: p.id, data: p.input }));
+
+        let (sim, inputs) = (&mut self.sim, &self.inputs);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sim.step(tick, inputs))) {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            self.close(&format!("game error: {message}"));
+            return TickReport { tick, panicked: Some(message), ..TickReport::default() };
+        }
+
+        let mut snapshot = self.spare.take().unwrap_or_default();
+        snapshot.tick = tick;
+        snapshot.entities.clear();
+        self.sim.write_snapshot(&mut snapshot.entities);
+        if !snapshot.is_well_formed() {
+            // A game bug, not a reason to send clients a state they cannot
+            // apply: sort, and merge duplicates by keeping the last.
+            snapshot.sort();
+            snapshot.entities.dedup_by_key(|e| e.id);
+        }
+        let entities = snapshot.entities.len();
+        self.spare = self.ring.push(snapshot);
+
+        let (encodings, closed_slow) = self.fan_out(now_us);
+        TickReport { tick, players: self.players.len(), entities, encodings, closed_slow, panicked: None }
+    }
+
+    /// Sends the current tick to every player; returns the number of
+    /// distinct encodings and of players closed as too slow.
+    fn fan_out(&mut self, now_us: u64) -> (usize, usize) {
+        let tick = self.tick;
+        let schema = self.game.schema();
+        let current = self.ring.latest().expect("a snapshot was just pushed");
+        let mut used = 0;
+        let mut closed_slow = 0;
+        for p in &self.players {
+            if p.outbox.is_closing() {
+                continue;
+            }
+            if let Some(ack) = p.last_ack {
+                let lag = tick.since(ack);
+                if lag > self.config.max_ack_lag_ticks {
+                    p.outbox.close(CloseReason::TooSlow { detail: format!("newest ack is {lag} ticks old").into() });
+                    closed_slow += 1;
+                    continue;
+                }
+            }
+            let baseline = p.last_ack.filter(|&a| a < tick).and_then(|a| self.ring.get(a));
+            let format = p.outbox.format();
+            let key = (baseline.map(|b| b.tick), Some(format));
+            let at = match self.encoded[..used].iter().position(|e| (e.baseline, e.format) == key) {
+                Some(at) => at,
+                None => {
+                    if used == self.encoded.len() {
+                        self.encoded.push(Encoded::default());
+                    }
+                    let slot = &mut self.encoded[used];
+                    slot.baseline = key.0;
+                    slot.format = key.1;
+                    slot.state.clear();
+                    match format {
+                        Format::Bin => {
+                            self.bin_encoder.encode(schema, self.config.tick_hz, baseline, current, &mut slot.state)
+                        }
+                        Format::Json => {
+                            delta::diff_into(schema, baseline, current, &mut self.plain);
+                            delta::json::write(schema, &self.plain, &mut slot.state);
+                        }
+                    }
+                    used += 1;
+                    used - 1
+                }
+            };
+            let encoded = &self.encoded[at];
+            let header =
+                TickHeader { tick, server_time_us: now_us, baseline: encoded.baseline, input_seq: p.input_seq };
+            let mut frame = Vec::with_capacity(encoded.state.len() + 32);
+            codec::encode_tick(format, &header, &encoded.state, &mut frame);
+            let skipped = p.outbox.set_tick(frame);
+            if skipped > self.config.max_skipped_ticks {
+                p.outbox.close(CloseReason::TooSlow { detail: format!("{skipped} ticks not taken").into() });
+                closed_slow += 1;
+            }
+        }
+        (used, closed_slow)
+    }
+
+    /// Closes the room: every player gets `room_closing` with `reason` and
+    /// leaves; no more ticks are taken.
+    pub fn close(&mut self, reason: &str) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason.to_owned());
+        let notice = ServerMsg::Ind { body: Indication::RoomClosing { reason: reason.to_owned() } };
+        for p in self.players.drain(..) {
+            let _ = p.outbox.push_msg(&notice);
+            p.outbox.set_membership(None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::game::arena::Arena;
+    use crate::outbox::OutboxItem;
+    use tickforge_protocol::message::Confirm;
+    use tickforge_protocol::session::{ClientSession, Event};
+
+    fn room(max_players: u32) -> Room {
+        Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(30, max_players), 42)
+    }
+
+    /// Joins a player and hands its `joined` to a fresh client session.
+    fn join(room: &mut Room, format: Format) -> (Rc<Outbox>, ClientSession, PlayerId) {
+        let outbox = Outbox::new(format, 64);
+        let joined = room.join(outbox.clone()).expect("a free seat");
+        let mut session = ClientSession::new(format);
+        let mut bytes = Vec::new();
+        codec::encode_server(
+            format,
+            &ServerMsg::Cfm { id: Default::default(), body: Confirm::Joined(joined.clone()) },
+            &mut bytes,
+        );
+        session.handle_message(&bytes).unwrap();
+        while session.poll_event().is_some() {}
+        (outbox, session, joined.player_id)
+    }
+
+    /// Delivers everything queued in `outbox` to `session`; returns ticks applied.
+    fn deliver(outbox: &Outbox, session: &mut ClientSession) -> usize {
+        let mut ticks = 0;
+        while let Some(item) = outbox.try_next() {
+            match item {
+                OutboxItem::Control(bytes) => session.handle_message(&bytes).unwrap(),
+                OutboxItem::Tick(bytes) => {
+                    session.handle_message(&bytes).unwrap();
+                    ticks += 1;
+                }
+                OutboxItem::Close(reason) => panic!("unexpected close: {reason}"),
+            }
+        }
+        while session.poll_event().is_some() {}
+        ticks
+    }
+
+    #[test]
+    fn clients_rebuild_the_rooms_state_bit_for_bit_in_both_formats() {
+        let mut room = room(8);
+        let (bin_box, mut bin, bin_id) = join(&mut room, Format::Bin);
+        let (json_box, mut json, _) = join(&mut room, Format::Json);
+        for t in 1..=120u32 {
+            let phase = f64::from(t) / 120.0 * std::f64::consts::TAU;
+            let data = InputData {
+                move_x: (phase.cos() * 127.0) as i8,
+                move_y: (phase.sin() * 127.0) as i8,
+                buttons: u8::from(t % 20 == 0),
+            };
+            room.input(bin_id, InputSeq(t), bin.latest_tick(), data);
+            room.tick(1_000_000 + u64::from(t));
+            assert_eq!(deliver(&bin_box, &mut bin), 1);
+            assert_eq!(deliver(&json_box, &mut json), 1);
+            let server = room.ring.latest().unwrap();
+            assert_eq!(bin.state(), Some(server), "bin client at tick {t}");
+            assert_eq!(json.state(), Some(server), "json client at tick {t}");
+            // The JSON client acks only every other tick: deltas still apply.
+            if t % 2 == 0 {
+                let mut out = Vec::new();
+                json.ack(&mut out);
+                let tick = json.latest_tick().unwrap();
+                room.ack(PlayerId(2), tick);
+            }
+        }
+    }
+
+    /// WORKLOAD.md's input for client `index` at time `t_s`: the stick turns
+    /// a circle every 4 s, fire every 2 s, the phase drawn from the index.
+    fn workload_input(index: usize, t_s: f64) -> InputData {
+        let phase = index as f64 * 0.37;
+        let angle = (t_s / 4.0 + phase) * std::f64::consts::TAU;
+        let fire_phase = (t_s + index as f64 * 0.25) % 2.0;
+        InputData {
+            move_x: (angle.cos() * 127.0).round() as i8,
+            move_y: (angle.sin() * 127.0).round() as i8,
+            buttons: u8::from(fire_phase < 1.0 / 30.0),
+        }
+    }
+
+    /// The arena size figure: 8 players, 16 NPCs and their projectiles over
+    /// 600 ticks, every player acking each tick it applied. A size, not a
+    /// time, so it is safe to assert.
+    #[test]
+    fn arena_deltas_are_a_fraction_of_the_full_state() {
+        for format in [Format::Bin, Format::Json] {
+            let mut room = room(8);
+            let mut players: Vec<_> = (0..8).map(|_| join(&mut room, format)).collect();
+            let (mut delta_bytes, mut full_bytes, mut messages) = (0usize, 0usize, 0usize);
+            for t in 1..=600u32 {
+                let t_s = f64::from(t) / 30.0;
+                for (i, (_, session, id)) in players.iter_mut().enumerate() {
+                    let mut out = Vec::new();
+                    let seq = session.input(workload_input(i, t_s), &mut out);
+                    room.input(*id, seq, session.latest_tick(), workload_input(i, t_s));
+                }
+                room.tick(1_763_740_000_000_000 + u64::from(t) * 33_333);
+                for (outbox, session, _) in &mut players {
+                    while let Some(item) = outbox.try_next() {
+                        let OutboxItem::Tick(bytes) = item else { continue };
+                        session.handle_message(&bytes).unwrap();
+                        assert_eq!(session.state(), room.ring.latest());
+                        if t > 30 {
+                            delta_bytes += bytes.len();
+                            full_bytes += session.full_state_len().unwrap();
+                            messages += 1;
+                        }
+                    }
+                    while session.poll_event().is_some() {}
+                }
+            }
+            let (delta, full) = (delta_bytes as f64 / messages as f64, full_bytes as f64 / messages as f64);
+            let ratio = delta / full;
+            eprintln!(
+                "{format:?}: mean tick message {delta:.1} B, full state {full:.1} B, ratio {:.1} %",
+                ratio * 100.0
+            );
+            if format == Format::Bin {
+                assert!(ratio < 0.35, "binary delta is {:.1} % of the full state", ratio * 100.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_room_rejects_and_leaving_notifies_the_others() {
+        let mut room = room(2);
+        let (a_box, mut a, _) = join(&mut room, Format::Json);
+        let (_b_box, _b, b_id) = join(&mut room, Format::Json);
+        let err = room.join(Outbox::new(Format::Json, 4)).unwrap_err();
+        assert_eq!(err, (RejectCode::RoomFull, "room r-0-1 has 2 of 2 players".to_owned()));
+        assert!(room.leave(b_id, "left"));
+        assert!(!room.leave(b_id, "left"));
+        let mut seen = Vec::new();
+        while let Some(OutboxItem::Control(bytes)) = a_box.try_next() {
+            a.handle_message(&bytes).unwrap();
+            while let Some(e) = a.poll_event() {
+                seen.push(e);
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Event::Indication(Indication::PlayerJoined { player_id: b_id }),
+                Event::Indication(Indication::PlayerLeft { player_id: b_id, reason: "left".into() }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_player_that_stops_taking_ticks_is_closed_and_the_others_go_on() {
+        let mut room = room(8);
+        let (stuck_box, _stuck, _) = join(&mut room, Format::Bin);
+        let (live_box, mut live, live_id) = join(&mut room, Format::Bin);
+        let bound = room.config.max_skipped_ticks as u64;
+        for t in 0..bound + 3 {
+            room.input(live_id, InputSeq(t as u32 + 1), live.latest_tick(), InputData::default());
+            room.tick(t);
+            assert_eq!(deliver(&live_box, &mut live), 1, "the live player gets every tick");
+        }
+        assert!(stuck_box.is_closing());
+        assert!(matches!(stuck_box.try_next(), Some(OutboxItem::Control(_))), "player_joined of the live one");
+        assert!(matches!(stuck_box.try_next(), Some(OutboxItem::Close(CloseReason::TooSlow { .. }))));
+    }
+
+    #[test]
+    fn a_panicking_game_closes_only_its_room() {
+        struct Boom;
+        impl GameRoom for Boom {
+            fn add_player(&mut self, _: PlayerId) -> tickforge_protocol::ids::EntityId {
+                tickforge_protocol::ids::EntityId(0)
+            }
+            fn remove_player(&mut self, _: PlayerId) {}
+            fn step(&mut self, _: Tick, _: &[PlayerInput]) {
+                panic!("boom");
+            }
+            fn write_snapshot(&self, _: &mut Vec<tickforge_protocol::snapshot::Entity>) {}
+        }
+        struct BoomGame(tickforge_protocol::schema::Schema);
+        impl Game for BoomGame {
+            fn name(&self) -> &str {
+                "boom"
+            }
+            fn schema(&self) -> &tickforge_protocol::schema::Schema {
+                &self.0
+            }
+            fn new_room(&self, _: u64, _: u32) -> Box<dyn GameRoom> {
+                Box::new(Boom)
+            }
+        }
+        let game = Arc::new(BoomGame(Arena::default().schema().clone()));
+        let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1);
+        let outbox = Outbox::new(Format::Json, 8);
+        room.join(outbox.clone()).unwrap();
+        let report = room.tick(0);
+        assert_eq!(report.panicked.as_deref(), Some("boom"));
+        assert_eq!(room.closed(), Some("game error: boom"));
+        assert_eq!(outbox.membership(), None);
+        let Some(OutboxItem::Control(bytes)) = outbox.try_next() else { panic!("room_closing expected") };
+        assert_eq!(
+            codec::decode_server(Format::Json, &bytes).unwrap(),
+            ServerMsg::Ind { body: Indication::RoomClosing { reason: "game error: boom".into() } }
+        );
+        let mut other = self::room(8);
+        assert!(other.tick(0).panicked.is_none(), "another room ticks on");
+    }
+}
