@@ -141,6 +141,12 @@ pub enum SchemaError {
         /// The field.
         name: String,
     },
+    /// Two kinds share a name (JSON names kinds, so they must differ).
+    #[error("entity kind {name:?} is named twice")]
+    DuplicateKind {
+        /// The name.
+        name: String,
+    },
     /// `integrates` names a field that is not a `fixed` of the same scale.
     #[error("field {name:?} integrates field {index}, which is not a fixed field of the same scale")]
     BadIntegrates {
@@ -162,6 +168,11 @@ impl Schema {
         }
         if self.kinds.is_empty() || self.kinds.len() > 256 {
             return Err(SchemaError::BadKindCount { count: self.kinds.len() });
+        }
+        for (i, kind) in self.kinds.iter().enumerate() {
+            if self.kinds[..i].contains(kind) {
+                return Err(SchemaError::DuplicateKind { name: kind.clone() });
+            }
         }
         for (i, field) in self.fields.iter().enumerate() {
             let reserved = field.name == "id" || field.name == "kind";
@@ -234,6 +245,9 @@ mod tests {
         let mut bad = ok.clone();
         bad.fields[1].name = "x".into();
         assert!(matches!(bad.validate(), Err(SchemaError::DuplicateName { .. })));
+        let mut bad = ok.clone();
+        bad.kinds.push("a".into());
+        assert_eq!(bad.validate(), Err(SchemaError::DuplicateKind { name: "a".into() }));
         let mut bad = ok;
         bad.kinds.clear();
         assert!(matches!(bad.validate(), Err(SchemaError::BadKindCount { .. })));

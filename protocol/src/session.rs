@@ -240,7 +240,12 @@ impl ClientSession {
             }
         }
         if room.baselines.len() >= MAX_BASELINES {
-            room.baselines.pop_front();
+            // While acks stall the server keeps sending deltas against the
+            // last acked tick, which is now the oldest kept: keep it and
+            // drop the next oldest instead (a ring of 1 s at 128 Hz is 130
+            // ticks, more than MAX_BASELINES).
+            let keep_front = header.baseline.is_some() && room.baselines.front().map(|s| s.tick) == header.baseline;
+            room.baselines.remove(usize::from(keep_front));
         }
         room.baselines.push_back(snapshot);
         Ok(())
