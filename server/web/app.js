@@ -571,11 +571,14 @@ $("refresh-rooms").addEventListener("click", refreshRooms);
 // ---- drawing ------------------------------------------------------------------------
 
 let frames = 0;
+/** What the last frame drew: the interpolated entities and the tick drawn. */
+let drawn = { alpha: 1, tick: null, entities: [] };
 
 function frame(now) {
   frames += 1;
   const period = joined ? 1000 / Math.max(1, joined.tick_hz) : 33;
-  const { entities } = interpolate(room, now, period);
+  drawn = interpolate(room, now, period);
+  const { entities } = drawn;
   let message = "";
   if (!room.latest) {
     message =
@@ -619,6 +622,11 @@ window.__tickforge = {
   /** The newest state's entities. */
   entities() {
     return room.latest ? [...room.latest.entities.values()].map((e) => ({ ...e })) : [];
+  },
+  /** The own entity as the last frame drew it (interpolated), or null. */
+  drawnSelf() {
+    const me = joined && drawn.entities.find((e) => e.id === joined.entity_id);
+    return me ? { ...me, tick: drawn.tick, alpha: drawn.alpha } : null;
   },
   /** The player's own entity in the newest state, or null. */
   self() {

@@ -11,6 +11,15 @@
 /** The most snapshots kept as baselines (about 4 s at 30 Hz). */
 export const MAX_BASELINES = 128;
 
+/** The newest snapshots kept for drawing, whatever the baselines. */
+export const HISTORY = 8;
+
+/** How many recent ticks the clock offset estimate looks at. */
+const OFFSET_WINDOW = 90;
+
+/** Drawing runs this many tick periods behind the newest tick's time. */
+export const DELAY_PERIODS = 1.25;
+
 /** One applied tick: its number, times, and entities by id. */
 export class Snapshot {
   /**
@@ -59,8 +68,21 @@ export class RoomState {
   constructor() {
     /** @type {Snapshot[]} oldest first */
     this.baselines = [];
+    /** @type {Snapshot[]} the newest few, oldest first, for drawing */
+    this.history = [];
     /** How many ticks were skipped, by reason. */
     this.skipped = { stale: 0, missing_baseline: 0 };
+    /** Recent (arrival ms - server time ms), for the clock offset. */
+    this.offsets = [];
+  }
+
+  /**
+   * The local clock minus the server's, plus the fastest recent delivery:
+   * the smallest (arrival - tick time) of the last ticks. Server time t is
+   * local time t + offset at the earliest.
+   */
+  get offsetMs() {
+    return this.offsets.length ? Math.min(...this.offsets) : 0;
   }
 
   /** The newest applied snapshot, or null. */
@@ -107,6 +129,12 @@ export class RoomState {
     const snap = new Snapshot(msg.tick, applyDelta(base, msg.state ?? {}), msg.server_time_us, nowMs);
     if (this.baselines.length >= MAX_BASELINES) this.baselines.shift();
     this.baselines.push(snap);
+    if (this.history.length >= HISTORY) this.history.shift();
+    this.history.push(snap);
+    if (Number.isFinite(msg.server_time_us)) {
+      if (this.offsets.length >= OFFSET_WINDOW) this.offsets.shift();
+      this.offsets.push(nowMs - msg.server_time_us / 1000);
+    }
     return snap;
   }
 
@@ -125,38 +153,61 @@ function lerp(a, b, t) {
 }
 
 /**
- * The entities to draw at `nowMs`: between the last two ticks, `alpha` of the
- * way from the previous to the newest, where alpha grows from 0 at the
- * newest tick's arrival to 1 one tick period later. Drawing one tick behind
- * the newest keeps motion smooth without predicting. An entity that only
- * the newest tick holds is drawn where it is; one the newest tick removed
- * is not drawn. Entities that jump further than `maxJump` in a tick (a
- * respawn) are not interpolated.
+ * The entities to draw at local time `nowMs`.
+ *
+ * Drawing runs DELAY_PERIODS tick periods behind the newest tick, on the
+ * server's clock (each tick's `server_time_us`, mapped to local time by
+ * `offsetMs`), so that there are nearly always two ticks around the time
+ * drawn: an entity's position is interpolated between them, never
+ * extrapolated. The entities drawn are those of the later of the two (an
+ * entity spawned there is drawn where it is; one removed there is gone).
+ * An entity that jumps further than `maxJump` between them (a respawn) is
+ * drawn where it lands. Without usable tick times (they must increase), the
+ * last two ticks are interpolated over one period from the newest's arrival.
  * @param {RoomState} room
  * @param {number} nowMs
  * @param {number} periodMs one tick period
  * @param {number} [maxJump]
- * @returns {{alpha: number, entities: object[]}}
+ * @returns {{alpha: number, tick: number|null, entities: object[]}}
  */
 export function interpolate(room, nowMs, periodMs, maxJump = 100) {
-  const cur = room.latest;
-  if (!cur) return { alpha: 1, entities: [] };
-  const prev = room.previous;
-  const alpha = Math.min(1, Math.max(0, (nowMs - cur.arrivedMs) / Math.max(1, periodMs)));
+  const h = room.history;
+  if (!h.length) return { alpha: 1, tick: null, entities: [] };
+  const last = h[h.length - 1];
+  let from = h.length > 1 ? h[h.length - 2] : null;
+  let to = last;
+  let alpha;
+  const timed = from !== null && to.serverTimeUs > from.serverTimeUs;
+  if (timed) {
+    const t = (nowMs - room.offsetMs - DELAY_PERIODS * periodMs) * 1000; // server µs
+    let i = h.length - 1;
+    while (i > 0 && h[i - 1].serverTimeUs >= t) i -= 1;
+    // Now h[i] is the first snapshot at or after t (or the oldest kept).
+    if (i === 0) {
+      from = null;
+      to = h[0];
+      alpha = 1;
+    } else {
+      from = h[i - 1];
+      to = h[i];
+      const span = to.serverTimeUs - from.serverTimeUs;
+      alpha = span > 0 ? Math.min(1, Math.max(0, (t - from.serverTimeUs) / span)) : 1;
+    }
+  } else {
+    alpha = Math.min(1, Math.max(0, (nowMs - last.arrivedMs) / Math.max(1, periodMs)));
+  }
   const out = [];
-  for (const e of cur.entities.values()) {
-    const p = prev ? prev.entities.get(e.id) : undefined;
+  for (const e of to.entities.values()) {
+    const p = from ? from.entities.get(e.id) : undefined;
     if (!p || typeof e.x !== "number" || typeof e.y !== "number") {
       out.push(e);
-      continue;
-    }
-    if (Math.abs(e.x - p.x) > maxJump || Math.abs(e.y - p.y) > maxJump) {
+    } else if (Math.abs(e.x - p.x) > maxJump || Math.abs(e.y - p.y) > maxJump) {
       out.push(e);
-      continue;
+    } else {
+      out.push({ ...e, x: lerp(p.x, e.x, alpha), y: lerp(p.y, e.y, alpha) });
     }
-    out.push({ ...e, x: lerp(p.x, e.x, alpha), y: lerp(p.y, e.y, alpha) });
   }
-  return { alpha, entities: out };
+  return { alpha, tick: to.tick, entities: out };
 }
 
 /**

@@ -189,7 +189,23 @@ async function main() {
       const sign = key === "d" ? 1 : -1;
       await a.locator("#view").click();
       await a.keyboard.down(key);
-      await sleep(1000);
+      // While moving, sample what each animation frame draws: interpolation
+      // gives positions between ticks, so more distinct x than ticks.
+      const frames = await a.evaluate(
+        () =>
+          new Promise((resolve) => {
+            const xs = [];
+            const t0 = performance.now();
+            const step = () => {
+              const me = window.__tickforge.drawnSelf();
+              if (me) xs.push([me.x, me.tick]);
+              if (performance.now() - t0 < 800) requestAnimationFrame(step);
+              else resolve(xs);
+            };
+            requestAnimationFrame(step);
+          }),
+      );
+      await sleep(200);
       await a.keyboard.up(key);
       await sleep(300);
       const me1 = await a.evaluate(() => window.__tickforge.self());
@@ -197,7 +213,10 @@ async function main() {
       // 200 units/s for about a second; allow for ticks in flight.
       assert(dx >= 80, `held '${key}' ~1 s: x ${me0.x} -> ${me1.x}`);
       assert(Math.abs(me1.y - me0.y) < 20, `y moved too: ${me0.y} -> ${me1.y}`);
-      return `'${key}': x ${me0.x} -> ${me1.x}`;
+      const xs = new Set(frames.map(([x]) => x)).size;
+      const ticks = new Set(frames.map(([, t]) => t)).size;
+      assert(xs > ticks, `drawn frames show ${xs} positions over ${ticks} ticks: not interpolated`);
+      return `'${key}': x ${me0.x} -> ${me1.x}; ${frames.length} frames drew ${xs} positions over ${ticks} ticks`;
     });
 
     await check("space fires a projectile", async () => {

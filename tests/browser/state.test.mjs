@@ -14,6 +14,7 @@ import {
   closeCodeName,
   wsUrlFor,
   MAX_BASELINES,
+  HISTORY,
 } from "../../server/web/state.js";
 
 const full = {
@@ -88,28 +89,58 @@ test("the baseline store is bounded", () => {
   assert.equal(room.baselines.length, MAX_BASELINES);
 });
 
-test("interpolation runs from the previous tick to the newest over one period", () => {
+test("interpolation runs on the server's clock, between the two ticks around the time drawn", () => {
   const room = new RoomState();
-  room.applyTick(tick(1, null, full), 1000);
+  const at = (now) => new Map(interpolate(room, now, 100).entities.map((e) => [e.id, e]));
+  const timed = (n, baseline, state) => ({ ...tick(n, baseline, state), server_time_us: n * 100_000 });
+  // Tick n is taken at n * 100 ms server time and arrives 900 ms later locally
+  // (tick 2 even later, 950): drawing runs 125 ms behind the newest tick.
+  room.applyTick(timed(1, null, full), 1000);
   room.applyTick(
-    tick(2, 1, {
+    timed(2, 1, {
       updated: [{ id: 1, x: 20.0 }],
       spawned: [{ id: 9, kind: "projectile", x: 5.0, y: 5.0, vx: 0, vy: 0, hp: 100, score: 0 }],
       removed: [2],
     }),
-    1100,
+    1150,
   );
-  const at = (now) => new Map(interpolate(room, now, 100).entities.map((e) => [e.id, e]));
-  assert.equal(at(1100).get(1).x, 10.0);
-  assert.equal(at(1150).get(1).x, 15.0);
-  assert.equal(at(1200).get(1).x, 20.0);
+  assert.equal(room.offsetMs, 900, "the fastest delivery sets the offset");
+  assert.equal(at(1125).get(1).x, 10.0, "server time 100 ms: tick 1");
+  assert.equal(at(1175).get(1).x, 15.0, "server time 150 ms: half way");
+  assert.equal(at(1225).get(1).x, 20.0);
   assert.equal(at(5000).get(1).x, 20.0, "never extrapolates past the newest tick");
-  assert.equal(at(1150).get(9).x, 5.0, "a new entity is drawn where it is");
-  assert.equal(at(1150).has(2), false, "a removed entity is not drawn");
+  assert.equal(at(1175).get(9).x, 5.0, "a new entity is drawn where it is");
+  assert.equal(at(1175).has(2), false, "a removed entity is not drawn");
+  assert.equal(at(1125).has(2), true, "but it is drawn before its removal");
   // A respawn (a jump across the map) is not smeared.
-  room.applyTick(tick(3, 2, { updated: [{ id: 1, x: 900.0 }] }), 1200);
-  assert.equal(at(1250).get(1).x, 900.0);
+  room.applyTick(timed(3, 2, { updated: [{ id: 1, x: 900.0 }] }), 1200);
+  assert.equal(at(1275).get(1).x, 900.0);
+  // Older snapshots stay drawable after the baselines moved on.
+  room.applyTick(timed(4, 3, {}), 1300);
+  assert.deepEqual(
+    room.baselines.map((s) => s.tick),
+    [3, 4],
+  );
+  assert.equal(at(1175).get(1).x, 15.0);
   assert.deepEqual(interpolate(new RoomState(), 0, 33).entities, []);
+});
+
+test("without increasing tick times the last two ticks are interpolated from the arrival", () => {
+  const room = new RoomState();
+  const flat = (n, baseline, state) => ({ ...tick(n, baseline, state), server_time_us: 0 });
+  room.applyTick(flat(1, null, full), 1000);
+  room.applyTick(flat(2, 1, { updated: [{ id: 1, x: 20.0 }] }), 1100);
+  const x = (now) => interpolate(room, now, 100).entities.find((e) => e.id === 1).x;
+  assert.equal(x(1100), 10.0);
+  assert.equal(x(1150), 15.0);
+  assert.equal(x(1300), 20.0);
+});
+
+test("the drawing history is bounded", () => {
+  const room = new RoomState();
+  room.applyTick(tick(1, null, full), 0);
+  for (let t = 2; t < 40; t++) room.applyTick(tick(t, t - 1, {}), t);
+  assert.equal(room.history.length, HISTORY);
 });
 
 test("stick maps held keys to -127..127 with diagonals the same length", () => {
