@@ -43,6 +43,7 @@ const ui = {
   create: $("create"),
   leave: $("leave"),
   rooms: $("rooms"),
+  scores: $("scores"),
   roomsNote: $("rooms-note"),
   log: $("log"),
   canvas: $("view"),
@@ -147,6 +148,31 @@ function updateFigures() {
       }`
     : "–";
   ui.server.textContent = serverVersion ? `(version ${serverVersion})` : "";
+  if (t === null || t < scoresTick || t - scoresTick >= 6 || n !== scoresCount) renderScores(n);
+}
+
+let scoresTick = -Infinity;
+let scoresCount = null;
+
+/** The players of the room by score: a few rows, refreshed every few ticks. */
+function renderScores(n) {
+  scoresTick = room.latestTick ?? -Infinity;
+  scoresCount = n;
+  const l = room.latest;
+  const players = l ? [...l.entities.values()].filter((e) => e.kind === "player") : [];
+  players.sort((p, q) => (q.score ?? 0) - (p.score ?? 0) || p.id - q.id);
+  ui.scores.replaceChildren();
+  for (const p of players) {
+    const tr = document.createElement("tr");
+    if (joined && p.id === joined.entity_id) tr.className = "here";
+    const who = joined && p.id === joined.entity_id ? `you (#${p.id})` : `#${p.id}`;
+    for (const v of [who, p.hp ?? "–", p.score ?? "–"]) {
+      const td = document.createElement("td");
+      td.textContent = String(v);
+      tr.append(td);
+    }
+    ui.scores.append(tr);
+  }
 }
 
 // ---- sending -------------------------------------------------------------------
@@ -318,6 +344,7 @@ function joinRoom(body) {
   clearError();
   if (joined) {
     afterLeave = body;
+    stopInputOnly(); // an input after leaving would earn a not_in_room error
     request({ type: "leave_room" });
   } else {
     setStatus("joining", "joining…");
@@ -408,7 +435,11 @@ function onReject(msg) {
   const req = pending.get(msg.id);
   pending.delete(msg.id);
   const what = req ? req.type : `request ${msg.id}`;
-  showError(`The server rejected ${what}: ${msg.code} — ${msg.reason}`);
+  const hint =
+    req && req.type === "join_room" && (msg.code === "not_found" || msg.code === "room_full")
+      ? " Use “Join any room” or “New room” to play elsewhere."
+      : "";
+  showError(`The server rejected ${what}: ${msg.code} — ${msg.reason}.${hint}`);
   if (req && ["join_room", "join_or_create", "create_room"].includes(req.type)) {
     setStatus("idle", "not in a room");
   }
@@ -563,10 +594,14 @@ ui.create.addEventListener("click", () => {
 ui.leave.addEventListener("click", () => {
   ui.leave.blur();
   afterLeave = null;
+  stopInputOnly();
   request({ type: "leave_room" });
 });
 $("error-close").addEventListener("click", clearError);
-$("refresh-rooms").addEventListener("click", refreshRooms);
+$("refresh-rooms").addEventListener("click", (ev) => {
+  ev.currentTarget.blur();
+  refreshRooms();
+});
 
 // ---- drawing ------------------------------------------------------------------------
 
@@ -580,7 +615,9 @@ function frame(now) {
   drawn = interpolate(room, now, period);
   const { entities } = drawn;
   let message = "";
-  if (!room.latest) {
+  if (joined && !(joined.schema?.fields ?? []).some((f) => f.name === "x")) {
+    message = `game ${joined.game} has no x/y fields to draw`;
+  } else if (!room.latest) {
     message =
       statusState === "connecting" || statusState === "joining" || statusState === "joined"
         ? "connecting…"

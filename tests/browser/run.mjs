@@ -258,8 +258,11 @@ async function main() {
 
     await check("screenshot is saved and not blank", async () => {
       fs.mkdirSync(path.dirname(screenshot), { recursive: true });
-      await sleep(300); // a few more frames
+      // Fire on the way so the picture has projectiles in flight too.
+      await a.keyboard.down("Space");
+      await sleep(400);
       const png = await a.screenshot({ path: screenshot });
+      await a.keyboard.up("Space");
       const { colors, width, height } = await distinctColors(a, png);
       assert(colors >= 50, `only ${colors} distinct colours in ${width}x${height}`);
       // The canvas itself has drawn entities, not just the background.
