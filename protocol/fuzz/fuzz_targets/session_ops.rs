@@ -1,0 +1,136 @@
+//! A `ClientSession` driven by a sequence of operations: its own requests,
+//! inputs and acks, raw bytes from a hostile server, and valid ticks from a
+//! model server (full or against a chosen baseline). Never a panic; a tick
+//! the session applies always leaves it holding the server's snapshot, and
+//! a refused tick leaves its state untouched.
+#![no_main]
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use tickforge_protocol::codec::{self, Format, TickHeader};
+use tickforge_protocol::delta;
+use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RequestId, RoomId, Tick};
+use tickforge_protocol::message::{Confirm, Indication, InputData, Joined, Request, ServerMsg};
+use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
+use tickforge_protocol::testutil::{self, Rng};
+use tickforge_protocol::ClientSession;
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Join {
+        hz: u8,
+    },
+    Leave,
+    Closing,
+    Request,
+    Input {
+        move_x: i8,
+        move_y: i8,
+        buttons: u8,
+    },
+    Ack,
+    Raw(Vec<u8>),
+    /// The model server steps `steps` ticks and sends the newest, against
+    /// the kept tick `back` ticks old (0 = full state).
+    Tick {
+        steps: u8,
+        back: u8,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    json: bool,
+    seed: u64,
+    ops: Vec<Op>,
+}
+
+fuzz_target!(|input: Input| {
+    let format = if input.json { Format::Json } else { Format::Bin };
+    let schema = testutil::schema();
+    let mut rng = Rng::new(input.seed);
+    let mut session = ClientSession::new(format);
+    let mut out = Vec::new();
+    let mut hz = 30;
+    let mut ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));
+    let mut current = Snapshot::new(Tick(0));
+    let mut next_id = 0;
+    for op in input.ops.into_iter().take(256) {
+        match op {
+            Op::Join { hz: h } => {
+                hz = u32::from(h).clamp(10, 128);
+                ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));
+                current = testutil::snapshot(&mut rng, Tick(1), 8);
+                next_id = 8;
+                let joined = Joined {
+                    room_id: RoomId("r-1-1".into()),
+                    game: "arena".into(),
+                    player_id: PlayerId(1),
+                    entity_id: EntityId(1),
+                    tick_hz: hz,
+                    max_players: 8,
+                    schema: schema.clone(),
+                };
+                out.clear();
+                codec::encode_server(
+                    format,
+                    &ServerMsg::Cfm { id: RequestId(1), body: Confirm::Joined(joined) },
+                    &mut out,
+                );
+                assert_eq!(session.handle_message(&out), Ok(()));
+            }
+            Op::Leave => {
+                out.clear();
+                let body = Confirm::Left { room_id: RoomId("r-1-1".into()) };
+                codec::encode_server(format, &ServerMsg::Cfm { id: RequestId(2), body }, &mut out);
+                assert_eq!(session.handle_message(&out), Ok(()));
+            }
+            Op::Closing => {
+                out.clear();
+                let body = Indication::RoomClosing { reason: "bye".into() };
+                codec::encode_server(format, &ServerMsg::Ind { body }, &mut out);
+                assert_eq!(session.handle_message(&out), Ok(()));
+            }
+            Op::Request => {
+                session.request(Request::Ping { client_time_us: 1 }, &mut out);
+            }
+            Op::Input { move_x, move_y, buttons } => {
+                session.input(InputData { move_x, move_y, buttons }, &mut out);
+            }
+            Op::Ack => {
+                let _ = session.ack(&mut out);
+            }
+            Op::Raw(bytes) => {
+                let before = session.state().cloned();
+                if session.handle_message(&bytes).is_err() {
+                    assert_eq!(session.state(), before.as_ref());
+                }
+            }
+            Op::Tick { steps, back } => {
+                for _ in 0..=steps % 8 {
+                    current = testutil::evolve(&mut rng, &current, hz, &mut next_id);
+                    let _ = ring.push(current.clone());
+                }
+                let baseline = (back > 0).then(|| Tick(current.tick.0.saturating_sub(u64::from(back))));
+                let base = baseline.and_then(|b| ring.get(b));
+                if baseline.is_some() && base.is_none() {
+                    continue;
+                }
+                let mut state = Vec::new();
+                match format {
+                    Format::Bin => delta::bin::encode(&schema, hz, base, &current, &mut state),
+                    Format::Json => delta::json::write(&schema, &delta::diff(&schema, base, &current), &mut state),
+                }
+                let header = TickHeader { tick: current.tick, server_time_us: 0, baseline, input_seq: InputSeq(0) };
+                out.clear();
+                codec::encode_tick(format, &header, &state, &mut out);
+                let before = session.state().cloned();
+                match session.handle_message(&out) {
+                    Ok(()) => assert_eq!(session.state(), Some(&current)),
+                    Err(_) => assert_eq!(session.state(), before.as_ref()),
+                }
+            }
+        }
+        while session.poll_event().is_some() {}
+    }
+});
