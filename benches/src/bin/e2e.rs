@@ -1,0 +1,516 @@
+//! The end-to-end benchmark: a real `tickforge --shards 1` pinned to one
+//! CPU, `tickforge-loadgen --cores 1` pinned to another, as separate
+//! processes, over a matrix of client counts; writes the "End-to-end"
+//! section of BENCHMARKS.md and the per-scenario JSON reports and SVG plots
+//! in benches/results/.
+//!
+//! It builds nothing: run `cargo build --release -p tickforge-server -p
+//! tickforge-loadgen` first. Then, from the repository root:
+//!
+//! ```text
+//! cargo run --release -p tickforge-benches --bin e2e                # the full matrix (< 15 min)
+//! cargo run --release -p tickforge-benches --bin e2e -- --quick     # 100 and 1,000 clients, 5 s each
+//! cargo run --release -p tickforge-benches --bin e2e -- --clients 2500,5000 --json-clients none \
+//!     --duration 10s --warmup 2s --no-write
+//! ```
+//!
+//! Per scenario: the server starts on a free port (`taskset -c 0`,
+//! `--no-pin` so its shard stays on that CPU, connection and room limits
+//! raised to fit the scenario), the loadgen runs (`taskset -c 1`), the
+//! runner samples the server's CPU seconds (utime+stime of /proc/PID/stat)
+//! over the loadgen's measured window and its RSS (VmRSS), then stops the
+//! server with SIGTERM. Every scenario is bounded in time.
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BEGIN: &str = "<!-- e2e:begin (written by benches/src/bin/e2e.rs) -->";
+const END: &str = "<!-- e2e:end -->";
+
+#[derive(Debug, Clone)]
+struct Opts {
+    clients: Vec<usize>,
+    json_clients: Vec<usize>,
+    duration_s: f64,
+    warmup_s: f64,
+    connect_rate: f64,
+    players_per_room: usize,
+    server_cpu: String,
+    loadgen_cpu: String,
+    source_ips: String,
+    bin_dir: PathBuf,
+    out: PathBuf,
+    results: PathBuf,
+    write: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            clients: vec![100, 1_000, 2_500, 5_000, 7_500, 10_000],
+            json_clients: vec![1_000],
+            duration_s: 30.0,
+            warmup_s: 5.0,
+            connect_rate: 1_000.0,
+            players_per_room: 8,
+            server_cpu: "0".into(),
+            loadgen_cpu: "1".into(),
+            source_ips: "127.0.0.1-127.0.0.8".into(),
+            bin_dir: "target/release".into(),
+            out: "BENCHMARKS.md".into(),
+            results: "benches/results".into(),
+            write: true,
+        }
+    }
+}
+
+const USAGE: &str = "usage: e2e [--quick] [--clients N,N..] [--json-clients N,..|none] [--duration SECS] \
+[--warmup SECS] [--connect-rate N] [--server-cpu CPU] [--loadgen-cpu CPU] [--source-ips A-B|none] \
+[--bin-dir DIR] [--out FILE] [--results DIR] [--no-write]";
+
+fn parse_list(s: &str) -> Result<Vec<usize>> {
+    if s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(|n| n.trim().replace('_', "").parse().with_context(|| format!("{n:?} is not a count"))).collect()
+}
+
+fn parse_secs(s: &str) -> Result<f64> {
+    let (n, scale) = match s.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+    };
+    Ok(n.parse::<f64>().with_context(|| format!("{s:?} is not a duration"))? * scale)
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut o = Opts::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value; {USAGE}"));
+        match a.as_str() {
+            "--quick" => {
+                o.clients = vec![100, 1_000];
+                o.json_clients = vec![100];
+                o.duration_s = 5.0;
+                o.warmup_s = 1.0;
+            }
+            "--clients" => o.clients = parse_list(&val()?)?,
+            "--json-clients" => o.json_clients = parse_list(&val()?)?,
+            "--duration" => o.duration_s = parse_secs(&val()?)?,
+            "--warmup" => o.warmup_s = parse_secs(&val()?)?,
+            "--connect-rate" => o.connect_rate = val()?.parse().context("--connect-rate")?,
+            "--server-cpu" => o.server_cpu = val()?,
+            "--loadgen-cpu" => o.loadgen_cpu = val()?,
+            "--source-ips" => o.source_ips = val()?,
+            "--bin-dir" => o.bin_dir = val()?.into(),
+            "--out" => o.out = val()?.into(),
+            "--results" => o.results = val()?.into(),
+            "--no-write" => o.write = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}; {USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    clients: usize,
+    form: &'static str,
+}
+
+impl Scenario {
+    fn name(self) -> String {
+        format!("e2e-{}-{}", self.clients, self.form)
+    }
+}
+
+/// What one scenario measured.
+#[derive(Debug)]
+struct Outcome {
+    scenario: Scenario,
+    report: Value,
+    server_cpu_cores: f64,
+    rss_idle_kib: u64,
+    rss_peak_kib: u64,
+    server_cmd: String,
+    loadgen_cmd: String,
+    loadgen_status: i32,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_secs(pid: u32, hz: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / hz)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
+    let port = free_port()?;
+    let server_bin = o.bin_dir.join("tickforge");
+    let loadgen_bin = o.bin_dir.join("tickforge-loadgen");
+    let rooms = s.clients.div_ceil(o.players_per_room);
+    let server_args: Vec<String> = vec![
+        "-c".into(),
+        o.server_cpu.clone(),
+        server_bin.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--shards".into(),
+        "1".into(),
+        "--no-pin".into(),
+        "--max-connections".into(),
+        (s.clients + 256).max(2048).to_string(),
+        "--max-rooms".into(),
+        (rooms + 64).max(1000).to_string(),
+    ];
+    let log_path = o.results.join(format!("{}.server.log", s.name()));
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut server = Command::new("taskset")
+        .args(&server_args)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", server_bin.display()))?;
+    let pid = server.id();
+    let started = Instant::now();
+    while !healthy(port) {
+        if let Ok(Some(status)) = server.try_wait() {
+            bail!("the server exited with {status}; see {}", log_path.display());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            stop(&mut server);
+            bail!("the server did not answer /healthz within 10 s; see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_idle_kib = rss_kib(pid).unwrap_or(0);
+
+    let json_path = o.results.join(format!("{}.json", s.name()));
+    let plot_path = o.results.join(format!("{}.svg", s.name()));
+    let mut loadgen_args: Vec<String> = vec![
+        "-c".into(),
+        o.loadgen_cpu.clone(),
+        loadgen_bin.display().to_string(),
+        "--url".into(),
+        format!("ws://127.0.0.1:{port}/ws"),
+        "--clients".into(),
+        s.clients.to_string(),
+        "--players-per-room".into(),
+        o.players_per_room.to_string(),
+        "--subprotocol".into(),
+        s.form.into(),
+        "--cores".into(),
+        "1".into(),
+        "--connect-rate".into(),
+        o.connect_rate.to_string(),
+        "--warmup".into(),
+        format!("{}s", o.warmup_s),
+        "--duration".into(),
+        format!("{}s", o.duration_s),
+        "--json".into(),
+        json_path.display().to_string(),
+        "--plot".into(),
+        plot_path.display().to_string(),
+        "--quiet".into(),
+    ];
+    if o.source_ips != "none" {
+        loadgen_args.extend(["--source-ips".into(), o.source_ips.clone()]);
+    }
+    let _ = std::fs::remove_file(&json_path);
+    let lg_log_path = o.results.join(format!("{}.loadgen.log", s.name()));
+    let lg_log = std::fs::File::create(&lg_log_path)?;
+    let spawned = Instant::now();
+    let mut loadgen = Command::new("taskset")
+        .args(&loadgen_args)
+        .stdin(Stdio::null())
+        .stdout(lg_log.try_clone()?)
+        .stderr(lg_log)
+        .spawn()
+        .with_context(|| format!("starting {}", loadgen_bin.display()))?;
+    // The loadgen's schedule: probe, 200 ms start-up, ramp-up, warm-up, measured.
+    let ramp = s.clients.saturating_sub(1) as f64 / o.connect_rate;
+    let measure_start = spawned + Duration::from_secs_f64(0.25 + ramp + o.warmup_s);
+    let measure_end = measure_start + Duration::from_secs_f64(o.duration_s);
+    let deadline = measure_end + Duration::from_secs(60);
+    let (mut cpu0, mut cpu1, mut rss_peak) = (None, None, rss_idle_kib);
+    let status = loop {
+        let now = Instant::now();
+        if cpu0.is_none() && now >= measure_start {
+            cpu0 = cpu_secs(pid, hz).map(|c| (c, now));
+        }
+        if now >= measure_start && now < measure_end {
+            rss_peak = rss_peak.max(rss_kib(pid).unwrap_or(0));
+        }
+        if cpu1.is_none() && now >= measure_end {
+            cpu1 = cpu_secs(pid, hz).map(|c| (c, now));
+        }
+        if let Some(status) = loadgen.try_wait()? {
+            break status;
+        }
+        if now > deadline {
+            let _ = loadgen.kill();
+            let _ = loadgen.wait();
+            stop(&mut server);
+            bail!("{}: the loadgen ran past its deadline and was killed", s.name());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let server_alive = server.try_wait()?.is_none();
+    stop(&mut server);
+    if !server_alive {
+        bail!("{}: the server died during the run; see {}", s.name(), log_path.display());
+    }
+    let text = std::fs::read_to_string(&json_path).with_context(|| {
+        let log = std::fs::read_to_string(&lg_log_path).unwrap_or_default();
+        format!("{}: no report ({status}): {}", s.name(), log.trim())
+    })?;
+    let report: Value = serde_json::from_str(&text)?;
+    let server_cpu_cores = match (cpu0, cpu1) {
+        (Some((c0, t0)), Some((c1, t1))) if t1 > t0 => (c1 - c0) / (t1 - t0).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    let _ = std::fs::remove_file(&log_path);
+    let _ = std::fs::remove_file(&lg_log_path);
+    Ok(Outcome {
+        scenario: s,
+        report,
+        server_cpu_cores,
+        rss_idle_kib,
+        rss_peak_kib: rss_peak,
+        server_cmd: format!("taskset {}", server_args.join(" ")),
+        loadgen_cmd: format!("taskset {}", loadgen_args.join(" ")),
+        loadgen_status: status.code().unwrap_or(-1),
+    })
+}
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_f64().unwrap_or(f64::NAN)
+}
+
+fn ms(v: &Value, path: &[&str]) -> String {
+    format!("{:.2}", f(v, path) / 1000.0)
+}
+
+/// The markdown section.
+fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
+    let mut s = String::new();
+    let machine = outcomes.first().map(|o| &o.report["machine"]);
+    let _ = writeln!(s, "## End-to-end\n");
+    let _ = writeln!(
+        s,
+        "Written by `cargo run --release -p tickforge-benches --bin e2e{}` on {} ({} CPUs, {}; kernel {}).",
+        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>(),
+        machine.and_then(|m| m["date"].as_str()).unwrap_or("?"),
+        machine.and_then(|m| m["nproc"].as_u64()).unwrap_or(0),
+        machine.and_then(|m| m["cpu"].as_str()).unwrap_or("?"),
+        machine.and_then(|m| m["kernel"].as_str()).unwrap_or("?"),
+    );
+    let _ = writeln!(
+        s,
+        "The reference workload of WORKLOAD.md: arena, {} players per room, one input per client at 30 Hz, \
+         {} s warm-up, {} s measured. Server: `tickforge --shards 1` on CPU {}; loadgen: \
+         `tickforge-loadgen --cores 1` on CPU {}; one host, loopback, so both clocks are one. \
+         Server CPU is user+system seconds per measured second (1.00 = its one core saturated); \
+         RSS per client is (peak RSS under load - idle RSS) / clients. A loadgen CPU near 1.00 means the \
+         loadgen, not the server, was the limit of that row.\n",
+        o.players_per_room, o.warmup_s, o.duration_s, o.server_cpu, o.loadgen_cpu
+    );
+    let _ = writeln!(
+        s,
+        "| clients | form | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | server RSS MiB | RSS/client KiB | loadgen CPU |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for out in outcomes {
+        let r = &out.report;
+        let clients = out.scenario.clients;
+        let per_client = (out.rss_peak_kib.saturating_sub(out.rss_idle_kib)) as f64 / clients as f64;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.1} | {:.2} | {:.2} |",
+            clients,
+            out.scenario.form,
+            ms(r, &["tick_latency_us", "p50"]),
+            ms(r, &["tick_latency_us", "p99"]),
+            ms(r, &["tick_latency_us", "p99_9"]),
+            ms(r, &["tick_latency_us", "max"]),
+            ms(r, &["input_latency_us", "p99"]),
+            f(r, &["bytes_per_client_tick"]),
+            f(r, &["full_state_bytes"]),
+            f(r, &["delta_ratio"]) * 100.0,
+            r["missed_ticks"],
+            r["errors_total"],
+            out.server_cpu_cores,
+            out.rss_peak_kib as f64 / 1024.0,
+            per_client,
+            f(r, &["loadgen_cpu_cores"]),
+        );
+    }
+    let _ = writeln!(s);
+    let best = outcomes
+        .iter()
+        .filter(|o| o.scenario.form == "bin")
+        .filter(|o| f(&o.report, &["tick_latency_us", "p99"]) < 5_000.0)
+        .filter(|o| o.report["missed_ticks"].as_u64() == Some(0) && o.report["errors_total"].as_u64() == Some(0))
+        .map(|o| o.scenario.clients)
+        .max();
+    let _ = writeln!(
+        s,
+        "Largest client count (binary form) with tick-latency p99 under 5 ms, no missed ticks and no errors: **{}**.\n",
+        best.map_or("none of those run".to_string(), |n| n.to_string())
+    );
+    for line in failures {
+        let _ = writeln!(s, "- FAILED: {line}");
+    }
+    if !failures.is_empty() {
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "Latency by percentile (tick and input latency), one plot per row:\n");
+    for out in outcomes {
+        let name = out.scenario.name();
+        let _ = writeln!(
+            s,
+            "- {} clients, {}: [{name}.svg](benches/results/{name}.svg), report [{name}.json](benches/results/{name}.json)",
+            out.scenario.clients, out.scenario.form
+        );
+    }
+    let _ = writeln!(s, "\n<details><summary>Commands</summary>\n");
+    for out in outcomes {
+        let _ = writeln!(
+            s,
+            "```\n{}\n{}\n```\n(loadgen exit status {})\n",
+            out.server_cmd, out.loadgen_cmd, out.loadgen_status
+        );
+    }
+    let _ = writeln!(s, "</details>");
+    s
+}
+
+/// Replaces the section between the markers (or appends it).
+fn write_section(path: &Path, body: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let block = format!("{BEGIN}\n{body}{END}\n");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], old[e + END.len()..].trim_start_matches('\n')),
+        _ => format!("{}\n{block}", old.trim_end_matches('\n').to_owned() + "\n"),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    for bin in ["tickforge", "tickforge-loadgen"] {
+        let p = o.bin_dir.join(bin);
+        if !p.exists() {
+            bail!(
+                "{} is missing: run `cargo build --release -p tickforge-server -p tickforge-loadgen` first",
+                p.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(&o.results)?;
+    let hz = clock_ticks();
+    let scenarios: Vec<Scenario> = o
+        .clients
+        .iter()
+        .map(|&clients| Scenario { clients, form: "bin" })
+        .chain(o.json_clients.iter().map(|&clients| Scenario { clients, form: "json" }))
+        .collect();
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    let mut failures = Vec::new();
+    for s in scenarios {
+        eprintln!("e2e: {} clients, {} ({:.0} s so far)", s.clients, s.form, started.elapsed().as_secs_f64());
+        match run_scenario(&o, s, hz) {
+            Ok(out) => {
+                let r = &out.report;
+                eprintln!(
+                    "e2e:   tick p99 {} ms, input p99 {} ms, {:.1} B/client-tick ({:.1} % of full), missed {}, errors {}, server CPU {:.2}, RSS {:.1} MiB, loadgen CPU {:.2}",
+                    ms(r, &["tick_latency_us", "p99"]),
+                    ms(r, &["input_latency_us", "p99"]),
+                    f(r, &["bytes_per_client_tick"]),
+                    f(r, &["delta_ratio"]) * 100.0,
+                    r["missed_ticks"],
+                    r["errors_total"],
+                    out.server_cpu_cores,
+                    out.rss_peak_kib as f64 / 1024.0,
+                    f(r, &["loadgen_cpu_cores"]),
+                );
+                outcomes.push(out);
+            }
+            Err(e) => {
+                eprintln!("e2e:   FAILED: {e:#}");
+                failures.push(format!("{} clients, {}: {e:#}", s.clients, s.form));
+            }
+        }
+    }
+    let body = section(&o, &outcomes, &failures);
+    if o.write {
+        write_section(&o.out, &body)?;
+        eprintln!("e2e: wrote {} in {:.0} s", o.out.display(), started.elapsed().as_secs_f64());
+    } else {
+        print!("{body}");
+    }
+    if outcomes.is_empty() {
+        bail!("no scenario ran");
+    }
+    Ok(())
+}
