@@ -1,1 +1,180 @@
-fn main() {}
+//! `tickforge`: the server binary. Flags become a validated
+//! [`ServerConfig`]; SIGINT/SIGTERM start a graceful drain; exit 0 after it.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tickforge_server::config::{parse_byte_size, parse_duration};
+use tickforge_server::ServerConfig;
+
+/// tickforge: a game state server hosting authoritative rooms over WebSocket.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on (HTTP and WebSocket on one port).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Shards (pinned executors); default: one per available core.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Do not pin shards to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Default tick rate of new rooms, Hz (10..=128).
+    #[arg(long, default_value_t = 30)]
+    tick_hz: u32,
+    /// Open connections per shard; beyond it handshakes get 503.
+    #[arg(long, default_value_t = 2048)]
+    max_connections: usize,
+    /// Largest client message (e.g. 65536, 64k, 16m); bigger closes 1009.
+    #[arg(long, default_value = "64k", value_parser = parse_byte_size)]
+    max_message_size: usize,
+    /// Inputs per second per player; excess dropped, 5x closes 1008.
+    #[arg(long, default_value_t = 120)]
+    max_inputs_per_sec: u32,
+    /// Requests per second per connection; excess gets rej rate_limited.
+    #[arg(long, default_value_t = 20)]
+    max_requests_per_sec: u32,
+    /// Rooms per shard; beyond it create_room gets rej overloaded.
+    #[arg(long, default_value_t = 1000)]
+    max_rooms: usize,
+    /// Most seats a room may have.
+    #[arg(long, default_value_t = 64)]
+    max_players_per_room: u32,
+    /// Seats of a room created without max_players (and by join_or_create).
+    #[arg(long, default_value_t = 8)]
+    players_per_room: u32,
+    /// Time allowed for a complete HTTP request head (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// Control messages queued per connection; more closes 1008.
+    #[arg(long, default_value_t = 256)]
+    max_control_queue: usize,
+    /// A socket accepting no bytes this long while data waits is closed 1008.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    send_stall: Duration,
+    /// A player this far behind its room (acks, untaken ticks) is closed 1008.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    slow_client: Duration,
+    /// Consecutive undecodable messages before closing 1007.
+    #[arg(long, default_value_t = 5)]
+    max_decode_errors: u32,
+    /// Graceful shutdown waits at most this long for connections.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// An empty room is disposed of after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    empty_room_grace: Duration,
+    /// Ping a connection silent this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    ping_interval: Duration,
+    /// Close (1008) a connection silent this long after a ping.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    ping_timeout: Duration,
+    /// An Origin allowed to open a WebSocket (repeatable); none = any.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Require `hello` with this token before other requests.
+    #[arg(long)]
+    token: Option<String>,
+    /// Mount /echo, echoing every message (for Autobahn conformance runs).
+    #[arg(long)]
+    echo: bool,
+}
+
+impl Cli {
+    fn into_config(self) -> ServerConfig {
+        let mut c = ServerConfig::default();
+        c.listen = self.listen;
+        if let Some(n) = self.shards {
+            c.shards = n;
+        }
+        c.pin = !self.no_pin;
+        c.tick_hz = self.tick_hz;
+        c.drain_timeout = self.drain_timeout;
+        c.empty_room_grace = self.empty_room_grace;
+        c.allowed_origins = self.allowed_origins;
+        c.token = self.token;
+        c.echo = self.echo;
+        c.ping_interval = self.ping_interval;
+        c.ping_timeout = self.ping_timeout;
+        let l = &mut c.limits;
+        l.connections_per_shard = self.max_connections;
+        l.max_message_size = self.max_message_size;
+        l.inputs_per_sec = self.max_inputs_per_sec;
+        l.requests_per_sec = self.max_requests_per_sec;
+        l.rooms_per_shard = self.max_rooms;
+        l.max_players_per_room = self.max_players_per_room;
+        l.default_players_per_room = self.players_per_room;
+        l.handshake_timeout = self.handshake_timeout;
+        l.control_queue = self.max_control_queue;
+        l.send_stall = self.send_stall;
+        l.slow_client = self.slow_client;
+        l.max_decode_errors = self.max_decode_errors;
+        c
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and the shard threads it
+/// spawns after), so that only [`wait_for_signal`] receives them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain signal-mask calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is a valid, initialized signal set blocked in this thread.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = cli.into_config();
+    if let Err(e) = config.validate() {
+        eprintln!("tickforge: {e}");
+        return ExitCode::from(2);
+    }
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickforge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let signals = block_signals();
+    let server = tickforge_server::start(config).context("starting the server")?;
+    let sig = wait_for_signal(&signals);
+    tracing::info!(signal = sig, "shutting down: draining connections");
+    server.shutdown();
+    server.wait();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! Requests: one `match` over [`Request`] kinds, one function per kind,
+//! each answering a [`Confirm`] or a reject `(code, reason)`.
+//!
+//! A request runs on the shard of its connection, synchronously: rooms are
+//! shard-local, so joining, leaving and creating take no lock. A join of a
+//! room on another shard answers [`Reply::HandOff`]: the connection moves
+//! there (see [`crate::handoff`]) and the join is answered on that shard.
+
+use crate::config::TICK_HZ_RANGE;
+use crate::game::Game;
+use crate::outbox::Outbox;
+use crate::room::RoomConfig;
+use crate::shard::{unix_now_us, RoomSlot, Shard};
+use std::rc::Rc;
+use std::sync::Arc;
+use tickforge_protocol::ids::{RoomId, SessionId};
+use tickforge_protocol::message::{Confirm, RejectCode, Request};
+
+/// A connection's session state that requests read and change.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Session {
+    /// Given at `hello` (or made then).
+    pub(crate) session_id: Option<String>,
+    /// Whether `hello` passed the token (always true without a token).
+    pub(crate) authed: bool,
+}
+
+/// The answer to a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// `cfm`.
+    Cfm(Confirm),
+    /// `rej`.
+    Rej(RejectCode, String),
+    /// The room is on shard `shard`: move the connection there and answer
+    /// the join on that shard.
+    HandOff {
+        /// The shard hosting the room.
+        shard: usize,
+    },
+}
+
+impl From<Result<Confirm, (RejectCode, String)>> for Reply {
+    fn from(r: Result<Confirm, (RejectCode, String)>) -> Self {
+        match r {
+            Ok(c) => Self::Cfm(c),
+            Err((code, reason)) => Self::Rej(code, reason),
+        }
+    }
+}
+
+/// Answers one request.
+pub(crate) fn handle(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: Request) -> Reply {
+    let needs_hello = shard.config().token.is_some() && !session.authed;
+    if needs_hello && !matches!(body, Request::Hello { .. }) {
+        return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
+    }
+    match body {
+        Request::Hello { token, client: _ } => hello(shard, session, token.as_deref()).into(),
+        Request::ListRooms { game } => Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) }),
+        Request::CreateRoom { game, max_players, tick_hz, private } => {
+            create_room(shard, outbox, &game, max_players, tick_hz, private).into()
+        }
+        Request::JoinRoom { room_id } => join_room(shard, outbox, &room_id),
+        Request::JoinOrCreate { game } => join_or_create(shard, outbox, &game),
+        Request::LeaveRoom => leave_room(shard, outbox).into(),
+        Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
+    }
+}
+
+fn hello(shard: &Shard, session: &mut Session, token: Option<&str>) -> Result<Confirm, (RejectCode, String)> {
+    if let Some(expected) = &shard.config().token {
+        if token != Some(expected.as_str()) {
+            return Err((RejectCode::Unauthorized, "token refused".into()));
+        }
+    }
+    session.authed = true;
+    let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();
+    Ok(Confirm::Welcome { session_id: SessionId(id), server_version: env!("CARGO_PKG_VERSION").to_owned() })
+}
+
+fn not_in_a_room(outbox: &Outbox) -> Result<(), (RejectCode, String)> {
+    match outbox.membership() {
+        Some(m) => Err((RejectCode::AlreadyInRoom, format!("already in room {}; leave it first", m.room_id))),
+        None => Ok(()),
+    }
+}
+
+fn game(shard: &Shard, name: &str) -> Result<Arc<dyn Game>, (RejectCode, String)> {
+    shard.config().games.get(name).cloned().ok_or_else(|| {
+        let names: Vec<_> = shard.config().games.names().collect();
+        (RejectCode::NotFound, format!("no game {name:?}; this server hosts {}", names.join(", ")))
+    })
+}
+
+/// The room settings for a new room, with the server's slow-client bound.
+fn room_config(shard: &Shard, tick_hz: u32, max_players: u32, private: bool) -> RoomConfig {
+    let mut config = RoomConfig::new(tick_hz, max_players);
+    config.private = private;
+    let slow_ticks = (shard.config().limits.slow_client.as_secs_f64() * f64::from(tick_hz)).ceil().max(1.0);
+    config.max_ack_lag_ticks = slow_ticks as u64;
+    config.max_skipped_ticks = slow_ticks as u32;
+    config
+}
+
+fn join(shard: &Shard, outbox: &Rc<Outbox>, slot: &RoomSlot) -> Result<Confirm, (RejectCode, String)> {
+    let joined = slot.room.borrow_mut().join(outbox.clone())?;
+    shard.publish(slot);
+    Ok(Confirm::Joined(joined))
+}
+
+fn create_room(
+    shard: &Rc<Shard>,
+    outbox: &Rc<Outbox>,
+    name: &str,
+    max_players: Option<u32>,
+    tick_hz: Option<u32>,
+    private: bool,
+) -> Result<Confirm, (RejectCode, String)> {
+    not_in_a_room(outbox)?;
+    let game = game(shard, name)?;
+    let limits = &shard.config().limits;
+    let tick_hz = tick_hz.unwrap_or(shard.config().tick_hz);
+    if !TICK_HZ_RANGE.contains(&tick_hz) {
+        return Err((RejectCode::BadRequest, format!("tick_hz {tick_hz} is not in 10..=128")));
+    }
+    let max_players = max_players.unwrap_or(limits.default_players_per_room);
+    if max_players == 0 || max_players > limits.max_players_per_room {
+        let max = limits.max_players_per_room;
+        return Err((RejectCode::BadRequest, format!("max_players {max_players} is not in 1..={max}")));
+    }
+    let slot = shard.create_room(game, room_config(shard, tick_hz, max_players, private))?;
+    join(shard, outbox, &slot)
+}
+
+fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(outbox) {
+        return Reply::Rej(code, reason);
+    }
+    let local = shard.rooms.borrow().get(room_id).cloned();
+    if let Some(slot) = local {
+        return join(shard, outbox, &slot).into();
+    }
+    match shard.shared.directory.get(room_id) {
+        Some(entry) if entry.shard != shard.id => Reply::HandOff { shard: entry.shard },
+        _ => Reply::Rej(RejectCode::NotFound, format!("no room {room_id}")),
+    }
+}
+
+fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(outbox) {
+        return Reply::Rej(code, reason);
+    }
+    let game = match game(shard, name) {
+        Ok(g) => g,
+        Err((code, reason)) => return Reply::Rej(code, reason),
+    };
+    // The fullest open room anywhere: here, or on another shard by the
+    // directory's (slightly stale) counts; a local one wins a tie.
+    let local = shard.fullest_open_room(name);
+    let local_players = local.as_ref().map(|s| s.room.borrow().player_count() as u32);
+    if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, shard.id) {
+        if local_players.is_none_or(|l| remote_players > l) && shard.can_hand_off() {
+            return Reply::HandOff { shard: other };
+        }
+    }
+    if let Some(slot) = local {
+        return join(shard, outbox, &slot).into();
+    }
+    let limits = &shard.config().limits;
+    let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
+    match shard.create_room(game, config) {
+        Ok(slot) => join(shard, outbox, &slot).into(),
+        Err((code, reason)) => Reply::Rej(code, reason),
+    }
+}
+
+fn leave_room(shard: &Shard, outbox: &Outbox) -> Result<Confirm, (RejectCode, String)> {
+    let Some(m) = outbox.membership() else {
+        return Err((RejectCode::NotInRoom, "not in a room".into()));
+    };
+    let slot = shard.rooms.borrow().get(&m.room_id).cloned();
+    if let Some(slot) = slot {
+        slot.room.borrow_mut().leave(m.player_id, "left");
+        shard.publish(&slot);
+    }
+    outbox.set_membership(None);
+    Ok(Confirm::Left { room_id: m.room_id })
+}
+
+/// The shard a connection must move to before `body` can be answered,
+/// when it names a room elsewhere (used on the receiving side to answer
+/// the join locally).
+pub(crate) fn answer_after_handoff(
+    shard: &Rc<Shard>,
+    outbox: &Rc<Outbox>,
+    session: &mut Session,
+    body: Request,
+) -> Reply {
+    // On the receiving shard the room is local (or gone): answer normally,
+    // but never bounce the connection again.
+    match handle(shard, outbox, session, body) {
+        Reply::HandOff { .. } => Reply::Rej(RejectCode::NotFound, "the room moved or closed".into()),
+        other => other,
+    }
+}

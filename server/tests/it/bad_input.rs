@@ -1,0 +1,168 @@
+use crate::util::*;
+use std::time::Duration;
+use tickforge_protocol::ids::{InputSeq, RequestId};
+use tickforge_protocol::message::{ClientMsg, Confirm, Indication, InputData, RejectCode, Request};
+use tickforge_protocol::session::Event;
+use tickforge_protocol::Format;
+use tungstenite::Message;
+
+fn error_indication(c: &mut Client) -> (RejectCode, String) {
+    c.wait_indication("error indication", |i| match i {
+        Indication::Error { code, reason } => Some((*code, reason.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn undecodable_messages_get_rej_or_error_then_1007() {
+    let server = TestServer::start();
+    let mut c = connect(&server, Format::Json);
+    // The id is readable: rej bad_request with it.
+    c.ws.send(Message::text(r#"{"type":"req","id":77,"body":{"type":"join_room"}}"#)).unwrap();
+    let (code, _) = c.answer(RequestId(77)).unwrap_err();
+    assert_eq!(code, RejectCode::BadRequest);
+    // An unknown request type: unsupported.
+    c.ws.send(Message::text(r#"{"type":"req","id":78,"body":{"type":"fly"}}"#)).unwrap();
+    assert_eq!(c.answer(RequestId(78)).unwrap_err().0, RejectCode::Unsupported);
+    // No id: an error indication.
+    c.ws.send(Message::text("not json")).unwrap();
+    assert_eq!(error_indication(&mut c).0, RejectCode::BadRequest);
+    // A good message resets the count.
+    assert!(matches!(c.call(Request::Ping { client_time_us: 1 }), Confirm::Pong { .. }));
+    for _ in 0..5 {
+        c.ws.send(Message::text("{}")).unwrap();
+    }
+    let (code, reason) = c.wait_close();
+    assert_eq!(code, 1007, "{reason}");
+    assert!(!reason.is_empty());
+}
+
+#[test]
+fn binary_garbage_and_wrong_frame_types() {
+    let server = TestServer::start();
+    let mut bin = connect(&server, Format::Bin);
+    bin.ws.send(Message::binary(vec![0xff, 0xff, 0xff])).unwrap();
+    assert_eq!(error_indication(&mut bin).0, RejectCode::BadRequest);
+    bin.ws.send(Message::text("{}")).unwrap();
+    let (code, reason) = bin.wait_close();
+    assert_eq!(code, 1003, "{reason}");
+    assert!(reason.contains("text"), "{reason}");
+    let mut json = connect(&server, Format::Json);
+    json.ws.send(Message::binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(json.wait_close().0, 1003);
+    let m = server.metrics();
+    assert_eq!(metric(&m, "tickforge_closes_total{reason=\"wrong_frame_type\",code=\"1003\"}"), 2);
+}
+
+#[test]
+fn a_message_over_the_limit_closes_1009() {
+    let server = TestServer::with(|c| c.limits.max_message_size = 1024);
+    let mut c = connect(&server, Format::Json);
+    let big = format!(r#"{{"type":"req","id":1,"body":{{"type":"hello","client":"{}"}}}}"#, "x".repeat(2000));
+    c.ws.send(Message::text(big)).unwrap();
+    let (code, reason) = c.wait_close();
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("1024"), "{reason}");
+    // Just under the limit is fine.
+    let mut d = connect(&server, Format::Json);
+    let ok = format!(r#"{{"type":"req","id":1,"body":{{"type":"hello","client":"{}"}}}}"#, "x".repeat(900));
+    d.ws.send(Message::text(ok)).unwrap();
+    assert!(d.answer(RequestId(1)).is_ok());
+}
+
+#[test]
+fn input_in_no_room_gets_one_error_a_second() {
+    let server = TestServer::start();
+    let mut c = connect(&server, Format::Bin);
+    for _ in 0..20 {
+        c.input(InputData::default());
+    }
+    let (code, _) = error_indication(&mut c);
+    assert_eq!(code, RejectCode::NotInRoom);
+    // The other 19 were dropped silently: the next thing we see is the pong.
+    let id = c.request(Request::Ping { client_time_us: 5 });
+    let event = c.next_event().unwrap();
+    assert!(matches!(event, Event::Confirmed { id: i, .. } if i == id), "{event:?}");
+    assert!(metric(&server.metrics(), "tickforge_inputs_dropped_total") >= 20);
+}
+
+#[test]
+fn input_flooding_is_dropped_then_closed_1008() {
+    let server = TestServer::with(|c| c.limits.inputs_per_sec = 10);
+    let mut c = connect(&server, Format::Bin);
+    c.join_or_create("arena");
+    for seq in 1..=200u32 {
+        c.send_msg(&ClientMsg::Input { seq: InputSeq(seq), ack: None, data: InputData::default() });
+    }
+    let (code, reason) = c.wait_close();
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("flooding"), "{reason}");
+    let m = server.metrics();
+    assert!(metric(&m, "tickforge_inputs_dropped_total") >= 40);
+    assert_eq!(metric(&m, "tickforge_closes_total{reason=\"flooding\",code=\"1008\"}"), 1);
+}
+
+#[test]
+fn over_the_request_rate_is_rate_limited() {
+    let server = TestServer::with(|c| c.limits.requests_per_sec = 3);
+    let mut c = connect(&server, Format::Json);
+    let ids: Vec<_> = (0..10).map(|i| c.request(Request::Ping { client_time_us: i })).collect();
+    let limited = ids.iter().filter(|id| matches!(c.answer(**id), Err((RejectCode::RateLimited, _)))).count();
+    assert!(limited >= 5, "{limited} of 10 rate limited");
+}
+
+#[test]
+fn a_token_is_required_before_other_requests() {
+    let server = TestServer::with(|c| c.token = Some("s3cret".into()));
+    let mut c = connect(&server, Format::Json);
+    assert_eq!(c.call_rej(Request::JoinOrCreate { game: "arena".into() }), RejectCode::Unauthorized);
+    assert!(matches!(c.call(Request::Hello { token: Some("s3cret".into()), client: None }), Confirm::Welcome { .. }));
+    c.join_or_create("arena");
+    let mut bad = connect(&server, Format::Bin);
+    assert_eq!(bad.call_rej(Request::Hello { token: Some("guess".into()), client: None }), RejectCode::Unauthorized);
+    let (code, reason) = bad.wait_close();
+    assert_eq!(code, 1008, "{reason}");
+    // A wrong ?token= in the handshake is 403.
+    let refused = http(server.addr, "GET", "/ws?token=guess", UPGRADE);
+    assert_eq!(refused.status, 403);
+}
+
+#[test]
+fn the_control_queue_bound_closes_a_client_that_does_not_read() {
+    let server = TestServer::with(|c| {
+        c.limits.control_queue = 8;
+        c.limits.requests_per_sec = 100_000;
+        c.limits.send_stall = Duration::from_secs(60);
+    });
+    let mut c = connect(&server, Format::Json);
+    shrink_receive_buffer(&c);
+    // Many answers, never read: the socket fills, then the queue, then 1008.
+    for i in 0..100_000u64 {
+        let id = c.request(Request::Ping { client_time_us: i });
+        let _ = id;
+        if i % 100 == 99 && metric(&server.metrics(), "tickforge_closes_total{reason=\"too_slow\",code=\"1008\"}") > 0 {
+            break;
+        }
+    }
+    let (code, reason) = c.wait_close();
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("too slow"), "{reason}");
+}
+
+/// Makes the client's socket receive buffer small, so a client that stops
+/// reading stalls the server's writes soon.
+pub(crate) fn shrink_receive_buffer(c: &Client) {
+    use std::os::fd::AsRawFd;
+    let fd = c.ws.get_ref().as_raw_fd();
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt on an open socket with a valid int option.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! tickforge-server's integration tests: one binary, a real server on port
+//! 0 in this process, real sockets, both subprotocols.
+
+mod util;
+
+/// Every bad-input path: decode errors, frame types, sizes, rates, tokens.
+mod bad_input;
+/// A second game registered by the test proves the `Game` trait.
+mod games;
+/// HTTP routes and statuses; handshake refusals.
+mod http;
+/// Slow clients, keepalive, graceful shutdown, empty-room disposal.
+mod lifecycle;
+/// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
+mod rooms;
+/// Several shards: the directory and the hand-off of a connection.
+mod shards;

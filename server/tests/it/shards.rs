@@ -1,0 +1,79 @@
+use crate::util::*;
+use tickforge_protocol::message::{Confirm, Request};
+use tickforge_protocol::Format;
+
+/// The shard a connection is served by, from its session id (`s-SHARD-N`).
+fn shard_of(c: &mut Client) -> String {
+    match c.call(Request::Hello { token: None, client: None }) {
+        Confirm::Welcome { session_id, .. } => session_id.0.split('-').nth(1).unwrap().to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The shard a room lives on, from its id (`r-SHARD-N`).
+fn shard_of_room(id: &str) -> String {
+    id.split('-').nth(1).unwrap().to_string()
+}
+
+#[test]
+fn joining_a_room_on_another_shard_hands_the_connection_over() {
+    let server = TestServer::with(|c| c.shards = 2);
+    let mut owner = connect(&server, Format::Bin);
+    let room = owner.join_or_create("arena").room_id;
+    let home = shard_of_room(&room.0);
+    // Find connections the kernel put on the other shard (SO_REUSEPORT spreads them).
+    let mut moved = 0;
+    for format in [Format::Bin, Format::Json] {
+        let mut guest = None;
+        for _ in 0..64 {
+            let mut c = connect(&server, format);
+            if shard_of(&mut c) != home {
+                guest = Some(c);
+                break;
+            }
+        }
+        let Some(mut guest) = guest else { panic!("64 connections all landed on shard {home}") };
+        // Pipeline a ping right behind the join: it must be answered too (after the move).
+        let join = guest.request(Request::JoinRoom { room_id: room.clone() });
+        let ping = guest.request(Request::Ping { client_time_us: 9 });
+        match guest.answer(join) {
+            Ok(Confirm::Joined(j)) => assert_eq!(j.room_id, room),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(guest.answer(ping), Ok(Confirm::Pong { client_time_us: 9, .. })));
+        // Now served where the room is: ticks, inputs, and the same shard in hello.
+        guest.next_tick();
+        let seq = guest.input(tickforge_protocol::message::InputData { move_x: 5, move_y: 0, buttons: 0 });
+        loop {
+            if guest.next_tick().input_seq.0 >= seq {
+                break;
+            }
+        }
+        // The session (and its id) moved along.
+        assert_ne!(shard_of(&mut guest), home);
+        moved += 1;
+    }
+    assert_eq!(moved, 2);
+    let m = server.metrics();
+    assert_eq!(metric(&m, "tickforge_handoffs_out_total"), 2);
+    assert_eq!(metric(&m, "tickforge_handoffs_in_total"), 2);
+}
+
+#[test]
+fn rooms_of_every_shard_are_listed_and_join_or_create_fills_them() {
+    let server = TestServer::with(|c| c.shards = 2);
+    let mut a = connect(&server, Format::Json);
+    let room = a.join_or_create("arena").room_id;
+    // Wait until the directory has it, then every connection, on whichever
+    // shard, lists it and join_or_create puts players into it.
+    for _ in 0..8 {
+        let mut c = connect(&server, Format::Json);
+        match c.call(Request::ListRooms { game: None }) {
+            Confirm::RoomList { rooms } => assert!(rooms.iter().any(|r| r.room_id == room), "{rooms:?}"),
+            other => panic!("{other:?}"),
+        }
+        let j = c.join_or_create("arena");
+        assert_eq!(j.room_id, room);
+        c.call(Request::LeaveRoom);
+    }
+}
