@@ -11,7 +11,7 @@ use tickforge_server::ServerConfig;
 
 /// tickforge: a game state server hosting authoritative rooms over WebSocket.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "tickforge", version, about)]
 struct Cli {
     /// Address to listen on (HTTP and WebSocket on one port).
     #[arg(long, default_value = "127.0.0.1:7700")]
@@ -141,10 +141,16 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One line naming the flag (clap's first line), then exit 2.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("tickforge: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     tracing_subscriber::fmt()
