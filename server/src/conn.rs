@@ -310,7 +310,6 @@ impl Conn {
     }
 
     async fn drive(&mut self, stream: &mut TcpStream) {
-        let mut buf = [0u8; 4096];
         let period = self.housekeeping_period();
         let mut timer = Timer::new(period);
         loop {
@@ -344,7 +343,8 @@ impl Conn {
             let want_write = !self.wire.tx_pending().is_empty();
             let want_item = !self.closing && !self.finished && self.wire.tx_pending().len() < TX_LOW_WATER;
             let outbox = self.outbox.clone();
-            let wire = &self.wire;
+            let shard = &self.shard;
+            let wire = &mut self.wire;
             let wake = poll_fn(|cx| {
                 if want_write {
                     if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, wire.tx_pending()) {
@@ -352,7 +352,14 @@ impl Conn {
                     }
                 }
                 if want_read {
-                    if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                    // Read into the shard's scratch buffer (glommio reads
+                    // synchronously once the socket is ready) and keep only
+                    // what arrived: an idle connection holds no read buffer.
+                    let mut scratch = shard.scratch.borrow_mut();
+                    if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+                        if let Ok(n) = r {
+                            wire.push_rx(&scratch[..n]);
+                        }
                         return Poll::Ready(Wake::Read(r));
                     }
                 }
@@ -372,7 +379,6 @@ impl Conn {
                 Wake::Read(Ok(0)) | Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => return,
                 Wake::Read(Ok(n)) => {
                     ShardMetrics::add(&self.metrics().bytes_in, n as u64);
-                    self.wire.push_rx(&buf[..n]);
                     self.last_rx = Instant::now();
                     self.pinged = false;
                 }

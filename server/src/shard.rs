@@ -63,6 +63,9 @@ pub(crate) struct Shard {
     epoch: Instant,
     next_room: Cell<u64>,
     next_session: Cell<u64>,
+    /// The buffer every connection of this shard reads its socket into
+    /// (then keeps only the bytes that arrived).
+    pub(crate) scratch: RefCell<Vec<u8>>,
     /// Sending ends to the other shards, for hand-offs.
     pub(crate) mesh: OnceCell<LocalMesh>,
 }
@@ -81,6 +84,7 @@ impl Shard {
             epoch: Instant::now(),
             next_room: Cell::new(1),
             next_session: Cell::new(1),
+            scratch: RefCell::new(vec![0; 16 * 1024]),
             mesh: OnceCell::new(),
         }
     }

@@ -189,8 +189,14 @@ impl Wire {
 
     /// Appends bytes read from the socket.
     pub fn push_rx(&mut self, bytes: &[u8]) {
-        if self.rx_start > 0 && self.rx_start == self.rx.len() {
+        if self.rx_start == self.rx.len() {
             self.rx.clear();
+            self.rx_start = 0;
+            if self.rx.capacity() > 64 * 1024 {
+                self.rx.shrink_to(bytes.len());
+            }
+        } else if self.rx_start > 64 * 1024 {
+            self.rx.drain(..self.rx_start);
             self.rx_start = 0;
         }
         self.rx.extend_from_slice(bytes);
@@ -208,6 +214,9 @@ impl Wire {
         if self.tx_start >= self.tx.len() {
             self.tx.clear();
             self.tx_start = 0;
+            if self.tx.capacity() > 256 * 1024 {
+                self.tx.shrink_to(0);
+            }
         } else if self.tx_start > 64 * 1024 {
             self.tx.drain(..self.tx_start);
             self.tx_start = 0;
