@@ -56,9 +56,10 @@ pub struct ServerConfig {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Open connections per shard (handshakes in progress included).
-    /// Default 2048: beyond it the handshake is answered 503. Keep
-    /// `shards * this` under the process's open-file limit (20,000 here).
+    /// Open connections per shard (handshakes in progress included); 0
+    /// (the default) means 16,384 spread over the shards (8,192 each at 2
+    /// shards). Beyond it the handshake is answered 503. `shards * this`
+    /// must stay under 19,000: the process may hold 20,000 open files.
     pub connections_per_shard: usize,
     /// Largest client message, bytes. Default 64 KiB; a bigger one closes
     /// the connection with 1009.
@@ -121,7 +122,7 @@ impl Default for ServerConfig {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            connections_per_shard: 2048,
+            connections_per_shard: 0,
             max_message_size: tickforge_protocol::codec::DEFAULT_MAX_MESSAGE,
             inputs_per_sec: 120,
             requests_per_sec: 20,
@@ -147,7 +148,20 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Connections over all shards when [`Limits::connections_per_shard`] is 0.
+pub const DEFAULT_TOTAL_CONNECTIONS: usize = 16_384;
+
 impl ServerConfig {
+    /// The connection limit of each shard, [`Limits::connections_per_shard`]
+    /// with 0 resolved.
+    #[must_use]
+    pub fn connections_per_shard(&self) -> usize {
+        match self.limits.connections_per_shard {
+            0 => (DEFAULT_TOTAL_CONNECTIONS / self.shards.max(1)).max(1),
+            n => n,
+        }
+    }
+
     /// Checks every value once, so the rest of the server can trust them.
     ///
     /// # Errors
@@ -161,15 +175,13 @@ impl ServerConfig {
         if !TICK_HZ_RANGE.contains(&self.tick_hz) {
             return bad("--tick-hz", format!("{} is not in 10..=128", self.tick_hz));
         }
-        if l.connections_per_shard == 0 {
-            return bad("--max-connections", "must be at least 1".into());
-        }
-        if l.connections_per_shard.saturating_mul(self.shards) > 19_000 {
+        if self.connections_per_shard().saturating_mul(self.shards) > 19_000 {
             return bad(
                 "--max-connections",
                 format!(
                     "{} per shard x {} shards is over the 19,000 open files this process may use",
-                    l.connections_per_shard, self.shards
+                    self.connections_per_shard(),
+                    self.shards
                 ),
             );
         }

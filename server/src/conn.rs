@@ -10,7 +10,7 @@
 //! connection ends is a [`CloseReason`] (or the peer going away), counted
 //! in the metrics; nothing here returns an error to the shard.
 
-use crate::http::{self, parse_head, HeadError, RequestHead, Route};
+use crate::http::{self, parse_head, RequestHead, Route};
 use crate::metrics::ShardMetrics;
 use crate::outbox::{Outbox, OutboxItem};
 use crate::relocate::{self, Moving};
@@ -92,11 +92,7 @@ async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead
     match futures_lite::future::or(read, timed).await {
         Ok(head) => Some(head),
         Err(Some(e)) => {
-            let why = match &e {
-                HeadError::TooLarge => e.to_string(),
-                HeadError::Malformed(_) => e.to_string(),
-            };
-            answer(shard, stream, http::error(400, &why, &[]), 400).await;
+            answer(shard, stream, http::error(400, &e.to_string(), &[]), 400).await;
             None
         }
         Err(None) => None,
@@ -118,10 +114,10 @@ async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest
         return answer(shard, &mut stream, body, 404).await;
     };
     let is_ws = matches!(route, Route::Ws | Route::Echo);
-    if !is_ws && head.method != "GET" {
-        let body =
-            http::error(405, &format!("{} is not allowed on {}: use GET", head.method, head.path), &[("Allow", "GET")]);
-        return answer(shard, &mut stream, body, 405).await;
+    let head_only = !is_ws && head.method == "HEAD";
+    if !is_ws && head.method != "GET" && !head_only {
+        let why = format!("{} is not allowed on {}: use GET", head.method, head.path);
+        return answer(shard, &mut stream, http::error(405, &why, &[("Allow", "GET, HEAD")]), 405).await;
     }
     let ok = |ty: &str, body: &[u8]| http::response(200, ty, &[], body);
     let reply = match route {
@@ -141,7 +137,7 @@ async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest
             if shard.refusing() {
                 http::error(503, "server shutting down", &[])
             } else if !have_permit {
-                let limit = config.limits.connections_per_shard;
+                let limit = config.connections_per_shard();
                 http::error(503, &format!("server full: {limit} connections on this shard"), &[])
             } else {
                 let policy = HandshakePolicy {
@@ -168,7 +164,13 @@ async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest
             }
         }
     };
+    let mut reply = reply;
     let status = std::str::from_utf8(&reply[9..12]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if head_only {
+        if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+            reply.truncate(end + 4);
+        }
+    }
     answer(shard, &mut stream, reply, status).await;
 }
 

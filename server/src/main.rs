@@ -25,8 +25,8 @@ struct Cli {
     /// Default tick rate of new rooms, Hz (10..=128).
     #[arg(long, default_value_t = 30)]
     tick_hz: u32,
-    /// Open connections per shard; beyond it handshakes get 503.
-    #[arg(long, default_value_t = 2048)]
+    /// Open connections per shard; beyond it handshakes get 503 (0: 16384 / shards).
+    #[arg(long, default_value_t = 0)]
     max_connections: usize,
     /// Largest client message (e.g. 65536, 64k, 16m); bigger closes 1009.
     #[arg(long, default_value = "64k", value_parser = parse_byte_size)]

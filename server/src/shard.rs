@@ -72,7 +72,7 @@ pub(crate) struct Shard {
 
 impl Shard {
     fn new(id: usize, shared: Shared) -> Self {
-        let limit = shared.config.limits.connections_per_shard as u64;
+        let limit = shared.config.connections_per_shard() as u64;
         Self {
             id,
             shared,

@@ -11,6 +11,10 @@ fn plain_routes_answer_per_the_contract() {
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
     assert!(page.body.to_ascii_lowercase().starts_with("<!doctype html>"));
     assert_eq!(http(a, "GET", "/?room=r-0-1", "").status, 200, "the page is served whatever the query");
+    let head = http(a, "HEAD", "/", "");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body, "", "HEAD has no body");
+    assert_eq!(head.header("content-length"), page.header("content-length"));
     let rooms = http(a, "GET", "/rooms", "");
     assert_eq!(rooms.status, 200);
     assert_eq!(rooms.header("content-type").as_deref(), Some("application/json"));
@@ -30,7 +34,7 @@ fn errors_have_a_status_and_a_reason() {
     assert!(missing.body.contains("/nope"));
     let wrong_method = http(a, "POST", "/rooms", "Content-Length: 0\r\n");
     assert_eq!(wrong_method.status, 405);
-    assert_eq!(wrong_method.header("allow").as_deref(), Some("GET"));
+    assert_eq!(wrong_method.header("allow").as_deref(), Some("GET, HEAD"));
     assert!(!wrong_method.body.is_empty());
     assert_eq!(http(a, "DELETE", "/healthz", "").status, 405);
     let malformed = http_raw(a, b"NOT HTTP AT ALL\x01\x02\r\n\r\n");

@@ -98,8 +98,18 @@ pub(crate) fn http_raw(addr: SocketAddr, request: &[u8]) -> HttpAnswer {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
     s.write_all(request).unwrap();
+    // Read to the end, except after a 101 (the WebSocket stays open).
     let mut bytes = Vec::new();
-    let _ = s.read_to_end(&mut bytes);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+        if bytes.starts_with(b"HTTP/1.1 101 ") && bytes.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
