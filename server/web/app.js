@@ -298,7 +298,8 @@ function connect() {
     } else {
       setStatus("closed", "closed");
       const reason = ev.reason ? ` — ${ev.reason}` : "";
-      showError(`Connection closed by the server: ${ev.code} (${closeCodeName(ev.code)})${reason}.`);
+      const how = ev.wasClean ? "Connection closed by the server" : "Connection lost";
+      showError(`${how}: ${ev.code} (${closeCodeName(ev.code)})${reason}.`);
     }
     if (wasJoined) log("left the room (connection closed)");
     updateFigures();
@@ -317,7 +318,10 @@ async function probeHealth() {
   try {
     const res = await fetch("/healthz", { cache: "no-store" });
     const body = (await res.text()).trim();
-    if (!res.ok) showError(`The server answers /healthz with ${res.status}${body ? ` (${body})` : ""}: it is not accepting players.`);
+    if (!res.ok) {
+      const why = body ? ` (${body})` : "";
+      showError(`The server answers /healthz with ${res.status}${why}: it is not accepting players now.`);
+    }
   } catch {
     // The server is gone altogether; the error above says so.
   }

@@ -198,6 +198,12 @@ function onText(c, text) {
   } catch {
     return c.sendJson({ type: "ind", body: { type: "error", code: "bad_request", reason: "not JSON" } });
   }
+  if (!["req", "input", "ack"].includes(m.type)) {
+    c.bad = (c.bad ?? 0) + 1;
+    if (c.bad >= 5) return c.close(1007, `${c.bad} undecodable messages`);
+    return c.sendJson({ type: "ind", body: { type: "error", code: "bad_request", reason: `unknown message ${m.type}` } });
+  }
+  c.bad = 0;
   if (m.type === "req") return onRequest(c, m.id, m.body ?? {});
   if (m.type === "input") {
     if (!c.room) return;

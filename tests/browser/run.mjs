@@ -299,15 +299,25 @@ async function main() {
 
     await check("a close by the server shows its code, and Reconnect rejoins", async () => {
       assert(b, "no second page");
-      // Over the 64 KiB message limit: the server closes with 1009.
-      await b.evaluate(() => window.__tickforge.send({ type: "ack", tick: 1, pad: "x".repeat(70 * 1024) }));
-      const msg = await waitText(b, "error-text", "t.includes('1009')", 5000);
+      // Repeated undecodable messages: the server closes with 1007.
+      await b.evaluate(() => {
+        for (let i = 0; i < 8; i++) window.__tickforge.send({ type: "no_such_message", n: i });
+      });
+      const msg = await waitText(b, "error-text", "t.includes('1007')", 5000);
       await waitText(b, "status", "t !== 'connected'", 2000);
       await b.locator("#reconnect").click();
       await waitText(b, "status", "t === 'connected'", 5000);
       assert(!(await b.locator("#error").isVisible()), "the error is still shown after reconnecting");
       const roomB = (await text(b, "#room")).trim();
       assert(roomB === roomId, `reconnected into ${roomB}, not ${roomId}`);
+      return msg;
+    });
+
+    await check("a message over the size limit closes with 1009, shown with its reason", async () => {
+      assert(b, "no second page");
+      await b.evaluate(() => window.__tickforge.send({ type: "ack", tick: 1, pad: "x".repeat(70 * 1024) }));
+      const msg = await waitText(b, "error-text", "t.includes('Connection')", 5000);
+      assert(msg.includes("1009"), msg);
       return msg;
     });
 
