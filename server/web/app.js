@@ -107,7 +107,7 @@ function clearError() {
 
 function log(text, kind = "info") {
   const li = document.createElement("li");
-  li.className = kind;
+  li.className = `log-${kind}`;
   const time = document.createElement("time");
   time.textContent = new Date().toLocaleTimeString();
   li.append(time, " ", text);
