@@ -388,17 +388,29 @@ impl<'a> Client<'a> {
         let period = cfg.input_period();
         let first = Instant::now();
         let mut n: u32 = 0;
+        // One timer per client, for the next input or the end of the
+        // measured window, whichever is first. It is polled (which
+        // registers it with the reactor, a B-tree insert) once per reset,
+        // not on every wake-up: the task's waker stays registered.
+        let mut next_input = first;
         let mut input_timer = Timer::new(Duration::ZERO);
-        let mut stop = Timer::new(plan.measure_end.saturating_duration_since(first));
+        let mut armed = false;
         let mut out = Vec::new();
         self.drain_events(Instant::now(), wall_us(), 0);
         loop {
             let wake = std::future::poll_fn(|cx| {
-                if Pin::new(&mut stop).poll(cx).is_ready() {
+                let now = Instant::now();
+                if now >= plan.measure_end {
                     return Poll::Ready(Wake::Stop);
                 }
-                if Pin::new(&mut input_timer).poll(cx).is_ready() {
+                if now >= next_input {
                     return Poll::Ready(Wake::Input);
+                }
+                if !armed {
+                    armed = true;
+                    if Pin::new(&mut input_timer).poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Input);
+                    }
                 }
                 Pin::new(&mut *ws).poll_next(cx).map(Wake::Msg)
             })
@@ -443,7 +455,9 @@ impl<'a> Client<'a> {
                         n = skip_to;
                         next = first + period * n;
                     }
-                    input_timer.reset(next.saturating_duration_since(now));
+                    next_input = next;
+                    input_timer.reset(next.min(plan.measure_end).saturating_duration_since(now));
+                    armed = false;
                 }
             }
         }
