@@ -262,16 +262,24 @@ server.on("upgrade", (req, sock) => {
     room: null,
     sendText: (t) => frame(1, Buffer.from(t)),
     sendJson: (m) => frame(1, Buffer.from(JSON.stringify(m))),
+    // Sends a close frame, then keeps reading (and dropping) what the client
+    // still sends for a moment before closing: closing with unread input
+    // makes the kernel send RST, and the client may lose the close frame.
     close: (code, reason) => {
+      if (c.closing) return;
+      c.closing = true;
       const p = Buffer.alloc(2 + Buffer.byteLength(reason));
       p.writeUInt16BE(code);
       p.write(reason, 2);
       frame(8, p);
-      sock.end();
+      leave(c, "closed");
+      setTimeout(() => sock.end(), 500);
+      setTimeout(() => sock.destroy(), 2000);
     },
   };
   let buf = Buffer.alloc(0);
   sock.on("data", (d) => {
+    if (c.closing) return;
     buf = Buffer.concat([buf, d]);
     for (;;) {
       if (buf.length < 2) return;
