@@ -198,6 +198,10 @@ async fn run_room(shard: Rc<Shard>, slot: Rc<RoomSlot>, index: u64) {
         let due = schedule.next_due();
         if due > now {
             sleep(Duration::from_nanos(due - now)).await;
+        } else {
+            // Late (the shard was busy): let the writers send the previous
+            // tick before this one replaces it in their outboxes.
+            futures_lite::future::yield_now().await;
         }
         if slot.room.borrow().closed().is_some() {
             break;

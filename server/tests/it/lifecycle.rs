@@ -48,8 +48,8 @@ fn a_stuck_client_is_closed_while_the_others_get_every_tick() {
 #[test]
 fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
     let server = TestServer::with(|c| {
-        c.ping_interval = Duration::from_millis(200);
-        c.ping_timeout = Duration::from_millis(200);
+        c.ping_interval = Duration::from_millis(150);
+        c.ping_timeout = Duration::from_millis(1500);
     });
     // tungstenite answers pings while we read: this one stays open.
     let mut alive = connect(&server, Format::Json);
@@ -63,7 +63,8 @@ fn an_idle_connection_is_pinged_and_a_silent_one_closed() {
     assert!(alive.closed.is_none());
     // A client that never reads (so never answers) is closed 1008.
     let mut silent = connect(&server, Format::Json);
-    std::thread::sleep(Duration::from_millis(1000));
+    // (Reading would answer the pings: stay away well past ping + timeout.)
+    std::thread::sleep(Duration::from_millis(3000));
     let (code, reason) = silent.wait_close();
     assert_eq!(code, 1008, "{reason}");
     assert!(reason.contains("pong"), "{reason}");
