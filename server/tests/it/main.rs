@@ -5,6 +5,8 @@ mod util;
 
 /// Every bad-input path: decode errors, frame types, sizes, rates, tokens.
 mod bad_input;
+/// The `tickforge` binary: flags, SIGTERM.
+mod binary;
 /// A second game registered by the test proves the `Game` trait.
 mod games;
 /// HTTP routes and statuses; handshake refusals.
