@@ -64,7 +64,8 @@ pub struct Limits {
     /// Largest client message, bytes. Default 64 KiB; a bigger one closes
     /// the connection with 1009.
     pub max_message_size: usize,
-    /// Inputs per second per player. Default 120 (4 per tick at 30 Hz);
+    /// Inputs (and acks) per second per player. Default 160 (one per tick at the
+    /// fastest tick rate, 128 Hz, with room for jitter);
     /// excess inputs are dropped and counted; a second with more than five
     /// times this closes the connection with 1008.
     pub inputs_per_sec: u32,
@@ -124,7 +125,7 @@ impl Default for Limits {
         Self {
             connections_per_shard: 0,
             max_message_size: tickforge_protocol::codec::DEFAULT_MAX_MESSAGE,
-            inputs_per_sec: 120,
+            inputs_per_sec: 160,
             requests_per_sec: 20,
             rooms_per_shard: 1000,
             max_players_per_room: 64,

@@ -629,6 +629,10 @@ impl Conn {
                 }
             }
             ClientMsg::Ack { tick } => {
+                // Acks count against the same rate as inputs.
+                if !self.input_allowed() {
+                    return;
+                }
                 if let Some((slot, player)) = self.current_room() {
                     slot.room.borrow_mut().ack(player, tick);
                 }

@@ -32,7 +32,7 @@ struct Cli {
     #[arg(long, default_value = "64k", value_parser = parse_byte_size)]
     max_message_size: usize,
     /// Inputs per second per player; excess dropped, 5x closes 1008.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 160)]
     max_inputs_per_sec: u32,
     /// Requests per second per connection; excess gets rej rate_limited.
     #[arg(long, default_value_t = 20)]
