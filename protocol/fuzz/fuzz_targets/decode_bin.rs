@@ -1,6 +1,5 @@
 //! Untrusted bytes into the `tickforge.v1.bin` decoders: never a panic, and
-//! whatever decodes re-encodes to the very same bytes (bincode has one
-//! encoding per value, and the decoder refuses trailing bytes).
+//! whatever decodes survives a re-encode and decode unchanged.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
