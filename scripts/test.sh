@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of tickforge on a fresh machine: installs what the tests
+# need (each step is idempotent and skips what is already there), then runs
+# the Rust tests, the RFC 6455 conformance suite, the loadgen smoke run and
+# the browser test. Exits non-zero on the first failing group.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    the Rust tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust tests (unit, integration, doc)"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
+cargo test --workspace --doc
+
+$quick && exit 0
+
+step "Release binaries"
+cargo build --release -p tickforge-server -p tickforge-loadgen
+
+step "RFC 6455 conformance (Autobahn|Testsuite against tickforge --echo)"
+scripts/autobahn.sh
+
+step "Loadgen smoke run (64 clients, 5 s, zero errors)"
+scripts/smoke.sh
+
+step "Browser test (Chromium + playwright-core)"
+scripts/browser-test.sh
+
+step "All tests passed"
