@@ -208,6 +208,13 @@ pub(crate) struct Conn {
     counted: bool,
     /// Nothing more will be read; leave once `tx` drained.
     finished: bool,
+    /// The byte stream failed (a close frame is queued): what arrives is
+    /// read and dropped until the peer closes, so that the socket is not
+    /// closed with unread input (which would send RST and make the peer's
+    /// kernel discard our close frame).
+    discarding: bool,
+    /// Our side of the socket was shut down (after the close frame).
+    shut_write: bool,
     close_deadline: Option<Instant>,
     last_rx: Instant,
     pinged: bool,
@@ -240,6 +247,8 @@ impl Conn {
             closing: false,
             counted: false,
             finished: false,
+            discarding: false,
+            shut_write: false,
             close_deadline: None,
             last_rx: now,
             pinged: false,
@@ -341,7 +350,14 @@ impl Conn {
             if self.finished && self.wire.tx_pending().is_empty() {
                 return;
             }
-            let want_read = !self.finished && self.wire.rx_pending().len() < RX_HIGH_WATER;
+            if self.discarding {
+                self.wire.discard_rx();
+                if self.wire.tx_pending().is_empty() && !self.shut_write {
+                    self.shut_write = true;
+                    let _ = stream.shutdown(std::net::Shutdown::Write).await;
+                }
+            }
+            let want_read = !self.finished && (self.discarding || self.wire.rx_pending().len() < RX_HIGH_WATER);
             let want_write = !self.wire.tx_pending().is_empty();
             let want_item = !self.closing && !self.finished && self.wire.tx_pending().len() < TX_LOW_WATER;
             let outbox = self.outbox.clone();
@@ -452,7 +468,7 @@ impl Conn {
 
     /// Reads every complete message tungstenite can make of the bytes in.
     fn read_messages(&mut self) {
-        while !self.finished && self.handoff.is_none() {
+        while !self.finished && !self.discarding && self.handoff.is_none() {
             match self.ctx.read(&mut self.wire) {
                 Ok(Message::Text(text)) => self.on_data(text.as_bytes(), false),
                 Ok(Message::Binary(bytes)) => self.on_data(&bytes, true),
@@ -483,10 +499,11 @@ impl Conn {
         }
     }
 
-    /// Closes after a fault in the byte stream: nothing more is read.
+    /// Closes after a fault in the byte stream: nothing more is parsed;
+    /// input is discarded until the peer closes (or the close linger ends).
     fn fail(&mut self, reason: CloseReason) {
         self.close(reason);
-        self.finished = true;
+        self.discarding = true;
     }
 
     /// Sends a close frame with `reason` (once) and leaves the room.

@@ -202,6 +202,13 @@ impl Wire {
         self.rx.extend_from_slice(bytes);
     }
 
+    /// Drops every byte received and not yet parsed (after a fault).
+    pub fn discard_rx(&mut self) {
+        self.rx.clear();
+        self.rx_start = 0;
+        self.frame_left = 0;
+    }
+
     /// Bytes waiting for the socket.
     #[must_use]
     pub fn tx_pending(&self) -> &[u8] {
