@@ -146,7 +146,7 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         handles.push(handle);
     }
 
-    let (intervals, cpu_secs) = watch(&plan, &live, &finished, cores, progress);
+    let (intervals, cpu_cores) = watch(&plan, &live, &finished, cores, progress);
 
     let mut total = CoreStats::new();
     for (k, h) in handles.into_iter().enumerate() {
@@ -154,7 +154,6 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         total.merge(&stats);
     }
     let measured = plan.measure_end.saturating_duration_since(plan.measure_start).as_secs_f64();
-    let cpu_cores = if measured > 0.0 { cpu_secs / measured } else { 0.0 };
     Ok(Report::build(total, params, machine, measured, cpu_cores, intervals))
 }
 
@@ -221,6 +220,8 @@ fn cpu_seconds() -> f64 {
 
 /// Draws the progress bar, records the per-second intervals and the
 /// loadgen's CPU over the measured window, until every core is done.
+/// Returns the intervals and the loadgen's CPU use in cores over the part of
+/// the measured window it ran (all clients may end early).
 fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progress: bool) -> (Vec<Interval>, f64) {
     let total = plan.measure_end + client::CLOSE_GRACE - plan.t0;
     let bar = if progress {
@@ -241,10 +242,10 @@ fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progres
         std::thread::sleep(Duration::from_millis(100));
         let now = Instant::now();
         if cpu_start.is_none() && now >= plan.measure_start {
-            cpu_start = Some(cpu_seconds());
+            cpu_start = Some((cpu_seconds(), now));
         }
         if cpu_end.is_none() && now >= plan.measure_end {
-            cpu_end = Some(cpu_seconds());
+            cpu_end = Some((cpu_seconds(), now));
         }
         if now - last < Duration::from_secs(1) {
             continue;
@@ -282,7 +283,10 @@ fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progres
         intervals.push(interval);
     }
     bar.finish_and_clear();
-    let end = cpu_end.unwrap_or_else(cpu_seconds);
-    let cpu = cpu_start.map_or(0.0, |start| end - start);
-    (intervals, cpu)
+    let (end, end_at) = cpu_end.unwrap_or_else(|| (cpu_seconds(), Instant::now()));
+    let cores_used = match cpu_start {
+        Some((start, start_at)) if end_at > start_at => (end - start) / (end_at - start_at).as_secs_f64(),
+        _ => 0.0,
+    };
+    (intervals, cores_used)
 }

@@ -387,6 +387,13 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    // All clients may end before the window does (e.g. closed as too slow):
+    // sample at the loadgen's exit then.
+    if cpu0.is_some() && cpu1.is_none() {
+        cpu1 = cpu_secs(pid, hz).map(|c| (c, Instant::now()));
+        load = load_avg();
+        jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
+    }
     let server_alive = server.try_wait()?.is_none();
     stop(&mut server);
     if !server_alive {
