@@ -99,12 +99,26 @@ async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead
     }
 }
 
-/// Writes a whole plain answer and closes.
+/// Writes a whole plain answer and closes: our side first, then, after
+/// reading (and dropping) what the client still sends, such as a request
+/// body, for at most a second, so that unread input does not turn the close
+/// into a RST that could discard the answer.
 async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: Vec<u8>, status: u16) {
     shard.metrics().http_status(status);
     let _ = stream.write_all(&bytes).await;
     let _ = stream.flush().await;
     let _ = stream.close().await;
+    let drain = async {
+        let mut sink = [0u8; 1024];
+        let mut total = 0usize;
+        while let Ok(n @ 1..) = stream.read(&mut sink).await {
+            total += n;
+            if total > 1 << 20 {
+                break;
+            }
+        }
+    };
+    futures_lite::future::or(drain, glommio::timer::sleep(Duration::from_secs(1))).await;
 }
 
 async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, have_permit: bool) {

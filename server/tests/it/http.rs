@@ -37,6 +37,13 @@ fn errors_have_a_status_and_a_reason() {
     assert_eq!(wrong_method.header("allow").as_deref(), Some("GET, HEAD"));
     assert!(!wrong_method.body.is_empty());
     assert_eq!(http(a, "DELETE", "/healthz", "").status, 405);
+    // A body the server never wanted does not turn its answer into a reset.
+    let body = "b".repeat(200_000);
+    let post = http_raw(
+        a,
+        format!("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+    );
+    assert_eq!(post.status, 405);
     let malformed = http_raw(a, b"NOT HTTP AT ALL\x01\x02\r\n\r\n");
     assert_eq!(malformed.status, 400);
     assert!(!malformed.body.is_empty());
