@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tickforge_protocol::codec::{self, Format};
-use tickforge_protocol::ids::RequestId;
+use tickforge_protocol::ids::{PlayerId, RequestId};
 use tickforge_protocol::message::{ClientMsg, Indication, RejectCode, Request, ServerMsg};
 use tickforge_protocol::CloseReason;
 use tracing::debug;
@@ -209,7 +209,7 @@ pub(crate) struct Conn {
     session: Session,
     /// The room this connection is in (checked against the outbox's
     /// membership, which the room clears when it closes).
-    room: Option<Rc<RoomSlot>>,
+    room: Option<(Rc<RoomSlot>, PlayerId)>,
     decode_errors: u32,
     last_not_in_room: Option<Instant>,
     req_tokens: f64,
@@ -323,6 +323,7 @@ impl Conn {
     pub(crate) async fn run_with(mut self, stream: TcpStream, request: Option<(RequestId, Request)>) {
         if let Some((id, body)) = request {
             let reply = requests::answer_after_handoff(&self.shard, &self.outbox, &mut self.session, body);
+            self.refresh_room();
             self.reply(id, reply, false);
         }
         self.run(stream).await;
@@ -725,42 +726,44 @@ impl Conn {
                 Some(body) => self.handoff = Some((shard, id, body)),
                 None => self.reply(id, Reply::Rej(RejectCode::Internal, "misrouted request".into()), false),
             },
-            Reply::Cfm(ref c) => {
-                if matches!(c, tickforge_protocol::message::Confirm::Joined(_)) {
-                    self.room =
-                        self.outbox.membership().and_then(|m| self.shard.rooms.borrow().get(&m.room_id).cloned());
-                }
+            Reply::Cfm(_) | Reply::Rej(..) => {
+                self.refresh_room();
                 self.reply(id, reply, is_hello);
             }
-            Reply::Rej(..) => self.reply(id, reply, is_hello),
         }
     }
 
-    /// The room and player id, when this connection is in a room.
-    fn current_room(&mut self) -> Option<(Rc<RoomSlot>, tickforge_protocol::ids::PlayerId)> {
-        let Some(m) = self.outbox.membership() else {
-            self.room = None;
-            return None;
-        };
-        let cached = self.room.as_ref().filter(|s| s.room.borrow().id() == &m.room_id).cloned();
-        let slot = match cached {
-            Some(s) => s,
-            None => {
-                let s = self.shard.rooms.borrow().get(&m.room_id).cloned()?;
-                self.room = Some(s.clone());
-                s
+    /// Re-reads which room this connection is in from its outbox's
+    /// membership (after every request, which may join or leave).
+    fn refresh_room(&mut self) {
+        self.room = self.outbox.membership().and_then(|m| {
+            let slot = self.shard.rooms.borrow().get(&m.room_id).cloned()?;
+            Some((slot, m.player_id))
+        });
+    }
+
+    /// The room and player id, when this connection is in a room. Cached
+    /// (no lookup per input): a room that closed is noticed here; a player
+    /// the room removed is ignored by the room itself (ids are never reused
+    /// in a room) and its connection is being closed anyway.
+    fn current_room(&mut self) -> Option<(Rc<RoomSlot>, PlayerId)> {
+        match &self.room {
+            Some((slot, player)) if slot.room.borrow().closed().is_none() => Some((slot.clone(), *player)),
+            Some(_) => {
+                self.room = None;
+                None
             }
-        };
-        Some((slot, m.player_id))
+            None => None,
+        }
     }
 
     /// Leaves the room this connection is in, if any.
     fn leave_room(&mut self, reason: &str) {
-        if let Some((slot, player)) = self.current_room() {
+        self.refresh_room();
+        if let Some((slot, player)) = self.room.take() {
             slot.room.borrow_mut().leave(player, reason);
             self.shard.publish(&slot);
         }
         self.outbox.set_membership(None);
-        self.room = None;
     }
 }

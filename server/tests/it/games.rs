@@ -126,8 +126,14 @@ fn a_panicking_game_closes_only_its_room() {
         _ => None,
     });
     assert!(reason.contains("asked to fail"), "{reason}");
-    // The connection stays usable and the shard goes on.
+    // The connection stays usable, in no room, and the shard goes on.
     doomed.call(Request::Ping { client_time_us: 3 });
+    doomed.input(stick(1));
+    let code = doomed.wait_indication("error", |i| match i {
+        Indication::Error { code, .. } => Some(*code),
+        _ => None,
+    });
+    assert_eq!(code, tickforge_protocol::message::RejectCode::NotInRoom);
     let t0 = arena.next_tick().tick;
     arena.ack();
     assert!(arena.next_tick().tick > t0);
