@@ -197,6 +197,7 @@ enum Wake {
 }
 
 /// One WebSocket connection's state.
+#[derive(Debug)]
 pub(crate) struct Conn {
     shard: Rc<Shard>,
     outbox: Rc<Outbox>,
@@ -207,8 +208,8 @@ pub(crate) struct Conn {
     /// This connection's key in the shard's connection slab.
     key: Option<usize>,
     session: Session,
-    /// The room this connection is in (checked against the outbox's
-    /// membership, which the room clears when it closes).
+    /// The room this connection is in and its player id there (refreshed
+    /// from the outbox's membership after every request).
     room: Option<(Rc<RoomSlot>, PlayerId)>,
     decode_errors: u32,
     last_not_in_room: Option<Instant>,
@@ -291,8 +292,8 @@ impl Conn {
             .max(Duration::from_millis(10))
     }
 
-    /// Runs the connection to its end. `pending` is a request to answer
-    /// first (a join handed over from another shard).
+    /// Runs the connection to its end (or until it is handed to another
+    /// shard).
     pub(crate) async fn run(mut self, mut stream: TcpStream) {
         self.key = Some(self.shard.conns.borrow_mut().insert(self.outbox.clone()));
         if self.shard.refusing() {
