@@ -143,13 +143,15 @@ pub fn switching_protocols(accepted: &Accepted) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// tungstenite's settings for a server connection: a 4 KiB read buffer
-/// (not the 128 KiB default), writes passed straight to [`Wire`], and the
+/// tungstenite's settings for a server connection: a 1 KiB read buffer
+/// (not the 128 KiB default, which tungstenite allocates up front for every
+/// connection: client messages are tens of bytes, and a larger one is read
+/// in 1 KiB steps from memory), writes passed straight to [`Wire`], and the
 /// message limit from [`crate::config::Limits::max_message_size`].
 #[must_use]
 pub fn websocket_config(max_message_size: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
