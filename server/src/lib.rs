@@ -32,7 +32,7 @@
 //! let server = start(config).expect("server starts");
 //! println!("listening on ws://{}/ws", server.local_addr());
 //! server.shutdown();
-//! server.wait();
+//! server.wait().expect("every shard drained");
 //! ```
 
 pub mod config;
@@ -88,6 +88,14 @@ pub enum StartError {
     Executors(String),
 }
 
+/// A shard's thread ended abnormally.
+#[derive(Debug, Error)]
+#[error("{} shard(s) failed: {}", failures.len(), failures.join("; "))]
+pub struct ShardFailed {
+    /// What each failed shard reported.
+    pub failures: Vec<String>,
+}
+
 /// A running server: its address, its metrics, and the way to stop it.
 #[derive(Debug)]
 pub struct ServerHandle {
@@ -118,9 +126,17 @@ impl ServerHandle {
 
     /// Waits until every shard has drained (at most the drain timeout after
     /// [`ServerHandle::shutdown`]).
-    pub fn wait(mut self) {
-        if let Some(threads) = self.threads.take() {
-            threads.join_all();
+    ///
+    /// # Errors
+    /// [`ShardFailed`] when a shard's thread ended abnormally (a panic).
+    pub fn wait(mut self) -> Result<(), ShardFailed> {
+        let Some(threads) = self.threads.take() else { return Ok(()) };
+        let failures: Vec<String> =
+            threads.join_all().into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ShardFailed { failures })
         }
     }
 }
@@ -242,11 +258,23 @@ pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
 /// (mini-redis's `run(listener, shutdown)`).
 ///
 /// # Errors
-/// As [`start`].
-pub fn run(config: ServerConfig, shutdown: impl Future) -> Result<(), StartError> {
+/// As [`start`]; [`RunError::Shard`] when a shard failed.
+pub fn run(config: ServerConfig, shutdown: impl Future) -> Result<(), RunError> {
     let server = start(config)?;
     futures_lite::future::block_on(shutdown);
     server.shutdown();
-    server.wait();
+    server.wait()?;
     Ok(())
+}
+
+/// Why [`run`] failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The server could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A shard failed while running.
+    #[error(transparent)]
+    Shard(#[from] ShardFailed),
 }

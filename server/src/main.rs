@@ -180,7 +180,7 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let sig = wait_for_signal(&signals);
     tracing::info!(signal = sig, "shutting down: draining connections");
     server.shutdown();
-    server.wait();
+    server.wait().context("draining")?;
     tracing::info!("stopped");
     Ok(())
 }

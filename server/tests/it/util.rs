@@ -53,7 +53,7 @@ impl TestServer {
 
     /// Waits for the shutdown to finish.
     pub(crate) fn wait(mut self) {
-        self.handle.take().unwrap().wait();
+        self.handle.take().unwrap().wait().expect("every shard drained");
     }
 }
 
@@ -61,7 +61,10 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown();
-            h.wait();
+            let result = h.wait();
+            if !std::thread::panicking() {
+                result.expect("every shard drained");
+            }
         }
     }
 }
