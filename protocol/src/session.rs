@@ -16,8 +16,9 @@ use crate::snapshot::Snapshot;
 use std::collections::VecDeque;
 use thiserror::Error;
 
-/// The most snapshots a session keeps as baselines (a bound, whatever the
-/// server does): at 30 Hz about 4 s of ticks.
+/// The least number of snapshots a session keeps as baselines while acks
+/// stall (more when the room's ring holds more: one second of ticks plus
+/// two); at 30 Hz about 4 s of ticks.
 pub const MAX_BASELINES: usize = 128;
 
 /// What a session saw, in arrival order.
@@ -239,7 +240,10 @@ impl ClientSession {
                 room.baselines.pop_front();
             }
         }
-        if room.baselines.len() >= MAX_BASELINES {
+        // The server keeps one second of ticks (plus two) as baselines: keep
+        // at least as many, so a 128 Hz room's oldest baseline is still here.
+        let limit = MAX_BASELINES.max(crate::snapshot::SnapshotRing::capacity_for(room.joined.tick_hz));
+        if room.baselines.len() >= limit {
             // While acks stall the server keeps sending deltas against the
             // last acked tick, which is now the oldest kept: keep it and
             // drop the next oldest instead (a ring of 1 s at 128 Hz is 130

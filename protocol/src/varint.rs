@@ -27,7 +27,8 @@ pub(crate) fn unzigzag(v: u32) -> i32 {
 }
 
 /// A cursor over a byte slice that reads varints and bytes, refusing
-/// truncated input and overlong encodings.
+/// truncated input and values past 32 bits (a non-minimal encoding of a
+/// value in range, such as `80 00` for 0, is read as that value).
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],

@@ -284,7 +284,7 @@ impl Room {
                 p.input = data;
             }
             if let Some(tick) = ack {
-                Self::record_ack(p, tick);
+                Self::record_ack(p, tick, self.tick);
             }
         }
     }
@@ -293,12 +293,15 @@ impl Room {
     /// one the room no longer keeps (or never sent) gets a full state next.
     pub fn ack(&mut self, player: PlayerId, tick: Tick) {
         if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
-            Self::record_ack(p, tick);
+            Self::record_ack(p, tick, self.tick);
         }
     }
 
-    fn record_ack(p: &mut Player, tick: Tick) {
-        if p.last_ack.is_none_or(|a| tick > a) {
+    /// Acks move forward only, and only up to the newest tick taken: an ack
+    /// of a tick never sent is ignored (the player keeps its last good
+    /// baseline, or the full state), so it cannot pin a later baseline.
+    fn record_ack(p: &mut Player, tick: Tick, newest: Tick) {
+        if tick <= newest && p.last_ack.is_none_or(|a| tick > a) {
             p.last_ack = Some(tick);
         }
     }
@@ -331,7 +334,7 @@ impl Room {
         self.sim.write_snapshot(&mut snapshot.entities);
         if !snapshot.is_well_formed() {
             // A game bug, not a reason to send clients a state they cannot
-            // apply: sort, and merge duplicates by keeping the last.
+            // apply: sort, and keep one entity of each id.
             snapshot.sort();
             snapshot.entities.dedup_by_key(|e| e.id);
         }
@@ -545,6 +548,27 @@ mod tests {
                 assert!(ratio < 0.35, "binary delta is {:.1} % of the full state", ratio * 100.0);
             }
         }
+    }
+
+    /// Regression: an ack of a tick never sent used to pin the player to
+    /// full states until the room reached that tick.
+    #[test]
+    fn an_ack_of_a_tick_never_sent_does_not_pin_full_states() {
+        let mut room = room(8);
+        let (outbox, mut session, id) = join(&mut room, Format::Bin);
+        room.tick(1);
+        deliver(&outbox, &mut session);
+        room.ack(id, Tick(1_000_000));
+        let mut baselines = Vec::new();
+        for t in 2..=10 {
+            room.ack(id, session.latest_tick().unwrap());
+            room.tick(t);
+            let Some(OutboxItem::Tick(bytes)) = outbox.try_next() else { panic!("tick expected") };
+            session.handle_message(&bytes).unwrap();
+            let Some(Event::Tick(header)) = session.poll_event() else { panic!("tick event expected") };
+            baselines.push(header.baseline);
+        }
+        assert!(baselines.iter().all(Option::is_some), "deltas, not full states: {baselines:?}");
     }
 
     #[test]

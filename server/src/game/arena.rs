@@ -181,6 +181,8 @@ impl ArenaRoom {
     }
 
     fn spawn(&mut self, kind: u8, x: i32, y: i32) -> EntityId {
+        // Ids never wrap: at u32::MAX the room keeps reusing the last id,
+        // which a room would need 4 billion spawns (years of play) to reach.
         let id = EntityId(self.next_id);
         self.next_id = self.next_id.saturating_add(1);
         self.bodies.push(Body {
@@ -248,10 +250,9 @@ impl ArenaRoom {
         }
     }
 
-    fn move_bodies(&mut self, tick: u64) {
+    fn move_bodies(&mut self) {
         let hz = self.tick_hz;
-        let mut i = 0;
-        while i < self.bodies.len() {
+        for i in 0..self.bodies.len() {
             let b = &mut self.bodies[i];
             let (sx, sy) = (step_per_tick(b.vx, hz), step_per_tick(b.vy, hz));
             match b.kind {
@@ -262,26 +263,32 @@ impl ArenaRoom {
                 kind::NPC => {
                     let (tx, ty) = b.target;
                     let remaining = f64::from(tx - b.x).hypot(f64::from(ty - b.y));
-                    if remaining <= f64::from(sx).hypot(f64::from(sy)) {
-                        (b.x, b.y) = (tx, ty);
+                    let after = f64::from(tx - b.x - sx).hypot(f64::from(ty - b.y - sy));
+                    // Per-axis rounding of the step bends the path a little,
+                    // so an NPC may pass its target at a small distance:
+                    // arrival is also "this step would not bring it closer".
+                    if remaining <= f64::from(sx).hypot(f64::from(sy)) || after >= remaining {
+                        (b.x, b.y) = (tx.clamp(0, WORLD_Q), ty.clamp(0, WORLD_Q));
                         self.retarget(i);
                     } else {
-                        b.x += sx;
-                        b.y += sy;
+                        b.x = (b.x + sx).clamp(0, WORLD_Q);
+                        b.y = (b.y + sy).clamp(0, WORLD_Q);
                     }
                 }
                 _ => {
-                    b.x += sx;
-                    b.y += sy;
-                    let outside = !(0..=WORLD_Q).contains(&b.x) || !(0..=WORLD_Q).contains(&b.y);
-                    if tick >= b.expires || outside {
-                        self.bodies.remove(i);
-                        continue;
-                    }
+                    // Projectiles fly on; they are removed after hits are
+                    // resolved, so a hit along their last step still counts.
+                    b.x = b.x.saturating_add(sx);
+                    b.y = b.y.saturating_add(sy);
                 }
             }
-            i += 1;
         }
+    }
+
+    /// Removes projectiles whose life ended or that left the world.
+    fn expire_projectiles(&mut self, tick: u64) {
+        let inside = |v: i32| (0..=WORLD_Q).contains(&v);
+        self.bodies.retain(|b| b.kind != kind::PROJECTILE || (tick < b.expires && inside(b.x) && inside(b.y)));
     }
 
     /// Finds projectiles that passed within the hit radius of a target this
@@ -303,12 +310,19 @@ impl ArenaRoom {
             }
         }
         let mut removed = Vec::new();
+        let mut respawned = Vec::new();
         for k in 0..self.hits.len() {
             let (p, t) = self.hits[k];
+            if respawned.contains(&t) {
+                // Already down this tick: the projectile flew through the
+                // spot the target fell at and hits nothing.
+                continue;
+            }
             let owner = self.bodies[p].owner;
             let target = &mut self.bodies[t];
             target.hp = (target.hp - HIT_DAMAGE).max(0);
             if target.hp == 0 {
+                respawned.push(t);
                 let (x, y) = self.random_point();
                 let target = &mut self.bodies[t];
                 (target.x, target.y, target.hp) = (x, y, FULL_HP);
@@ -353,8 +367,9 @@ impl GameRoom for ArenaRoom {
 
     fn step(&mut self, tick: Tick, inputs: &[PlayerInput]) {
         self.apply_inputs(tick.0, inputs);
-        self.move_bodies(tick.0);
+        self.move_bodies();
         self.resolve_hits();
+        self.expire_projectiles(tick.0);
     }
 
     fn write_snapshot(&self, out: &mut Vec<Entity>) {
@@ -387,6 +402,25 @@ mod tests {
         }
         assert_eq!(snapshot(&a), snapshot(&b));
         assert_eq!(snapshot(&a).len(), 16);
+    }
+
+    /// Regression: rounding each axis of the step bent NPC paths so that
+    /// they missed their target and walked out of the world for good.
+    #[test]
+    fn npcs_keep_wandering_inside_the_world() {
+        for hz in [10, 30, 128] {
+            let mut room = ArenaRoom::new(11, hz, 16);
+            let mut targets_reached = 0;
+            for t in 1..=u64::from(hz) * 120 {
+                let before: Vec<_> = room.bodies.iter().map(|b| b.target).collect();
+                room.step(Tick(t), &[]);
+                targets_reached += room.bodies.iter().zip(&before).filter(|(b, t)| b.target != **t).count();
+                for b in &room.bodies {
+                    assert!((0..=WORLD_Q).contains(&b.x) && (0..=WORLD_Q).contains(&b.y), "{hz} Hz tick {t}: {b:?}");
+                }
+            }
+            assert!(targets_reached > 16 * 5, "{hz} Hz: NPCs keep picking targets ({targets_reached})");
+        }
     }
 
     #[test]
