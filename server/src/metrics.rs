@@ -51,6 +51,8 @@ pub struct ShardMetrics {
     pub ticks: AtomicU64,
     /// Ticks that took longer than their period.
     pub tick_overruns: AtomicU64,
+    /// Tick slots skipped because a room ran late (its shard was busy).
+    pub slots_skipped: AtomicU64,
     /// Tick durations: per bucket of [`TICK_BUCKETS_US`], then +Inf.
     pub tick_buckets: [AtomicU64; TICK_BUCKETS_US.len() + 1],
     /// Sum of tick durations, microseconds.
@@ -187,6 +189,9 @@ impl Metrics {
         counter(&mut out, "tickforge_accepted_total", "Connections accepted.", &|s| &s.accepted);
         counter(&mut out, "tickforge_ticks_total", "Room ticks run.", &|s| &s.ticks);
         counter(&mut out, "tickforge_tick_overruns_total", "Ticks longer than their period.", &|s| &s.tick_overruns);
+        counter(&mut out, "tickforge_tick_slots_skipped_total", "Tick slots skipped by late rooms.", &|s| {
+            &s.slots_skipped
+        });
         counter(&mut out, "tickforge_room_panics_total", "Game panics caught.", &|s| &s.room_panics);
         counter(&mut out, "tickforge_bytes_in_total", "WebSocket bytes read.", &|s| &s.bytes_in);
         counter(&mut out, "tickforge_bytes_out_total", "WebSocket bytes written.", &|s| &s.bytes_out);

@@ -212,7 +212,7 @@ async fn run_room(shard: Rc<Shard>, slot: Rc<RoomSlot>, index: u64) {
         let skipped = schedule.advance(ended);
         let m = shard.metrics();
         m.tick((ended - started) / 1000, period_ns / 1000);
-        ShardMetrics::add(&m.tick_overruns, skipped);
+        ShardMetrics::add(&m.slots_skipped, skipped);
         if let Some(panic) = report.panicked {
             ShardMetrics::inc(&m.room_panics);
             warn!(shard = shard.id, room = %room_id, %panic, "game panicked; room closed");
