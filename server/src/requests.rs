@@ -188,17 +188,15 @@ fn leave_room(shard: &Shard, outbox: &Outbox) -> Result<Confirm, (RejectCode, St
     Ok(Confirm::Left { room_id: m.room_id })
 }
 
-/// The shard a connection must move to before `body` can be answered,
-/// when it names a room elsewhere (used on the receiving side to answer
-/// the join locally).
+/// Answers a join that arrived with a connection handed over from another
+/// shard: like [`handle`], but never bounces the connection again (a room
+/// that moved or closed meanwhile is `not_found`).
 pub(crate) fn answer_after_handoff(
     shard: &Rc<Shard>,
     outbox: &Rc<Outbox>,
     session: &mut Session,
     body: Request,
 ) -> Reply {
-    // On the receiving shard the room is local (or gone): answer normally,
-    // but never bounce the connection again.
     match handle(shard, outbox, session, body) {
         Reply::HandOff { .. } => Reply::Rej(RejectCode::NotFound, "the room moved or closed".into()),
         other => other,
