@@ -51,6 +51,10 @@ impl From<Result<Confirm, (RejectCode, String)>> for Reply {
 
 /// Answers one request.
 pub(crate) fn handle(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: Request) -> Reply {
+    answer(shard, outbox, session, body, true)
+}
+
+fn answer(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: Request, may_move: bool) -> Reply {
     let needs_hello = shard.config().token.is_some() && !session.authed;
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
@@ -61,8 +65,8 @@ pub(crate) fn handle(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Sessi
         Request::CreateRoom { game, max_players, tick_hz, private } => {
             create_room(shard, outbox, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id } => join_room(shard, outbox, &room_id),
-        Request::JoinOrCreate { game } => join_or_create(shard, outbox, &game),
+        Request::JoinRoom { room_id } => join_room(shard, outbox, &room_id, may_move),
+        Request::JoinOrCreate { game } => join_or_create(shard, outbox, &game, may_move),
         Request::LeaveRoom => leave_room(shard, outbox).into(),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
     }
@@ -133,7 +137,7 @@ fn create_room(
     join(shard, outbox, &slot)
 }
 
-fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId) -> Reply {
+fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId, may_move: bool) -> Reply {
     if let Err((code, reason)) = not_in_a_room(outbox) {
         return Reply::Rej(code, reason);
     }
@@ -142,12 +146,12 @@ fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId) -> Reply 
         return join(shard, outbox, &slot).into();
     }
     match shard.shared.directory.get(room_id) {
-        Some(entry) if entry.shard != shard.id => Reply::HandOff { shard: entry.shard },
+        Some(entry) if entry.shard != shard.id && may_move => Reply::HandOff { shard: entry.shard },
         _ => Reply::Rej(RejectCode::NotFound, format!("no room {room_id}")),
     }
 }
 
-fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str) -> Reply {
+fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str, may_move: bool) -> Reply {
     if let Err((code, reason)) = not_in_a_room(outbox) {
         return Reply::Rej(code, reason);
     }
@@ -160,7 +164,7 @@ fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str) -> Reply {
     let local = shard.fullest_open_room(name);
     let local_players = local.as_ref().map(|s| s.room.borrow().player_count() as u32);
     if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, shard.id) {
-        if local_players.is_none_or(|l| remote_players > l) && shard.can_hand_off() {
+        if may_move && local_players.is_none_or(|l| remote_players > l) && shard.can_hand_off() {
             return Reply::HandOff { shard: other };
         }
     }
@@ -189,16 +193,14 @@ fn leave_room(shard: &Shard, outbox: &Outbox) -> Result<Confirm, (RejectCode, St
 }
 
 /// Answers a join that arrived with a connection handed over from another
-/// shard: like [`handle`], but never bounces the connection again (a room
-/// that moved or closed meanwhile is `not_found`).
+/// shard: like [`handle`], but never moves the connection again (a room
+/// that moved or closed meanwhile is `not_found`; `join_or_create` joins or
+/// creates a room here).
 pub(crate) fn answer_after_handoff(
     shard: &Rc<Shard>,
     outbox: &Rc<Outbox>,
     session: &mut Session,
     body: Request,
 ) -> Reply {
-    match handle(shard, outbox, session, body) {
-        Reply::HandOff { .. } => Reply::Rej(RejectCode::NotFound, "the room moved or closed".into()),
-        other => other,
-    }
+    answer(shard, outbox, session, body, false)
 }
