@@ -58,3 +58,36 @@ fn bad_flags_and_urls_are_refused() {
     let err = one_line_error(&loadgen(&["--duration", "soon"]));
     assert!(err.contains("--duration"), "{err}");
 }
+
+#[test]
+fn gates_pick_the_exit_status_and_reports_are_written() {
+    let server = FakeServer::start(Behaviour::default());
+    let dir = std::env::temp_dir().join(format!("tickforge-loadgen-gates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let base = ["--clients", "8", "--duration", "1s", "--warmup", "200ms", "--quiet"];
+    let url = server.url();
+    let mut args = vec!["--url", url.as_str()];
+    args.extend(base);
+    // A p99 gate nothing can meet: exit 1, the table still printed.
+    let out = loadgen(&[&args[..], &["--max-p99-ms", "0.0001"]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("latency (ms)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gate failed"));
+    // Gates that are met: exit 0, and every report file written.
+    let (json, hgrm, plot) = (path("r.json"), path("r.hgrm"), path("r.svg"));
+    let extra = ["--max-p99-ms", "10000", "--max-errors", "0", "--json", &json, "--hgrm", &hgrm, "--plot", &plot];
+    let out = loadgen(&[&args[..], &extra[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["errors_total"], 0);
+    assert_eq!(report["params"]["clients"], 8);
+    assert!(report["machine"]["kernel"].is_string());
+    for key in ["p50", "p90", "p99", "p99_9", "p99_99", "max"] {
+        assert!(report["tick_latency_us"][key].as_u64().is_some(), "{key}");
+    }
+    assert!(std::fs::read_to_string(&hgrm).unwrap().contains("Percentile"));
+    assert!(std::fs::read_to_string(path("r-input.hgrm")).unwrap().contains("Total count"));
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
