@@ -39,7 +39,9 @@ pub struct ServerConfig {
     /// Origin gets 403. A request without `Origin` (not a browser) passes.
     pub allowed_origins: Vec<String>,
     /// A shared token: when set, a connection must send `hello` with it
-    /// before any other request. Default none.
+    /// before any other request (`rej unauthorized`; a wrong token in
+    /// `hello` closes with 1008), or pass it in the handshake as
+    /// `/ws?token=...` (a wrong one is answered 403). Default none.
     pub token: Option<String>,
     /// Mount `/echo`: every message echoed back (for Autobahn only).
     pub echo: bool,
