@@ -170,3 +170,34 @@ pub(crate) fn shrink_receive_buffer(c: &Client) {
         );
     }
 }
+
+#[test]
+fn a_websocket_protocol_violation_closes_1002() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.write_all(format!("GET /ws HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n").as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed during the handshake");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 101 "));
+    // An unmasked client frame (RFC 6455 5.1: the server must fail the connection).
+    s.write_all(b"\x81\x05hello").unwrap();
+    let mut frame = Vec::new();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => frame.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(frame.first(), Some(&0x88), "a close frame: {frame:?}");
+    let code = u16::from_be_bytes([frame[2], frame[3]]);
+    assert_eq!(code, 1002);
+    assert!(frame.len() > 4, "the close carries a reason");
+    assert_eq!(metric(&server.metrics(), "tickforge_closes_total{reason=\"protocol_error\",code=\"1002\"}"), 1);
+}
