@@ -591,7 +591,12 @@ impl Conn {
                     self.outbox.close(CloseReason::RefusedToken);
                 }
             }
-            Reply::HandOff { .. } => unreachable!("hand-offs are taken before replying"),
+            // Hand-offs are taken before replying; one here is a bug, not
+            // a reason to take the shard down.
+            Reply::HandOff { .. } => {
+                self.metrics().reject(RejectCode::Internal);
+                self.push(&ServerMsg::Rej { id, code: RejectCode::Internal, reason: "misrouted request".into() });
+            }
         }
     }
 
