@@ -272,7 +272,7 @@ fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progres
         };
         bar.set_position(now.saturating_duration_since(plan.t0).as_millis() as u64);
         bar.set_message(format!(
-            "{:<7} clients {}/{}  ticks/s {:.0}  p99 {:.2} ms  errors {}",
+            "{:<7} clients {}/{}  ticks/s {:.0}  p99 (last 1 s) {:.2} ms  errors {}",
             interval.phase,
             interval.clients,
             plan.cfg.clients,
