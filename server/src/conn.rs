@@ -18,12 +18,14 @@ use crate::requests::{self, Reply, Session};
 use crate::shard::{RoomSlot, Shard};
 use crate::ws::{self, HandshakePolicy, Wire};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::FutureExt as _;
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::sync::StaticPermit;
 use glommio::timer::Timer;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::Poll;
@@ -32,7 +34,7 @@ use tickforge_protocol::codec::{self, Format};
 use tickforge_protocol::ids::{PlayerId, RequestId};
 use tickforge_protocol::message::{ClientMsg, Indication, RejectCode, Request, ServerMsg};
 use tickforge_protocol::CloseReason;
-use tracing::debug;
+use tracing::{debug, warn};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketContext};
 use tungstenite::{Message, Utf8Bytes};
@@ -52,17 +54,46 @@ const TX_LOW_WATER: usize = 16 * 1024;
 const FLOOD_FACTOR: u32 = 5;
 
 /// Serves one accepted socket; `permit` is `None` when the shard is at its
-/// connection limit (the answer is then 503).
-pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, permit: Option<StaticPermit>) {
-    let m = shard.metrics();
-    ShardMetrics::gauge(&m.connections, 1);
+/// connection limit (the answer is then 503). A panic (a bug, never bad
+/// input) ends only this connection: it is logged and counted as an
+/// `internal` close, and the shard goes on.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, permit: Option<StaticPermit>) {
+    let task = AssertUnwindSafe(serve_inner(shard.clone(), stream, permit.is_some()));
+    if let Err(panic) = task.catch_unwind().await {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        warn!(shard = shard.id, panic = %what, "connection task panicked; connection dropped");
+        shard.metrics().close(&CloseReason::Internal);
+    }
+    drop(permit);
+}
+
+/// Counts an open connection in the metrics while it lives.
+struct OpenConnection<'a>(&'a ShardMetrics);
+
+impl<'a> OpenConnection<'a> {
+    fn new(m: &'a ShardMetrics) -> Self {
+        ShardMetrics::gauge(&m.connections, 1);
+        Self(m)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        ShardMetrics::gauge(&self.0.connections, -1);
+    }
+}
+
+async fn serve_inner(shard: Rc<Shard>, mut stream: TcpStream, have_permit: bool) {
+    let _open = OpenConnection::new(shard.metrics());
     let _ = stream.set_nodelay(true);
     let head = read_head(&shard, &mut stream).await;
     if let Some((head, rest)) = head {
-        route(&shard, stream, head, rest, permit.is_some()).await;
+        route(&shard, stream, head, rest, have_permit).await;
     }
-    ShardMetrics::gauge(&shard.metrics().connections, -1);
-    drop(permit);
 }
 
 /// Reads a request head within the handshake timeout; answers 400 itself
@@ -771,5 +802,14 @@ impl Conn {
             self.shard.publish(&slot);
         }
         self.outbox.set_membership(None);
+    }
+}
+
+impl Drop for Conn {
+    /// However the connection ends (a panic included), its seat and its
+    /// slab entry are given back.
+    fn drop(&mut self) {
+        self.leave_room("disconnected");
+        self.release();
     }
 }

@@ -15,9 +15,11 @@ use crate::handoff::{Handoff, HandoffMesh, HandoffSender};
 use crate::metrics::ShardMetrics;
 use crate::requests::Session;
 use crate::shard::Shard;
+use futures_lite::FutureExt as _;
 use glommio::channels::channel_mesh::Receivers;
 use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use tickforge_protocol::codec::Format;
 use tickforge_protocol::ids::RequestId;
@@ -76,7 +78,11 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 glommio::spawn_local(async move {
                     let permit = shard.permits.try_acquire_static_permit(1).ok();
                     ShardMetrics::gauge(&shard.metrics().connections, 1);
-                    conn.run_with(stream, request).await;
+                    let task = AssertUnwindSafe(conn.run_with(stream, request));
+                    if task.catch_unwind().await.is_err() {
+                        warn!(shard = shard.id, "connection task panicked; connection dropped");
+                        shard.metrics().close(&tickforge_protocol::CloseReason::Internal);
+                    }
                     ShardMetrics::gauge(&shard.metrics().connections, -1);
                     drop(permit);
                 })
