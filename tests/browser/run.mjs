@@ -99,7 +99,7 @@ async function waitText(page, id, pred, timeout) {
 async function open(context, url, errors) {
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(`${url}: ${e.message}`));
-  await page.goto(url, { waitUntil: "load", timeout: 10_000 });
+  await page.goto(url, { waitUntil: "load", timeout: 30_000 });
   return page;
 }
 
@@ -241,11 +241,16 @@ async function main() {
     await check("a second browser joins the same room: both show 2 players", async () => {
       assert(roomId, "no room id from the first page");
       b = await open(ctxB, `${base}/?room=${encodeURIComponent(roomId)}`, pageErrors);
-      await waitText(b, "status", "t === 'connected'", 5000);
-      const roomB = (await text(b, "#room")).trim();
-      assert(roomB === roomId, `second page is in ${roomB}, not ${roomId}`);
-      await waitText(a, "players", "t === '2'", 5000);
-      await waitText(b, "players", "t === '2'", 5000);
+      const why = async (p) => `#status ${await text(p, "#status")}, #players ${await text(p, "#players")}, #error "${await text(p, "#error-text")}"`;
+      try {
+        await waitText(b, "status", "t === 'connected'", 10_000);
+        const roomB = (await text(b, "#room")).trim();
+        assert(roomB === roomId, `second page is in ${roomB}, not ${roomId}`);
+        await waitText(a, "players", "t === '2'", 10_000);
+        await waitText(b, "players", "t === '2'", 10_000);
+      } catch (e) {
+        throw new Error(`${e.message.split("\n")[0]} (first page: ${await why(a)}; second page: ${await why(b)})`);
+      }
       const selfA = await a.evaluate(() => window.__tickforge.joined.entity_id);
       const seesA = await b.evaluate((id) => window.__tickforge.entities().some((e) => e.id === id), selfA);
       assert(seesA, "the second page does not see the first player's entity");
