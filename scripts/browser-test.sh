@@ -46,7 +46,8 @@ apt_install() {
         as_root apt-get update
         apt_updated=1
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    # With recommends: chromium's fonts come that way, and text must render.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
 # --- tools ---------------------------------------------------------------
