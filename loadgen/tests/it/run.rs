@@ -13,6 +13,8 @@ fn config(url: String, clients: usize, format: Format) -> LoadConfig {
     cfg.connect_rate = 200.0;
     cfg.warmup = Duration::from_millis(300);
     cfg.duration = Duration::from_secs(1);
+    // Every tick, so that a slow host still yields samples.
+    cfg.full_state_every = 1;
     cfg
 }
 
