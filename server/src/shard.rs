@@ -14,6 +14,7 @@ use crate::outbox::Outbox;
 use crate::relocate::{self, LocalMesh, SharedMesh};
 use crate::room::{Room, RoomConfig};
 use crate::schedule::{stagger_offset_ns, Schedule};
+use futures_lite::FutureExt as _;
 use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 use glommio::timer::sleep;
@@ -21,6 +22,7 @@ use slab::Slab;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, RawFd};
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -136,7 +138,23 @@ impl Shard {
         let slot = Rc::new(RoomSlot { room: RefCell::new(room) });
         self.rooms.borrow_mut().insert(id, slot.clone());
         ShardMetrics::gauge(&self.metrics().rooms, 1);
-        glommio::spawn_local(run_room(self.clone(), slot.clone(), n)).detach();
+        let (shard, task_slot) = (self.clone(), slot.clone());
+        glommio::spawn_local(async move {
+            // Game panics are caught by `Room::tick`; this catches anything
+            // else, so that one room's fault never takes down the shard.
+            let task = AssertUnwindSafe(run_room(shard.clone(), task_slot.clone(), n));
+            if task.catch_unwind().await.is_err() {
+                let room_id = task_slot.room.borrow().id().clone();
+                warn!(shard = shard.id, room = %room_id, "room task panicked; room closed");
+                ShardMetrics::inc(&shard.metrics().room_panics);
+                task_slot.room.borrow_mut().close("internal error");
+                if shard.rooms.borrow_mut().remove(&room_id).is_some() {
+                    shard.shared.directory.remove(&room_id);
+                    ShardMetrics::gauge(&shard.metrics().rooms, -1);
+                }
+            }
+        })
+        .detach();
         Ok(slot)
     }
 
