@@ -17,7 +17,12 @@ use tickforge_protocol::Format;
 /// Simulated arena players against a tickforge server; reports tick and
 /// input latency percentiles, bytes per client-tick and errors.
 #[derive(Debug, Parser)]
-#[command(name = "tickforge-loadgen", version)]
+#[command(
+    name = "tickforge-loadgen",
+    version,
+    after_help = "Exit status: 0 done (gates met), 1 a gate (--max-p99-ms, --max-errors) exceeded, 2 the run could not \
+                  be made (bad flag, unreachable server, refused handshake)."
+)]
 struct Cli {
     /// Server WebSocket URL.
     #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
