@@ -428,6 +428,10 @@ impl<'a> Client<'a> {
                 },
                 Wake::Input => {
                     let now = Instant::now();
+                    if plan.measuring(now) {
+                        let lag = micros(now.saturating_duration_since(next_input)).max(1);
+                        let _ = self.core.stats.borrow_mut().loadgen_lag.record(lag);
+                    }
                     let seq = self.session.input_seq().next().0;
                     let data = scenario::input(self.index, seq, cfg.input_hz);
                     let seq = self.session.input(data, &mut out).0;

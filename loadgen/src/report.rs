@@ -202,6 +202,10 @@ pub struct Report {
     pub input_latency_us: Latency,
     /// Connect start until the WebSocket is open, µs (whole run).
     pub handshake_latency_us: Latency,
+    /// How late the loadgen woke for its input slots, µs: its own
+    /// scheduling delay (or a send still blocked by the server). A p99 near
+    /// the latency figures means the loadgen, not the server, made them.
+    pub loadgen_lag_us: Latency,
     /// WebSocket bytes received (frame headers included) per state message.
     pub bytes_per_client_tick: f64,
     /// State message payload bytes (no frame header) per state message.
@@ -273,6 +277,7 @@ impl Report {
             tick_latency_us: Latency::of(&stats.tick_latency),
             input_latency_us: Latency::of(&stats.input_latency),
             handshake_latency_us: Latency::of(&stats.handshake_latency),
+            loadgen_lag_us: Latency::of(&stats.loadgen_lag),
             bytes_per_client_tick,
             payload_bytes_per_tick: per_tick(stats.state_payload_bytes),
             full_state_bytes,
@@ -324,6 +329,7 @@ impl Report {
             ("tick", &self.tick_latency_us),
             ("input (CO-corrected)", &self.input_latency_us),
             ("handshake", &self.handshake_latency_us),
+            ("loadgen lag", &self.loadgen_lag_us),
         ] {
             let ms = |v: u64| v as f64 / 1000.0;
             let _ = writeln!(

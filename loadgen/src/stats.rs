@@ -73,6 +73,9 @@ pub(crate) struct CoreStats {
     pub(crate) input_latency: Histogram<u64>,
     /// TCP connect start until the WebSocket is open, µs (whole run).
     pub(crate) handshake_latency: Histogram<u64>,
+    /// How late the loadgen woke for an input slot, µs (measured window):
+    /// its own scheduling delay, which every latency figure includes.
+    pub(crate) loadgen_lag: Histogram<u64>,
     /// Sampled `full_state_len` (bytes).
     pub(crate) full_state: Histogram<u64>,
     /// State messages received in the measured window.
@@ -104,6 +107,7 @@ impl CoreStats {
             tick_latency: histogram(),
             input_latency: histogram(),
             handshake_latency: histogram(),
+            loadgen_lag: histogram(),
             full_state: histogram(),
             state_msgs: 0,
             state_payload_bytes: 0,
@@ -124,6 +128,7 @@ impl CoreStats {
         let _ = self.tick_latency.add(&other.tick_latency);
         let _ = self.input_latency.add(&other.input_latency);
         let _ = self.handshake_latency.add(&other.handshake_latency);
+        let _ = self.loadgen_lag.add(&other.loadgen_lag);
         let _ = self.full_state.add(&other.full_state);
         self.state_msgs += other.state_msgs;
         self.state_payload_bytes += other.state_payload_bytes;

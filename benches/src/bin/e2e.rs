@@ -464,7 +464,8 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
          `tickforge-loadgen --cores 1` on CPU {}; one host, loopback, so both clocks are one. \
          Server CPU is user+system seconds per measured second (1.00 = its one core saturated); \
          RSS per client is (peak RSS under load - idle RSS) / clients. A loadgen CPU near 1.00 means the \
-         loadgen, not the server, was the limit of that row. \"Its CPU busy\" is how busy that CPU was with all \
+         loadgen, not the server, was the limit of that row; so does a loadgen lag (how late it woke for its own \
+         input slots) near the tick latency. \"Its CPU busy\" is how busy that CPU was with all \
          processes (/proc/stat): when it is near 1.00 while the process's own share is well below, other \
          processes (builds, other benchmarks on a shared host) took the CPU and the latency figures of that row \
          are inflated. Host load is the 1-minute load average at the end of the measured window. Both \
@@ -478,7 +479,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
     );
     let _ = writeln!(
         s,
-        "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | host load |"
+        "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | loadgen lag p99 ms | host load |"
     );
     let _ = writeln!(
         s,
@@ -490,7 +491,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
         let per_client = (out.rss_peak_kib.saturating_sub(out.rss_idle_kib)) as f64 / clients as f64;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
             clients,
             out.scenario.form,
             delivered(r, clients),
@@ -510,6 +511,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
             per_client,
             f(r, &["loadgen_cpu_cores"]),
             out.loadgen_cpu_busy,
+            ms(r, &["loadgen_lag_us", "p99"]),
             out.load_avg,
         );
     }
