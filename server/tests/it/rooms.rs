@@ -208,3 +208,20 @@ fn an_ack_of_an_unknown_tick_gets_a_full_state() {
     let events: Vec<_> = c.backlog.drain(..).collect();
     assert!(events.iter().all(|e| !matches!(e, Event::Rejected { .. })));
 }
+
+#[test]
+fn join_or_create_fills_the_fullest_open_room_then_creates() {
+    let server = TestServer::with(|c| c.limits.default_players_per_room = 2);
+    let mut a = connect(&server, Format::Bin);
+    let mut b = connect(&server, Format::Bin);
+    let mut c = connect(&server, Format::Json);
+    let ra = a.join_or_create("arena").room_id;
+    let rb = b.join_or_create("arena").room_id;
+    let rc = c.join_or_create("arena").room_id;
+    assert_eq!(ra, rb, "the open room is filled first");
+    assert_ne!(rc, ra, "a full room is never joined: a new one is created");
+    // A fourth player never lands in the full room.
+    let mut d = connect(&server, Format::Json);
+    let rd = d.join_or_create("arena").room_id;
+    assert_eq!(rd, rc, "the only open room");
+}
