@@ -11,7 +11,7 @@
 // Everything the page shows is also readable by scripts through
 // `window.__tickforge` (the browser test uses it).
 
-import { RoomState, interpolate, stick, utf8Length, closeCodeName, wsUrlFor } from "./state.js";
+import { RoomState, interpolate, stick, utf8Length, frameLength, closeCodeName, wsUrlFor } from "./state.js";
 import { draw } from "./render.js";
 
 const SUBPROTOCOL = "tickforge.v1.json";
@@ -137,6 +137,7 @@ function updateFigures() {
   if (tickBytes.length) {
     const avg = tickBytes.reduce((a, b) => a + b, 0) / tickBytes.length;
     ui.bytes.textContent = `${Math.round(avg)} B`;
+    ui.bytes.title = `WebSocket bytes per state message (frame headers included), mean of the last ${tickBytes.length}`;
   } else {
     ui.bytes.textContent = "–";
   }
@@ -372,7 +373,7 @@ function onMessage(data) {
   }
   switch (msg.type) {
     case "tick":
-      onTick(msg, utf8Length(data));
+      onTick(msg, frameLength(utf8Length(data)));
       break;
     case "cfm":
       onConfirm(msg);

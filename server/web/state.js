@@ -233,6 +233,18 @@ export function utf8Length(text) {
   return new TextEncoder().encode(text).length;
 }
 
+/**
+ * The bytes a server-to-client WebSocket frame of `payload` bytes takes on
+ * the wire (unmasked header: 2, 4 or 10 bytes), as WORKLOAD.md's "bytes per
+ * client-tick" counts them.
+ * @param {number} payload
+ */
+export function frameLength(payload) {
+  if (payload < 126) return payload + 2;
+  if (payload < 65536) return payload + 4;
+  return payload + 10;
+}
+
 /** A WebSocket close code's meaning (RFC 6455 and CONTRACT.md). */
 export function closeCodeName(code) {
   const names = {

@@ -11,6 +11,7 @@ import {
   interpolate,
   stick,
   utf8Length,
+  frameLength,
   closeCodeName,
   wsUrlFor,
   MAX_BASELINES,
@@ -156,6 +157,10 @@ test("stick maps held keys to -127..127 with diagonals the same length", () => {
 test("helpers: UTF-8 length, close code names, the WebSocket URL", () => {
   assert.equal(utf8Length('{"a":1}'), 7);
   assert.equal(utf8Length("é"), 2);
+  assert.equal(frameLength(125), 127);
+  assert.equal(frameLength(126), 130);
+  assert.equal(frameLength(65535), 65539);
+  assert.equal(frameLength(65536), 65546);
   assert.equal(closeCodeName(1009), "message too big");
   assert.equal(closeCodeName(4999), "unknown code");
   assert.equal(wsUrlFor({ protocol: "http:", host: "127.0.0.1:7700" }), "ws://127.0.0.1:7700/ws");
