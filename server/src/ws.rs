@@ -333,6 +333,49 @@ mod tests {
     }
 
     #[test]
+    fn frame_lengths_in_every_header_form() {
+        assert_eq!(Wire::frame_len(&[0x81]), None);
+        assert_eq!(Wire::frame_len(&[0x81, 0x85]), None, "mask not there yet");
+        assert_eq!(Wire::frame_len(&[0x81, 0x85, 1, 2, 3, 4]), Some(6 + 5));
+        assert_eq!(Wire::frame_len(&[0x82, 0xfe, 0x01]), None);
+        assert_eq!(Wire::frame_len(&[0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4]), Some(8 + 256));
+        let mut long = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
+        assert_eq!(Wire::frame_len(&long), Some(14 + 65_536));
+        long.truncate(9);
+        assert_eq!(Wire::frame_len(&long), None);
+    }
+
+    #[test]
+    fn a_large_frame_in_pieces_then_the_next_frame_stays_unread() {
+        let payload: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let mask = [9u8, 8, 7, 6];
+        let mut bytes = vec![0x82, 0x80 | 127];
+        bytes.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&mask);
+        bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let next = [0x89, 0x80, 0, 0, 0, 0]; // a masked empty ping
+        bytes.extend_from_slice(&next);
+        let mut wire = Wire::default();
+        let mut ctx = server_context(1 << 20);
+        let mut got = None;
+        for chunk in bytes.chunks(1000) {
+            wire.push_rx(chunk);
+            match ctx.read(&mut wire) {
+                Ok(m) => {
+                    got = Some(m);
+                    break;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, Some(Message::binary(payload)));
+        // The last chunk held the frame's end and the whole ping: the ping is
+        // still in the pipe, frame-aligned, not inside tungstenite.
+        assert_eq!(wire.rx_pending(), &next);
+    }
+
+    #[test]
     fn wire_hands_over_one_frame_at_a_time() {
         // Two masked client text frames back to back, then half a third.
         let frame = |text: &str| {
