@@ -19,6 +19,8 @@ const PING_EVERY_MS = 2000;
 const ROOMS_EVERY_MS = 3000;
 const BYTES_WINDOW = 30;
 const LOG_MAX = 60;
+/** Ack from the tick handler when the input timer's acks are this far behind. */
+const ACK_CATCH_UP_TICKS = 10;
 
 const params = new URLSearchParams(location.search);
 const wsUrl = params.get("ws") || wsUrlFor(location);
@@ -486,6 +488,14 @@ function onTick(msg, bytes) {
       lastAcked = room.latestTick;
     }
     return;
+  }
+  // The input timer acks every period; a background tab's timers are
+  // throttled (to 1 Hz or less), so ack here too once acks fall behind, or
+  // the server closes us as too slow (1008).
+  const t = room.latestTick;
+  if (lastAcked === null || t - lastAcked >= ACK_CATCH_UP_TICKS) {
+    send({ type: "ack", tick: t });
+    lastAcked = t;
   }
   tickBytes.push(bytes);
   if (tickBytes.length > BYTES_WINDOW) tickBytes.shift();
