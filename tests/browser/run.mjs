@@ -335,6 +335,22 @@ async function main() {
       return msg;
     });
 
+    await check("New room moves to a new room; watch in the room list moves back", async () => {
+      assert(b, "no second page");
+      await waitText(b, "status", "t === 'connected'", 5000);
+      await b.locator("#create").click();
+      const other = await waitText(b, "room", `t !== ${JSON.stringify(roomId)} && t !== "–"`, 10_000);
+      await waitText(b, "status", "t === 'connected'", 5000);
+      await waitText(b, "players", "t === '1'", 5000);
+      // The list (refreshed on join) has both rooms; watch the first one.
+      const watch = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "watch" });
+      await watch.click({ timeout: 10_000 });
+      await waitText(b, "room", `t === ${JSON.stringify(roomId)}`, 10_000);
+      await waitText(b, "status", "t === 'connected'", 5000);
+      assert(!(await b.locator("#error").isVisible()), `error shown: ${await text(b, "#error-text")}`);
+      return `${roomId} -> ${other} -> ${roomId}`;
+    });
+
     await check("a message over the size limit closes with 1009, shown with its reason", async () => {
       assert(b, "no second page");
       await b.evaluate(() => window.__tickforge.send({ type: "ack", tick: 1, pad: "x".repeat(70 * 1024) }));
