@@ -49,6 +49,11 @@ pub struct LoadConfig {
     /// Sample `full_state_len` once every this many ticks per client (it
     /// re-encodes the whole state). Default 30: once a second at 30 Hz.
     pub full_state_every: u32,
+    /// How long an idle executor spins before it sleeps in the kernel.
+    /// Default 0 (sleep at once). Spinning burns its CPU while idle but
+    /// spares the wake-ups (cross-CPU interrupts) that the server's sends
+    /// would otherwise cost, on both sides.
+    pub spin_before_park: Duration,
     /// Show a progress bar (the binary turns it off when stdout is no TTY).
     pub progress: bool,
 }
@@ -72,6 +77,7 @@ impl Default for LoadConfig {
             handshake_timeout: Duration::from_secs(5),
             join_timeout: Duration::from_secs(10),
             full_state_every: 30,
+            spin_before_park: Duration::ZERO,
             progress: false,
         }
     }

@@ -126,6 +126,7 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         duration_secs: cfg.duration.as_secs_f64(),
     };
     let progress = cfg.progress;
+    let spin = cfg.spin_before_park;
     // A little time for the executors to start before client 0's slot.
     let plan = Arc::new(Plan::new(cfg, target, Instant::now() + Duration::from_millis(200)));
     let live = Arc::new(Live::new(cores));
@@ -135,8 +136,11 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     for k in 0..cores {
         let cpu = cpus[k % cpus.len()];
         let (plan, live, finished) = (plan.clone(), live.clone(), finished.clone());
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-            .name(&format!("loadgen-{k}"))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(&format!("loadgen-{k}"));
+        if !spin.is_zero() {
+            builder = builder.spin_before_park(spin);
+        }
+        let handle = builder
             .spawn(move || async move {
                 let stats = core_main(k, plan, live).await;
                 finished.fetch_add(1, Ordering::Release);

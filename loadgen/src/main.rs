@@ -67,6 +67,9 @@ struct Cli {
     /// Handshake timeout per client.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     handshake_timeout: Duration,
+    /// Idle executors spin this long before sleeping (e.g. 100us, 1ms; default 0).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    spin: Duration,
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -101,7 +104,9 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 /// `30s`, `500ms`, `2m`, `1.5s` or a plain number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+    let (num, scale) = if let Some(n) = s.strip_suffix("us") {
+        (n, 0.000_001)
+    } else if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1.0)
@@ -174,6 +179,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     cfg.duration = cli.duration;
     cfg.connect_timeout = cli.connect_timeout;
     cfg.handshake_timeout = cli.handshake_timeout;
+    cfg.spin_before_park = cli.spin;
     cfg.progress = !cli.quiet && std::io::stdout().is_terminal();
     let mut report = tickforge_loadgen::run(cfg).map_err(|e: LoadError| anyhow::anyhow!(e))?;
     report.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
@@ -214,6 +220,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
         assert_eq!(parse_ips("127.0.0.1-127.0.0.8").unwrap().0.len(), 8);
