@@ -562,7 +562,11 @@ fn write_section(path: &Path, body: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
     let block = format!("{BEGIN}\n{body}{END}\n");
     let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], old[e + END.len()..].trim_start_matches('\n')),
+        (Some(b), Some(e)) if e > b => {
+            let rest = old[e + END.len()..].trim_start_matches('\n');
+            let gap = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{block}{gap}{rest}", &old[..b])
+        }
         _ => format!("{}\n{block}", old.trim_end_matches('\n').to_owned() + "\n"),
     };
     std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
