@@ -443,6 +443,9 @@ fn delivered(r: &Value, clients: usize) -> String {
     format!("{tps:.0} ({:.0} %)", 100.0 * tps / (ASKED_HZ * clients as f64))
 }
 
+/// The table's header row.
+const HEADER: &str = "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | loadgen lag p99 ms | host load |";
+
 /// The markdown section.
 fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
     let mut s = String::new();
@@ -477,14 +480,10 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
         o.loadgen_cpu,
         o.nice.map_or_else(|| "0 (inherited)".to_string(), |n| n.to_string())
     );
-    let _ = writeln!(
-        s,
-        "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | loadgen lag p99 ms | host load |"
-    );
-    let _ = writeln!(
-        s,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    );
+    let _ = writeln!(s, "{HEADER}");
+    // One alignment cell per header cell: clients and form, then numbers.
+    let columns = HEADER.matches('|').count() - 1;
+    let _ = writeln!(s, "|---:|---|{}", "---:|".repeat(columns - 2));
     for out in outcomes {
         let r = &out.report;
         let clients = out.scenario.clients;
