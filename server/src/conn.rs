@@ -101,14 +101,17 @@ async fn serve_inner(shard: Rc<Shard>, mut stream: TcpStream, have_permit: bool)
 async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead, Vec<u8>)> {
     let timeout = shard.config().limits.handshake_timeout;
     let read = async {
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 2048];
+        // Read straight into the heap buffer: no array in this future,
+        // whose size every connection's task keeps for its whole life.
+        let mut buf = Vec::new();
         loop {
-            let n = match stream.read(&mut chunk).await {
+            let len = buf.len();
+            buf.resize(len + 1024, 0);
+            let n = match stream.read(&mut buf[len..]).await {
                 Ok(0) | Err(_) => return Err(None),
                 Ok(n) => n,
             };
-            buf.extend_from_slice(&chunk[..n]);
+            buf.truncate(len + n);
             match parse_head(&buf) {
                 Ok(Some((head, len))) => return Ok((head, buf.split_off(len))),
                 Ok(None) => {}
@@ -140,7 +143,7 @@ async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: Vec<u8>, status: u
     let _ = stream.flush().await;
     let _ = stream.close().await;
     let drain = async {
-        let mut sink = [0u8; 1024];
+        let mut sink = vec![0u8; 1024];
         let mut total = 0usize;
         while let Ok(n @ 1..) = stream.read(&mut sink).await {
             total += n;
@@ -200,8 +203,10 @@ async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest
                         shard.metrics().http_status(101);
                         let authed = config.token.is_none() || head.query_param("token").is_some();
                         let session = Session { session_id: None, authed };
-                        let conn =
+                        let mut conn =
                             Conn::new(shard, accepted.format, route == Route::Echo, Wire::with_rx(rest), session);
+                        // The request head is not needed for the connection's life.
+                        drop(head);
                         conn.run(stream).await;
                         return;
                     }
@@ -325,7 +330,7 @@ impl Conn {
 
     /// Runs the connection to its end (or until it is handed to another
     /// shard).
-    pub(crate) async fn run(mut self, mut stream: TcpStream) {
+    pub(crate) async fn run(&mut self, mut stream: TcpStream) {
         self.key = Some(self.shard.conns.borrow_mut().insert(self.outbox.clone()));
         if self.shard.refusing() {
             self.outbox.close(CloseReason::ShuttingDown);
@@ -340,7 +345,9 @@ impl Conn {
                 req_tokens: self.req_tokens,
                 request: Some((id, body)),
             };
-            relocate::send(&self.shard, target, stream, self.wire.rx_pending().to_vec(), moving).await;
+            // Boxed: rare, and its future would otherwise enlarge every
+            // connection's task.
+            Box::pin(relocate::send(&self.shard, target, stream, self.wire.rx_pending().to_vec(), moving)).await;
             return;
         }
         if !self.counted {
@@ -352,7 +359,7 @@ impl Conn {
     }
 
     /// Answers a request carried over from another shard, then runs.
-    pub(crate) async fn run_with(mut self, stream: TcpStream, request: Option<(RequestId, Request)>) {
+    pub(crate) async fn run_with(&mut self, stream: TcpStream, request: Option<(RequestId, Request)>) {
         if let Some((id, body)) = request {
             let reply = requests::answer_after_handoff(&self.shard, &self.outbox, &mut self.session, body);
             self.refresh_room();
@@ -386,7 +393,7 @@ impl Conn {
                     }
                 }
                 if self.handoff.is_some() {
-                    if !self.flush_all(stream).await {
+                    if !Box::pin(self.flush_all(stream)).await {
                         self.handoff = None;
                     }
                     return;
@@ -404,6 +411,7 @@ impl Conn {
                     let _ = stream.shutdown(std::net::Shutdown::Write).await;
                 }
             }
+            self.wire.settle();
             let want_read = !self.finished && (self.discarding || self.wire.rx_pending().len() < RX_HIGH_WATER);
             let want_write = !self.wire.tx_pending().is_empty();
             let want_item = !self.closing && !self.finished && self.wire.tx_pending().len() < TX_LOW_WATER;

@@ -73,7 +73,7 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 ShardMetrics::inc(&shard.metrics().handoffs_in);
                 let mut payload = payload;
                 let request = payload.request.take();
-                let conn = Conn::from_moving(&shard, payload, already_read);
+                let mut conn = Conn::from_moving(&shard, payload, already_read);
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
                     let permit = shard.permits.try_acquire_static_permit(1).ok();

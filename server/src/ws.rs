@@ -12,6 +12,10 @@ use std::io::{self, Read, Write};
 use tickforge_protocol::codec::{Format, Negotiation};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
+/// Buffer capacity a [`Wire`] keeps between bursts; more is freed once
+/// drained (see [`Wire::settle`]).
+pub const RETAIN: usize = 2048;
+
 /// What a handshake that passed the checks negotiated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Accepted {
@@ -194,14 +198,33 @@ impl Wire {
         if self.rx_start == self.rx.len() {
             self.rx.clear();
             self.rx_start = 0;
-            if self.rx.capacity() > 64 * 1024 {
-                self.rx.shrink_to(bytes.len());
-            }
         } else if self.rx_start > 64 * 1024 {
             self.rx.drain(..self.rx_start);
             self.rx_start = 0;
         }
         self.rx.extend_from_slice(bytes);
+    }
+
+    /// Frees what a burst left behind: a buffer over [`RETAIN`] bytes
+    /// whose bytes are all consumed goes back to the allocator, so that an
+    /// idle connection holds no buffers (call it before waiting).
+    pub fn settle(&mut self) {
+        if self.rx_start == self.rx.len() {
+            self.rx_start = 0;
+            if self.rx.capacity() > RETAIN {
+                self.rx = Vec::new();
+            } else {
+                self.rx.clear();
+            }
+        }
+        if self.tx_start == self.tx.len() {
+            self.tx_start = 0;
+            if self.tx.capacity() > RETAIN {
+                self.tx = Vec::new();
+            } else {
+                self.tx.clear();
+            }
+        }
     }
 
     /// Drops every byte received and not yet parsed (after a fault).
@@ -223,9 +246,6 @@ impl Wire {
         if self.tx_start >= self.tx.len() {
             self.tx.clear();
             self.tx_start = 0;
-            if self.tx.capacity() > 256 * 1024 {
-                self.tx.shrink_to(0);
-            }
         } else if self.tx_start > 64 * 1024 {
             self.tx.drain(..self.tx_start);
             self.tx_start = 0;
