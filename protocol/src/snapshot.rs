@@ -105,6 +105,17 @@ impl SnapshotRing {
         evicted
     }
 
+    /// Drops the snapshots older than `tick` (never the newest): they can no
+    /// longer be a baseline. Returns one of them, so the caller can reuse
+    /// its allocation.
+    pub fn prune_before(&mut self, tick: Tick) -> Option<Snapshot> {
+        let mut spare = None;
+        while self.snapshots.len() > 1 && self.snapshots.front().is_some_and(|s| s.tick < tick) {
+            spare = self.snapshots.pop_front();
+        }
+        spare
+    }
+
     /// The newest snapshot.
     #[must_use]
     pub fn latest(&self) -> Option<&Snapshot> {
@@ -155,6 +166,22 @@ mod tests {
         // Not newer than the latest: handed back, ring unchanged.
         assert_eq!(ring.push(Snapshot::new(Tick(5))).map(|s| s.tick), Some(Tick(5)));
         assert_eq!(ring.len(), 3);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_what_is_at_or_after_the_tick() {
+        let mut ring = SnapshotRing::new(8);
+        for t in 1..=5 {
+            ring.push(Snapshot::new(Tick(t)));
+        }
+        assert_eq!(ring.prune_before(Tick(3)).map(|s| s.tick), Some(Tick(2)));
+        assert_eq!(ring.len(), 3);
+        assert!(ring.get(Tick(2)).is_none());
+        assert!(ring.get(Tick(3)).is_some());
+        assert!(ring.prune_before(Tick(3)).is_none());
+        ring.prune_before(Tick(99));
+        assert_eq!(ring.len(), 1);
+        assert_eq!(ring.latest().map(|s| s.tick), Some(Tick(5)));
     }
 
     #[test]

@@ -74,6 +74,8 @@ struct Player {
     input: InputData,
     input_seq: InputSeq,
     last_ack: Option<Tick>,
+    /// The first tick this player was sent: its first ack is at or after it.
+    first_tick: Tick,
 }
 
 /// One distinct state encoding of the current tick.
@@ -247,7 +249,14 @@ impl Room {
             let _ = p.outbox.push_msg(&notice);
         }
         outbox.set_membership(Some(Membership { room_id: self.id.clone(), player_id: id }));
-        self.players.push(Player { id, outbox, input: InputData::default(), input_seq: InputSeq(0), last_ack: None });
+        self.players.push(Player {
+            id,
+            outbox,
+            input: InputData::default(),
+            input_seq: InputSeq(0),
+            last_ack: None,
+            first_tick: self.tick.next(),
+        });
         Ok(Joined {
             room_id: self.id.clone(),
             game: self.game_name.clone(),
@@ -339,9 +348,12 @@ impl Room {
             snapshot.entities.dedup_by_key(|e| e.id);
         }
         let entities = snapshot.entities.len();
-        self.spare = self.ring.push(snapshot);
+        if let Some(evicted) = self.ring.push(snapshot) {
+            self.spare = Some(evicted);
+        }
 
         let (encodings, closed_slow) = self.fan_out(now_us);
+        self.prune_baselines();
         TickReport { tick, players: self.players.len(), entities, encodings, closed_slow, panicked: None }
     }
 
@@ -403,6 +415,20 @@ impl Room {
             }
         }
         (used, closed_slow)
+    }
+
+    /// Drops the snapshots no player can use as a baseline any more: acks
+    /// only move forward, so a snapshot older than every player's newest
+    /// ack (or, before its first ack, than the first tick it was sent) is
+    /// dead. With players acking each tick this keeps two or three
+    /// snapshots instead of a second of them; a lagging player keeps what
+    /// it needs, up to the ring's capacity. One pruned snapshot is kept as
+    /// the next tick's buffer; the rest are freed.
+    fn prune_baselines(&mut self) {
+        let oldest_needed = self.players.iter().map(|p| p.last_ack.unwrap_or(p.first_tick)).min().unwrap_or(self.tick);
+        if let Some(spare) = self.ring.prune_before(oldest_needed) {
+            self.spare.get_or_insert(spare);
+        }
     }
 
     /// Closes the room: every player gets `room_closing` with `reason` and
@@ -569,6 +595,28 @@ mod tests {
             baselines.push(header.baseline);
         }
         assert!(baselines.iter().all(Option::is_some), "deltas, not full states: {baselines:?}");
+    }
+
+    #[test]
+    fn the_ring_keeps_only_what_a_player_can_still_ack() {
+        let mut room = room(8);
+        let (fast_box, mut fast, fast_id) = join(&mut room, Format::Bin);
+        for t in 1..=60 {
+            room.tick(t);
+            deliver(&fast_box, &mut fast);
+            room.ack(fast_id, fast.latest_tick().unwrap());
+        }
+        assert!(room.ring.len() <= 2, "an acking player pins one baseline: {}", room.ring.len());
+        // A player that never acks pins the tick it joined at, up to the
+        // ring's capacity; the fast one still gets deltas.
+        let (_slow_box, _slow, _) = join(&mut room, Format::Bin);
+        for t in 61..=200 {
+            room.tick(t);
+            deliver(&fast_box, &mut fast);
+            room.ack(fast_id, fast.latest_tick().unwrap());
+        }
+        assert_eq!(room.ring.len(), room.ring.capacity());
+        assert_eq!(fast.state(), room.ring.latest());
     }
 
     #[test]
