@@ -449,7 +449,17 @@ impl Conn {
             })
             .await;
             match wake {
-                Wake::Read(Ok(0)) | Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => return,
+                Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => return,
+                Wake::Read(Ok(0)) => {
+                    // The peer sent everything it will: finish writing what
+                    // is pending (a close frame, say) within the linger.
+                    if self.wire.tx_pending().is_empty() {
+                        return;
+                    }
+                    self.finished = true;
+                    let linger = Instant::now() + CLOSE_LINGER;
+                    self.close_deadline = Some(self.close_deadline.map_or(linger, |d| d.min(linger)));
+                }
                 Wake::Read(Ok(n)) => {
                     ShardMetrics::add(&self.metrics().bytes_in, n as u64);
                     self.last_rx = Instant::now();
