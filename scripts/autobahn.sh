@@ -24,7 +24,7 @@ PROFILE="${CARGO_PROFILE:-release}"
 cd "$ROOT"
 cargo build --quiet --profile "$PROFILE" -p tickforge-server --bin tickforge >&2
 case "$PROFILE" in dev) DIR=debug ;; *) DIR="$PROFILE" ;; esac
-BIN="$ROOT/target/$DIR/tickforge"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$DIR/tickforge"
 
 PORT="${AUTOBAHN_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 LOG="$(mktemp /tmp/tickforge-autobahn-XXXXXX.log)"

@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-server=target/release/tickforge
-loadgen=target/release/tickforge-loadgen
+target=${CARGO_TARGET_DIR:-target}
+server=$target/release/tickforge
+loadgen=$target/release/tickforge-loadgen
 if [[ ! -x $server || ! -x $loadgen ]]; then
     cargo build --release -p tickforge-server -p tickforge-loadgen
 fi
