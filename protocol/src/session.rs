@@ -83,6 +83,8 @@ struct RoomState {
     joined: Joined,
     /// Applied snapshots, oldest first; the newest is the current state.
     baselines: VecDeque<Snapshot>,
+    /// The header of the newest applied tick.
+    latest_header: Option<TickHeader>,
 }
 
 /// A client's protocol state.
@@ -93,7 +95,9 @@ pub struct ClientSession {
     input_seq: InputSeq,
     room: Option<RoomState>,
     events: VecDeque<Event>,
+    /// Reused buffers for [`ClientSession::full_state_len`].
     scratch: Vec<u8>,
+    state_scratch: Vec<u8>,
 }
 
 impl ClientSession {
@@ -107,6 +111,7 @@ impl ClientSession {
             room: None,
             events: VecDeque::new(),
             scratch: Vec::new(),
+            state_scratch: Vec::new(),
         }
     }
 
@@ -184,7 +189,8 @@ impl ClientSession {
                 match &body {
                     Confirm::Joined(joined) => {
                         joined.schema.validate()?;
-                        self.room = Some(RoomState { joined: joined.clone(), baselines: VecDeque::new() });
+                        self.room =
+                            Some(RoomState { joined: joined.clone(), baselines: VecDeque::new(), latest_header: None });
                     }
                     Confirm::Left { .. } => self.room = None,
                     _ => {}
@@ -252,6 +258,7 @@ impl ClientSession {
             room.baselines.remove(usize::from(keep_front));
         }
         room.baselines.push_back(snapshot);
+        room.latest_header = Some(*header);
         Ok(())
     }
 
@@ -261,38 +268,15 @@ impl ClientSession {
     pub fn full_state_len(&mut self) -> Option<usize> {
         let room = self.room.as_ref()?;
         let state = room.baselines.back()?;
+        let header = TickHeader { baseline: None, ..room.latest_header? };
         let schema = &room.joined.schema;
-        self.scratch.clear();
+        self.state_scratch.clear();
         match self.format {
-            Format::Bin => delta::bin::encode(schema, room.joined.tick_hz, None, state, &mut self.scratch),
-            Format::Json => delta::json::write(schema, &delta::diff(schema, None, state), &mut self.scratch),
+            Format::Bin => delta::bin::encode(schema, room.joined.tick_hz, None, state, &mut self.state_scratch),
+            Format::Json => delta::json::write(schema, &delta::diff(schema, None, state), &mut self.state_scratch),
         }
-        let state_len = self.scratch.len();
-        let header = TickHeader { tick: state.tick, server_time_us: 0, baseline: None, input_seq: self.input_seq };
         self.scratch.clear();
-        codec::encode_tick(self.format, &header, &[], &mut self.scratch);
-        // The header was written for an empty state: add the state and the
-        // growth of its length prefix (binary) beyond one byte.
-        let prefix_growth = match self.format {
-            Format::Bin => varint_len(state_len as u64) - 1,
-            Format::Json => 0,
-        };
-        // server_time_us is 0 above; a real one is 8 bytes longer in binary
-        // (bincode's u64 form) and 16 digits in JSON.
-        let time_len = match self.format {
-            Format::Bin => 8,
-            Format::Json => 15,
-        };
-        Some(self.scratch.len() + state_len + prefix_growth + time_len)
-    }
-}
-
-/// Bytes of bincode's varint form of `v`.
-fn varint_len(v: u64) -> usize {
-    match v {
-        0..=250 => 1,
-        251..=0xffff => 3,
-        0x1_0000..=0xffff_ffff => 5,
-        _ => 9,
+        codec::encode_tick(self.format, &header, &self.state_scratch, &mut self.scratch);
+        Some(self.scratch.len())
     }
 }
