@@ -1,7 +1,8 @@
 //! Generators for tests and benches: a seeded RNG, an arena-like schema and
 //! random snapshots that evolve like a game's.
 
-use crate::ids::{EntityId, Tick};
+use crate::ids::{EntityId, PlayerId, RoomId, Tick};
+use crate::message::Joined;
 use crate::schema::{step_per_tick, FieldDef, FieldType, Schema};
 use crate::snapshot::{Entity, Snapshot};
 
@@ -54,6 +55,21 @@ pub fn schema() -> Schema {
             f("hp", FieldType::U8, None),
             f("score", FieldType::U16, None),
         ],
+    }
+}
+
+/// The `joined` of a room of [`schema`] at `tick_hz`: room `r-1-1`,
+/// player 1, entity 1, 8 seats.
+#[must_use]
+pub fn joined(tick_hz: u32) -> Joined {
+    Joined {
+        room_id: RoomId("r-1-1".into()),
+        game: "arena".into(),
+        player_id: PlayerId(1),
+        entity_id: EntityId(1),
+        tick_hz,
+        max_players: 8,
+        schema: schema(),
     }
 }
 

@@ -377,15 +377,7 @@ fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -
     // Join: the client asks, the server confirms with the schema.
     let id = client.request(Request::JoinOrCreate { game: "arena".into() }, &mut out);
     assert!(matches!(codec::decode_client(format, &out, DEFAULT_MAX_MESSAGE), Ok(ClientMsg::Req { .. })));
-    let joined = Joined {
-        room_id: RoomId("r-1-1".into()),
-        game: "arena".into(),
-        player_id: PlayerId(1),
-        entity_id: EntityId(1),
-        tick_hz: hz,
-        max_players: 8,
-        schema: schema.clone(),
-    };
+    let joined = testutil::joined(hz);
     out.clear();
     codec::encode_server(format, &ServerMsg::Cfm { id, body: Confirm::Joined(joined) }, &mut out);
     client.handle_message(&out).expect("joined");
@@ -523,15 +515,7 @@ fn a_stalled_ack_at_128_hz_keeps_its_baseline() {
         let mut rng = Rng::new(5);
         let mut client = ClientSession::new(format);
         let mut out = Vec::new();
-        let joined = Joined {
-            room_id: RoomId("r".into()),
-            game: "arena".into(),
-            player_id: PlayerId(1),
-            entity_id: EntityId(1),
-            tick_hz: hz,
-            max_players: 8,
-            schema: schema.clone(),
-        };
+        let joined = testutil::joined(hz);
         codec::encode_server(format, &ServerMsg::Cfm { id: RequestId(1), body: Confirm::Joined(joined) }, &mut out);
         client.handle_message(&out).unwrap();
         let mut ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));

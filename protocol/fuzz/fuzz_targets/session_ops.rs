@@ -10,8 +10,8 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use tickforge_protocol::codec::{self, Format, TickHeader};
 use tickforge_protocol::delta;
-use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RequestId, RoomId, Tick};
-use tickforge_protocol::message::{Confirm, Indication, InputData, Joined, Request, ServerMsg};
+use tickforge_protocol::ids::{InputSeq, RequestId, RoomId, Tick};
+use tickforge_protocol::message::{Confirm, Indication, InputData, Request, ServerMsg};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
 use tickforge_protocol::testutil::{self, Rng};
 use tickforge_protocol::ClientSession;
@@ -67,15 +67,7 @@ fuzz_target!(|input: Input| {
                 ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));
                 current = testutil::snapshot(&mut rng, Tick(1), 8);
                 next_id = 8;
-                let joined = Joined {
-                    room_id: RoomId("r-1-1".into()),
-                    game: "arena".into(),
-                    player_id: PlayerId(1),
-                    entity_id: EntityId(1),
-                    tick_hz: hz,
-                    max_players: 8,
-                    schema: schema.clone(),
-                };
+                let joined = testutil::joined(hz);
                 out.clear();
                 codec::encode_server(
                     format,
