@@ -76,6 +76,11 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 let mut conn = Conn::from_moving(&shard, payload, already_read);
                 let shard = shard.clone();
                 glommio::spawn_local(async move {
+                    // The sender checked this shard's connections gauge
+                    // before handing off (`Shard::is_full`); a permit can
+                    // still be missing when several hand-offs crossed, and
+                    // the connection is then served over the limit by that
+                    // small, bounded margin rather than dropped mid-session.
                     let permit = shard.permits.try_acquire_static_permit(1).ok();
                     ShardMetrics::gauge(&shard.metrics().connections, 1);
                     let task = AssertUnwindSafe(conn.run_with(stream, request));

@@ -146,6 +146,10 @@ fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId, may_move:
         return join(shard, outbox, &slot).into();
     }
     match shard.shared.directory.get(room_id) {
+        Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
+            RejectCode::Overloaded,
+            format!("room {room_id} is on shard {}, which is at its connection limit", entry.shard),
+        ),
         Some(entry) if entry.shard != shard.id && may_move => Reply::HandOff { shard: entry.shard },
         _ => Reply::Rej(RejectCode::NotFound, format!("no room {room_id}")),
     }
@@ -164,7 +168,8 @@ fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str, may_move: 
     let local = shard.fullest_open_room(name);
     let local_players = local.as_ref().map(|s| s.room.borrow().player_count() as u32);
     if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, shard.id) {
-        if may_move && local_players.is_none_or(|l| remote_players > l) && shard.can_hand_off() {
+        let better = local_players.is_none_or(|l| remote_players > l);
+        if may_move && better && shard.can_hand_off() && !shard.is_full(other) {
             return Reply::HandOff { shard: other };
         }
     }

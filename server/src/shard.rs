@@ -187,6 +187,15 @@ impl Shard {
         self.shared.config.shards > 1 && self.mesh.get().is_some()
     }
 
+    /// Whether shard `other` is at its connection limit, by its (shared,
+    /// slightly stale) connections gauge: a join is not handed there then,
+    /// so hand-offs cannot carry a shard past its limit by more than the
+    /// few in flight at once.
+    pub(crate) fn is_full(&self, other: usize) -> bool {
+        let open = self.shared.metrics.shard(other).connections.load(Ordering::Relaxed);
+        u64::try_from(open).unwrap_or(0) >= self.config().connections_per_shard() as u64
+    }
+
     /// Whether new connections should be refused (503).
     pub(crate) fn refusing(&self) -> bool {
         self.draining.get()

@@ -77,3 +77,45 @@ fn rooms_of_every_shard_are_listed_and_join_or_create_fills_them() {
         c.call(Request::LeaveRoom);
     }
 }
+
+/// Regression: a hand-off used to carry a connection onto a shard already
+/// at its connection limit (served without a permit). Now a join of a room
+/// on a full shard is refused where the client stands.
+#[test]
+fn a_join_is_not_handed_to_a_shard_at_its_connection_limit() {
+    let server = TestServer::with(|c| {
+        c.shards = 2;
+        c.limits.connections_per_shard = 3;
+    });
+    let mut owner = connect(&server, Format::Bin);
+    let room = owner.join_or_create("arena").room_id;
+    let home = shard_of_room(&room.0);
+    // Fill the room's shard to its limit and find a connection elsewhere
+    // (handshakes beyond a full shard's limit are answered 503: skipped).
+    let mut kept = vec![];
+    let mut guest = None;
+    for _ in 0..64 {
+        let Ok(mut c) = connect_to(server.addr, "/ws", Some(Format::Bin)) else { continue };
+        if shard_of(&mut c) == home {
+            kept.push(c);
+        } else if guest.is_none() {
+            guest = Some(c);
+        }
+        if kept.len() == 2 && guest.is_some() {
+            break;
+        }
+    }
+    assert_eq!(kept.len(), 2, "the room's shard holds the owner and two more");
+    let mut guest = guest.expect("a connection on the other shard");
+    let id = guest.request(Request::JoinRoom { room_id: room.clone() });
+    match guest.answer(id) {
+        Err((code, reason)) => {
+            assert_eq!(code, tickforge_protocol::message::RejectCode::Overloaded);
+            assert!(reason.contains("connection limit"), "{reason}");
+        }
+        other => panic!("expected rej overloaded, got {other:?}"),
+    }
+    // Still usable where it stands, and nothing was handed off.
+    assert!(matches!(guest.call(Request::Ping { client_time_us: 1 }), Confirm::Pong { .. }));
+    assert_eq!(metric(&server.metrics(), "tickforge_handoffs_out_total"), 0);
+}
