@@ -139,8 +139,9 @@ async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead
 /// into a RST that could discard the answer.
 async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: Vec<u8>, status: u16) {
     shard.metrics().http_status(status);
-    let _ = stream.write_all(&bytes).await;
-    let _ = stream.flush().await;
+    if !write_within(shard, stream, &bytes).await {
+        return;
+    }
     let _ = stream.close().await;
     let drain = async {
         let mut sink = vec![0u8; 1024];
@@ -153,6 +154,18 @@ async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: Vec<u8>, status: u
         }
     };
     futures_lite::future::or(drain, glommio::timer::sleep(Duration::from_secs(1))).await;
+}
+
+/// Writes `bytes` within the handshake timeout: a client that does not
+/// read its answer (a zero receive window) cannot hold the task and its
+/// connection permit forever. Returns whether everything was written.
+async fn write_within(shard: &Shard, stream: &mut TcpStream, bytes: &[u8]) -> bool {
+    let write = async { stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok() };
+    let timed = async {
+        glommio::timer::sleep(shard.config().limits.handshake_timeout).await;
+        false
+    };
+    futures_lite::future::or(write, timed).await
 }
 
 async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, have_permit: bool) {
@@ -197,7 +210,7 @@ async fn route(shard: &Rc<Shard>, mut stream: TcpStream, head: RequestHead, rest
                     Err(refused) => http::error(refused.status, &refused.why, &refused.headers),
                     Ok(accepted) => {
                         let answer = ws::switching_protocols(&accepted);
-                        if stream.write_all(&answer).await.is_err() {
+                        if !write_within(shard, &mut stream, &answer).await {
                             return;
                         }
                         shard.metrics().http_status(101);
