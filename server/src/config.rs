@@ -72,7 +72,8 @@ pub struct Limits {
     /// times this closes the connection with 1008.
     pub inputs_per_sec: u32,
     /// Requests per second per connection (burst of the same size).
-    /// Default 20; excess requests get `rej rate_limited`.
+    /// Default 20; excess requests get `rej rate_limited`; more than five
+    /// times this refused in a second closes the connection with 1008.
     pub requests_per_sec: u32,
     /// Rooms per shard. Default 1000; beyond it `create_room` gets
     /// `rej overloaded`.

@@ -266,6 +266,9 @@ pub(crate) struct Conn {
     req_refilled: Instant,
     input_window: Instant,
     inputs_in_window: u32,
+    /// Requests refused as rate limited in the current one-second window.
+    limited_window: Instant,
+    limited_in_window: u32,
     /// A close frame was sent (or the socket is being given up).
     closing: bool,
     /// The close was counted in the metrics.
@@ -308,6 +311,8 @@ impl Conn {
             req_refilled: now,
             input_window: now,
             inputs_in_window: 0,
+            limited_window: now,
+            limited_in_window: 0,
             closing: false,
             counted: false,
             finished: false,
@@ -779,6 +784,17 @@ impl Conn {
     fn on_request(&mut self, id: RequestId, body: Request) {
         if !self.requests_allowed() {
             let limit = self.shard.config().limits.requests_per_sec;
+            // Answering every request of a flood is work without a bound:
+            // far over the rate, the connection is closed, as for inputs.
+            let now = Instant::now();
+            if now.duration_since(self.limited_window) >= Duration::from_secs(1) {
+                self.limited_window = now;
+                self.limited_in_window = 0;
+            }
+            self.limited_in_window = self.limited_in_window.saturating_add(1);
+            if self.limited_in_window > limit.saturating_mul(FLOOD_FACTOR) {
+                return self.close(CloseReason::Flooding { limit });
+            }
             return self.reply(
                 id,
                 Reply::Rej(RejectCode::RateLimited, format!("over {limit} requests per second")),

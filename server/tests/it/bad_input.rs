@@ -116,6 +116,19 @@ fn over_the_request_rate_is_rate_limited() {
 }
 
 #[test]
+fn request_flooding_is_closed_1008() {
+    let server = TestServer::with(|c| c.limits.requests_per_sec = 3);
+    let mut c = connect(&server, Format::Json);
+    for i in 0..100 {
+        c.request(Request::Ping { client_time_us: i });
+    }
+    let (code, reason) = c.wait_close();
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("flooding"), "{reason}");
+    assert_eq!(metric(&server.metrics(), "tickforge_closes_total{reason=\"flooding\",code=\"1008\"}"), 1);
+}
+
+#[test]
 fn a_token_is_required_before_other_requests() {
     let server = TestServer::with(|c| c.token = Some("s3cret".into()));
     let mut c = connect(&server, Format::Json);
