@@ -34,7 +34,7 @@ struct Cli {
     /// Inputs per second per player; excess dropped, 5x closes 1008.
     #[arg(long, default_value_t = 160)]
     max_inputs_per_sec: u32,
-    /// Requests per second per connection; excess gets rej rate_limited.
+    /// Requests per second per connection; excess gets rej rate_limited, 5x closes 1008.
     #[arg(long, default_value_t = 20)]
     max_requests_per_sec: u32,
     /// Rooms per shard; beyond it create_room gets rej overloaded.
