@@ -523,6 +523,7 @@ impl Conn {
 
     /// Timers: close linger, send stall, keepalive. True: drop the socket.
     fn housekeeping(&mut self) -> bool {
+        self.wire.shrink();
         let now = Instant::now();
         if self.close_deadline.is_some_and(|d| now >= d) {
             return true;

@@ -2,6 +2,8 @@
 //! routing, and writing plain answers. WebSocket upgrades are checked in
 //! [`crate::ws`]; everything here is pure (bytes in, bytes out).
 
+use std::borrow::Cow;
+
 /// The largest request head accepted, bytes; a longer one is answered 400.
 pub const MAX_HEAD: usize = 8 * 1024;
 
@@ -50,14 +52,40 @@ impl RequestHead {
         self.header_values(name).flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
-    /// The value of query parameter `key`, undecoded.
+    /// The value of query parameter `key`, percent-decoded (`%2B` is `+`,
+    /// as a browser's `encodeURIComponent` writes it; a `+` stays a `+`).
     #[must_use]
-    pub fn query_param(&self, key: &str) -> Option<&str> {
+    pub fn query_param(&self, key: &str) -> Option<Cow<'_, str>> {
         self.query.as_deref()?.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then_some(v)
+            (k == key).then(|| percent_decode(v))
         })
     }
+}
+
+/// Decodes `%XX` escapes; a malformed escape is kept as it is, and bytes
+/// that are not UTF-8 become U+FFFD (such a value then matches nothing).
+fn percent_decode(v: &str) -> Cow<'_, str> {
+    if !v.contains('%') {
+        return Cow::Borrowed(v);
+    }
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Why a request head could not be read; each is answered 400.
@@ -182,12 +210,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn query_values_are_percent_decoded() {
+        let raw = b"GET /ws?a=1&token=ab%2Bc%2F%3D&bad=%zz%4 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (head, _) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(head.query_param("token").as_deref(), Some("ab+c/="));
+        assert_eq!(head.query_param("bad").as_deref(), Some("%zz%4"));
+        assert_eq!(head.query_param("a").as_deref(), Some("1"));
+        assert_eq!(head.query_param("none"), None);
+    }
+
+    #[test]
     fn parses_a_head_and_its_length() {
         let raw = b"GET /ws?token=abc HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n\r\nrest";
         let (head, len) = parse_head(raw).unwrap().unwrap();
         assert_eq!(len, raw.len() - 4);
         assert_eq!(head.path, "/ws");
-        assert_eq!(head.query_param("token"), Some("abc"));
+        assert_eq!(head.query_param("token").as_deref(), Some("abc"));
         assert!(head.header_has_token("connection", "upgrade"));
         assert_eq!(head.header("HOST"), Some("x"));
     }

@@ -13,7 +13,7 @@ use tickforge_protocol::codec::{Format, Negotiation};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 /// Buffer capacity a [`Wire`] keeps between bursts; more is freed once
-/// drained (see [`Wire::settle`]).
+/// drained (see [`Wire::shrink`]).
 pub const RETAIN: usize = 2048;
 
 /// What a handshake that passed the checks negotiated.
@@ -103,7 +103,7 @@ pub fn check_upgrade(head: &RequestHead, policy: &HandshakePolicy<'_>) -> Result
         }
     }
     if let (Some(token), Some(given)) = (policy.token, head.query_param("token")) {
-        if token != given {
+        if token != given.as_ref() {
             return Err(Refused::new(403, "token refused"));
         }
     }
@@ -205,25 +205,31 @@ impl Wire {
         self.rx.extend_from_slice(bytes);
     }
 
-    /// Frees what a burst left behind: a buffer over [`RETAIN`] bytes
-    /// whose bytes are all consumed goes back to the allocator, so that an
-    /// idle connection holds no buffers (call it before waiting).
+    /// Rewinds drained buffers (keeping their capacity), so that the next
+    /// bytes start at the front; cheap, called on every pass of the loop.
     pub fn settle(&mut self) {
         if self.rx_start == self.rx.len() {
             self.rx_start = 0;
-            if self.rx.capacity() > RETAIN {
-                self.rx = Vec::new();
-            } else {
-                self.rx.clear();
-            }
+            self.rx.clear();
         }
         if self.tx_start == self.tx.len() {
             self.tx_start = 0;
-            if self.tx.capacity() > RETAIN {
-                self.tx = Vec::new();
-            } else {
-                self.tx.clear();
-            }
+            self.tx.clear();
+        }
+    }
+
+    /// Frees what a burst left behind: a drained buffer over [`RETAIN`]
+    /// bytes goes back to the allocator, so that an idle connection holds
+    /// no large buffers. Called from the connection's periodic
+    /// housekeeping, not per message: a connection whose ticks are larger
+    /// than [`RETAIN`] keeps one buffer instead of reallocating it per tick.
+    pub fn shrink(&mut self) {
+        self.settle();
+        if self.rx.is_empty() && self.rx.capacity() > RETAIN {
+            self.rx = Vec::new();
+        }
+        if self.tx.is_empty() && self.tx.capacity() > RETAIN {
+            self.tx = Vec::new();
         }
     }
 
