@@ -4,23 +4,31 @@
 //! # Layout
 //! One process runs `--shards N` pinned executors. Each accepts on the same
 //! port (SO_REUSEPORT) and owns its connections and rooms outright: the
-//! per-message path takes no lock and crosses no thread.
+//! per-message path takes no lock and crosses no thread. Dependencies run
+//! one way, from the sockets down to the game:
 //!
-//! - [`config`]: [`ServerConfig`] and [`Limits`], documented, validated once.
-//! - `shard`: one executor: accept loop, connection slab and permits, rooms
-//!   and their tick tasks, graceful drain.
-//! - [`http`]: request heads and the plain routes (`/`, `/healthz`,
-//!   `/metrics`, `/rooms`).
-//! - [`ws`]: the RFC 6455 handshake and the byte pipe tungstenite runs on.
-//! - `conn`: one connection's driver loop: reads, limits, requests, inputs,
-//!   the outbox's writes, keepalive, every close with its reason.
+//! - `runtime`: the only module that knows glommio and io_uring: shards,
+//!   accept, each connection's task, the rooms' tick pass (one batch of
+//!   receives and one of sends per pass, for every player of the rooms it
+//!   ticks), the housekeeping sweep, hand-offs between shards.
+//! - [`http`] and [`ws`]: bytes before and around the WebSocket: request
+//!   heads, routes and plain answers; the handshake checks and the framing
+//!   around tungstenite.
+//! - `conn`: one connection, sans-IO: bytes and the time in, frames out
+//!   through its [`outbox`]; limits, keepalive, every close with its reason.
 //! - `requests`: one function per request kind.
-//! - [`room`], [`outbox`], [`schedule`], [`game`]: rooms, their per-player
-//!   fan-out, the drift-free tick schedule, and the games.
-//! - [`directory`]: the cross-shard room directory (control plane).
-//! - [`handoff`] and `relocate`: moving a connection to the shard that
-//!   hosts its room (the socket and unparsed bytes; the session and join).
-//! - [`metrics`]: per-shard figures, Prometheus text.
+//! - `shard_state`: what a shard owns (rooms, ids), no sockets.
+//! - [`room`]: a room, its players' [`room::Seat`]s, its per-player fan-out
+//!   and its drift-free tick schedule; [`game`]: the games.
+//! - [`directory`]: the cross-shard room directory; [`metrics`]: per-shard
+//!   figures, Prometheus text; [`config`]: every setting and limit.
+//!
+//! # Flow of one input and one tick
+//! A player's socket is read by its room's tick pass, just before the room
+//! ticks: the input frame goes through tungstenite and the codec into the
+//! player's slot in the room. The game steps, the room encodes the delta
+//! from each distinct baseline once and writes each player's frame into its
+//! outbox, and the pass sends every player's bytes in one batch.
 //!
 //! # Example
 //! ```no_run
@@ -39,34 +47,25 @@ pub mod config;
 mod conn;
 pub mod directory;
 pub mod game;
-pub mod handoff;
 pub mod http;
 pub mod metrics;
 pub mod outbox;
-mod relocate;
 mod requests;
 pub mod room;
-pub mod schedule;
-mod shard;
-mod web;
+mod runtime;
+mod shard_state;
 pub mod ws;
 
 pub use config::{ConfigError, Limits, ServerConfig};
 
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use metrics::Metrics;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 use tracing::info;
-
-/// io_uring buffer memory per shard: small, the server does no file I/O
-/// (glommio's default is 10 MiB, over this machine's 8 MiB memlock).
-const IO_MEMORY: usize = 512 * 1024;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -150,71 +149,6 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds `shards` listening sockets to `addr` with SO_REUSEPORT (the first
-/// resolves port 0; the others bind the port it got). Returns their fds.
-fn bind_listeners(addr: SocketAddr, shards: usize) -> io::Result<(SocketAddr, Vec<RawFd>)> {
-    let mut fds = Vec::with_capacity(shards);
-    let mut bound = addr;
-    for _ in 0..shards {
-        let fd = reuseport_listener(bound)?;
-        // SAFETY: `fd` is a listening socket we own; borrowed back below.
-        let std = unsafe { StdListener::from_raw_fd(fd) };
-        bound = std.local_addr()?;
-        fds.push(std.into_raw_fd());
-    }
-    Ok((bound, fds))
-}
-
-fn reuseport_listener(addr: SocketAddr) -> io::Result<RawFd> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket syscalls on an fd this function owns; on any
-    // failure the fd is closed before returning.
-    unsafe {
-        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fail = |fd| {
-            let e = io::Error::last_os_error();
-            libc::close(fd);
-            Err(e)
-        };
-        let one: libc::c_int = 1;
-        let len = size_of::<libc::c_int>() as libc::socklen_t;
-        let one_ptr = (&raw const one).cast();
-        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, one_ptr, len) != 0
-            || libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, one_ptr, len) != 0
-        {
-            return fail(fd);
-        }
-        let rc = match addr {
-            SocketAddr::V4(a) => {
-                let sin = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: a.port().to_be(),
-                    sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
-                    sin_zero: [0; 8],
-                };
-                libc::bind(fd, (&raw const sin).cast(), size_of_val(&sin) as libc::socklen_t)
-            }
-            SocketAddr::V6(a) => {
-                let sin6 = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                    sin6_port: a.port().to_be(),
-                    sin6_flowinfo: a.flowinfo(),
-                    sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
-                    sin6_scope_id: a.scope_id(),
-                };
-                libc::bind(fd, (&raw const sin6).cast(), size_of_val(&sin6) as libc::socklen_t)
-            }
-        };
-        if rc != 0 || libc::listen(fd, 1024) != 0 {
-            return fail(fd);
-        }
-        Ok(fd)
-    }
-}
-
 /// Starts the server: binds, spawns the shards, and returns at once.
 ///
 /// # Errors
@@ -223,35 +157,13 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<RawFd> {
 pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
     config.validate()?;
     let shards = config.shards;
-    let (addr, fds) =
-        bind_listeners(config.listen, shards).map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let metrics = Metrics::new(shards);
     let stop = Arc::new(AtomicBool::new(false));
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let placement = if config.pin && shards <= cores {
-        PoolPlacement::MaxSpread(shards, None)
-    } else {
-        PoolPlacement::Unbound(shards)
-    };
-    let shared = shard::Shared {
-        config: Arc::new(config),
-        metrics: metrics.clone(),
-        directory: directory::Directory::default(),
-        stop: stop.clone(),
-    };
-    let fds: Arc<[RawFd]> = fds.into();
-    let mesh = relocate::mesh(shards);
-    let threads = LocalExecutorPoolBuilder::new(placement)
-        .name("tickforge-shard")
-        .io_memory(IO_MEMORY)
-        .ring_depth(256)
-        .on_all_shards({
-            let fds = fds.clone();
-            move || shard::run_shard(shared, fds, mesh)
-        })
-        .map_err(|e| StartError::Executors(e.to_string()))?;
-    info!("tickforge listening on http://{addr}/ (WebSocket: ws://{addr}/ws), {shards} shards");
-    Ok(ServerHandle { addr, stop, metrics, threads: Some(threads) })
+    let running = runtime::start(config, metrics.clone(), stop.clone(), directory::Directory::default())?;
+    let addr = running.addr;
+    let shard_word = if shards == 1 { "shard" } else { "shards" };
+    info!("tickforge listening on http://{addr}/ (WebSocket: ws://{addr}/ws), {shards} {shard_word}");
+    Ok(ServerHandle { addr, stop, metrics, threads: Some(running.threads) })
 }
 
 /// Runs the server until `shutdown` completes, then drains and returns

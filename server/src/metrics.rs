@@ -79,22 +79,30 @@ pub struct ShardMetrics {
     pub handoffs_out: AtomicU64,
     /// Connections received from another shard.
     pub handoffs_in: AtomicU64,
+    /// Tick passes run (each ticks every room due within its slack).
+    pub passes: AtomicU64,
+    /// `io_uring_enter` calls of the tick passes' ring.
+    pub pass_enters: AtomicU64,
+    /// Operations (receives and sends) the tick passes submitted.
+    pub pass_submissions: AtomicU64,
 }
 
 impl ShardMetrics {
     /// Adds one to a counter.
     pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+        Self::add(counter, 1);
     }
 
-    /// Adds `n` to a counter.
+    /// Adds `n` to a counter. Only the owning shard writes its block, so a
+    /// plain load and store is enough (no locked read-modify-write); other
+    /// shards only read.
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+        counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
-    /// Moves a gauge by `delta`.
+    /// Moves a gauge by `delta` (single writer, as [`ShardMetrics::add`]).
     pub fn gauge(gauge: &AtomicI64, delta: i64) {
-        gauge.fetch_add(delta, Relaxed);
+        gauge.store(gauge.load(Relaxed).wrapping_add(delta), Relaxed);
     }
 
     /// Counts a reject (or `error` indication) code.
@@ -200,6 +208,16 @@ impl Metrics {
         counter(&mut out, "tickforge_inputs_dropped_total", "Inputs dropped (rate, no room).", &|s| &s.inputs_dropped);
         counter(&mut out, "tickforge_handoffs_out_total", "Connections handed to another shard.", &|s| &s.handoffs_out);
         counter(&mut out, "tickforge_handoffs_in_total", "Connections taken from another shard.", &|s| &s.handoffs_in);
+        counter(&mut out, "tickforge_tick_passes_total", "Tick passes run.", &|s| &s.passes);
+        counter(&mut out, "tickforge_tick_pass_enters_total", "io_uring_enter calls of the tick passes.", &|s| {
+            &s.pass_enters
+        });
+        counter(
+            &mut out,
+            "tickforge_tick_pass_submissions_total",
+            "Receives and sends the tick passes submitted.",
+            &|s| &s.pass_submissions,
+        );
 
         let name = "tickforge_tick_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to step a room and fan its tick out.\n# TYPE {name} histogram");

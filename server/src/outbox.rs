@@ -1,33 +1,48 @@
-//! A connection's outbox: what the shard's rooms and request handler hand
-//! that connection's writer task.
+//! A connection's outbound bytes: the WebSocket frames its room, its
+//! request handler and the connection itself wrote, waiting for the socket.
 //!
-//! Shard-local (`Rc`, `RefCell`, no lock): a room never waits on a socket.
-//! Control messages (`cfm`, `rej`, `ind`) queue in order up to a bound; a
-//! tick is a single slot holding only the newest one, so a writer that
-//! falls behind skips ticks instead of queueing them, and its next tick is a
-//! delta from its last ack (or the full state). The room counts the skips
-//! and closes a connection that stays stuck.
+//! Shard-local (`Rc`, `Cell`, `RefCell`, no lock). Every frame is written
+//! once, header and payload, straight into one byte buffer in its wire
+//! form, and the socket takes it from there: while the connection is in a
+//! room, the shard's tick pass sends every player's pending bytes in one
+//! batch with the room's tick; outside a room, the connection's own task
+//! does (the outbox wakes it).
+//!
+//! Control frames (`cfm`, `rej`, `ind`) queue in order up to a bound. A
+//! tick is offered, not queued: while the previous tick's frame has not
+//! fully left, a new one is skipped, so a reader that falls behind never
+//! makes its room wait nor its queue grow; its next tick is a delta from
+//! its last ack (or the full state). The room counts the skips and closes
+//! a connection that stays stuck.
 
-use std::cell::{Cell, RefCell};
+use crate::ws::wire::{write_frame_header, OPCODE_BINARY, OPCODE_TEXT};
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::io;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use thiserror::Error;
-use tickforge_protocol::codec::{self, Format};
+use tickforge_protocol::codec::{self, Format, TickHeader};
 use tickforge_protocol::error::CloseReason;
-use tickforge_protocol::ids::{PlayerId, RoomId};
 use tickforge_protocol::message::ServerMsg;
 
-/// What the writer should do next.
+/// Buffer capacity an outbox keeps once drained; more is freed by
+/// [`Outbox::shrink`].
+const RETAIN: usize = 2048;
+
+thread_local! {
+    /// Where a message is encoded before it is framed: its length goes in
+    /// the frame header, ahead of it. One per shard thread, reused.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One whole frame taken out by [`Outbox::try_next`], as a client reads it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum OutboxItem {
-    /// Send this control message payload.
+    /// A control message payload.
     Control(Vec<u8>),
-    /// Send this tick message payload.
+    /// A tick message payload.
     Tick(Vec<u8>),
-    /// Close the connection with this reason (after the control queue drained).
-    Close(CloseReason),
 }
 
 /// The control queue is full: the connection is being closed as too slow.
@@ -38,26 +53,87 @@ pub struct OutboxFull {
     pub capacity: usize,
 }
 
-/// Which room a connection is in, as the room sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Membership {
-    /// The room.
-    pub room_id: RoomId,
-    /// The player's id there.
-    pub player_id: PlayerId,
+/// What a frame in the buffer is, for the bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Control,
+    Tick,
 }
 
-/// One connection's outbound queue and room membership.
+/// The pending bytes and where each tracked frame ends.
+#[derive(Debug, Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    /// Bytes of `bytes` already sent.
+    start: usize,
+    /// Stream offsets: bytes ever appended, and ever sent.
+    appended: u64,
+    sent: u64,
+    /// Tracked frames not fully sent: (stream offset of their end, kind).
+    marks: VecDeque<(u64, Kind)>,
+    controls: usize,
+    tick_pending: bool,
+}
+
+impl Buffer {
+    fn append(&mut self, kind: Option<Kind>, f: impl FnOnce(&mut Vec<u8>)) {
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+        let before = self.bytes.len();
+        f(&mut self.bytes);
+        self.appended += (self.bytes.len() - before) as u64;
+        if let Some(kind) = kind {
+            self.marks.push_back((self.appended, kind));
+            match kind {
+                Kind::Control => self.controls += 1,
+                Kind::Tick => self.tick_pending = true,
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.bytes.len() - self.start);
+        self.start += n;
+        self.sent += n as u64;
+        while let Some(&(end, kind)) = self.marks.front() {
+            if end > self.sent {
+                break;
+            }
+            self.marks.pop_front();
+            match kind {
+                Kind::Control => self.controls -= 1,
+                Kind::Tick => self.tick_pending = false,
+            }
+        }
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+/// One connection's outbound bytes.
 #[derive(Debug)]
 pub struct Outbox {
     format: Format,
     control_capacity: usize,
-    control: RefCell<VecDeque<Vec<u8>>>,
-    tick: RefCell<Option<Vec<u8>>>,
+    buf: RefCell<Buffer>,
     close: RefCell<Option<CloseReason>>,
+    /// The connection's task, woken when it has something to do, and
+    /// whether it was since it last looked.
     waker: RefCell<Option<Waker>>,
-    membership: RefCell<Option<Membership>>,
-    /// Ticks replaced before the writer took them, in a row and in total.
+    notified: Cell<bool>,
+    /// Whether appended bytes wake the task (it sends them itself: outside
+    /// a room). In a room the tick pass sends them: no wake-up per frame.
+    wake_on_write: Cell<bool>,
+    /// The connection's key on its shard (for the tick pass).
+    key: Cell<usize>,
+    /// Ticks skipped because the previous one had not left, in a row and in total.
     skipped_in_a_row: Cell<u32>,
     skipped_total: Cell<u64>,
 }
@@ -70,11 +146,12 @@ impl Outbox {
         Rc::new(Self {
             format,
             control_capacity: control_capacity.max(1),
-            control: RefCell::new(VecDeque::new()),
-            tick: RefCell::new(None),
+            buf: RefCell::new(Buffer::default()),
             close: RefCell::new(None),
             waker: RefCell::new(None),
-            membership: RefCell::new(None),
+            notified: Cell::new(false),
+            wake_on_write: Cell::new(false),
+            key: Cell::new(usize::MAX),
             skipped_in_a_row: Cell::new(0),
             skipped_total: Cell::new(0),
         })
@@ -86,66 +163,112 @@ impl Outbox {
         self.format
     }
 
-    fn wake(&self) {
+    /// The connection's key on its shard (`usize::MAX` until set).
+    #[must_use]
+    pub fn key(&self) -> usize {
+        self.key.get()
+    }
+
+    /// Sets the connection's key on its shard.
+    pub fn set_key(&self, key: usize) {
+        self.key.set(key);
+    }
+
+    /// Registers the task that drives the connection, and whether appended
+    /// bytes should wake it (true while it sends them itself).
+    pub fn set_waker(&self, waker: &Waker, wake_on_write: bool) {
+        let mut current = self.waker.borrow_mut();
+        match &mut *current {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *current = Some(waker.clone()),
+        }
+        drop(current);
+        self.wake_on_write.set(wake_on_write);
+    }
+
+    /// Wakes the connection's task (a close asked for, a room let go of it).
+    pub fn wake(&self) {
+        self.notified.set(true);
         let waker = self.waker.borrow_mut().take();
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 
-    /// Queues an encoded control message payload.
+    /// Whether [`Outbox::wake`] was called since the last look.
+    pub fn take_notified(&self) -> bool {
+        self.notified.replace(false)
+    }
+
+    fn wrote(&self) {
+        if self.wake_on_write.get() {
+            self.wake();
+        }
+    }
+
+    fn append_frame(&self, kind: Kind, payload: &[u8]) {
+        let opcode = if self.format.is_binary() { OPCODE_BINARY } else { OPCODE_TEXT };
+        self.buf.borrow_mut().append(Some(kind), |out| {
+            write_frame_header(out, opcode, payload.len());
+            out.extend_from_slice(payload);
+        });
+    }
+
+    /// Encodes `msg` in the connection's format and queues it as a frame.
+    /// Nothing is queued once a close was asked for.
     ///
     /// # Errors
     /// [`OutboxFull`] when the queue is at its bound: the message is dropped
     /// and the connection is closed as too slow.
-    pub fn push_control(&self, payload: Vec<u8>) -> Result<(), OutboxFull> {
+    pub fn push_msg(&self, msg: &ServerMsg) -> Result<(), OutboxFull> {
         if self.is_closing() {
             return Ok(());
         }
-        let mut control = self.control.borrow_mut();
-        if control.len() >= self.control_capacity {
-            drop(control);
+        if self.buf.borrow().controls >= self.control_capacity {
             let capacity = self.control_capacity;
             self.close(CloseReason::TooSlow { detail: format!("outbound queue over {capacity} messages").into() });
             return Err(OutboxFull { capacity });
         }
-        control.push_back(payload);
-        drop(control);
-        self.wake();
+        SCRATCH.with_borrow_mut(|payload| {
+            payload.clear();
+            codec::encode_server(self.format, msg, payload);
+            self.append_frame(Kind::Control, payload);
+        });
+        self.wrote();
         Ok(())
     }
 
-    /// Encodes `msg` in the connection's format and queues it.
-    ///
-    /// # Errors
-    /// As [`Outbox::push_control`].
-    pub fn push_msg(&self, msg: &ServerMsg) -> Result<(), OutboxFull> {
-        let mut payload = Vec::with_capacity(64);
-        codec::encode_server(self.format, msg, &mut payload);
-        self.push_control(payload)
-    }
-
-    /// Sets the newest tick payload, replacing one the writer has not taken
-    /// yet. Returns how many ticks in a row were skipped so (0 = none).
-    pub fn set_tick(&self, payload: Vec<u8>) -> u32 {
-        let replaced = self.tick.borrow_mut().replace(payload).is_some();
-        if replaced {
-            self.skipped_in_a_row.set(self.skipped_in_a_row.get() + 1);
-            self.skipped_total.set(self.skipped_total.get() + 1);
-        } else {
-            self.skipped_in_a_row.set(0);
+    /// Offers a tick: `header` and the state bytes the room encoded once
+    /// for every player of this baseline and format. Skipped while the
+    /// previous tick's frame has not fully left (or once a close was asked
+    /// for). Returns how many ticks in a row were skipped so (0 = sent).
+    pub fn offer_tick(&self, header: &TickHeader, state: &[u8]) -> u32 {
+        if self.is_closing() {
+            return 0;
         }
-        self.wake();
-        self.skipped_in_a_row.get()
+        if self.buf.borrow().tick_pending {
+            let n = self.skipped_in_a_row.get() + 1;
+            self.skipped_in_a_row.set(n);
+            self.skipped_total.set(self.skipped_total.get() + 1);
+            return n;
+        }
+        self.skipped_in_a_row.set(0);
+        SCRATCH.with_borrow_mut(|payload| {
+            payload.clear();
+            codec::encode_tick(self.format, header, state, payload);
+            self.append_frame(Kind::Tick, payload);
+        });
+        self.wrote();
+        0
     }
 
-    /// Ticks skipped because the writer had not taken the one before.
+    /// Ticks skipped because the previous one had not left.
     #[must_use]
     pub fn skipped_total(&self) -> u64 {
         self.skipped_total.get()
     }
 
-    /// Asks the writer to close the connection (the first reason wins).
+    /// Asks the connection to close (the first reason wins).
     pub fn close(&self, reason: CloseReason) {
         let mut close = self.close.borrow_mut();
         if close.is_none() {
@@ -161,72 +284,145 @@ impl Outbox {
         self.close.borrow().is_some()
     }
 
-    /// The room this connection is in.
+    /// The close asked for, if any.
     #[must_use]
-    pub fn membership(&self) -> Option<Membership> {
-        self.membership.borrow().clone()
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close.borrow().clone()
     }
 
-    /// Sets or clears the membership (rooms do this on join, leave, close).
-    pub fn set_membership(&self, membership: Option<Membership>) {
-        *self.membership.borrow_mut() = membership;
+    /// The bytes waiting for the socket. Whoever sends them calls
+    /// [`Outbox::consume`] with what the socket took.
+    #[must_use]
+    pub fn pending(&self) -> Ref<'_, [u8]> {
+        Ref::map(self.buf.borrow(), |b| &b.bytes[b.start..])
     }
 
-    /// Takes the next item without waiting: control first, then a close,
-    /// then the newest tick.
+    /// Whether bytes wait for the socket.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        let b = self.buf.borrow();
+        b.start < b.bytes.len()
+    }
+
+    /// The socket took the first `n` pending bytes.
+    pub fn consume(&self, n: usize) {
+        self.buf.borrow_mut().consume(n);
+    }
+
+    /// Frees a drained buffer over the retained size (housekeeping).
+    pub fn shrink(&self) {
+        let mut b = self.buf.borrow_mut();
+        if b.start == b.bytes.len() && b.bytes.capacity() > RETAIN {
+            b.bytes = Vec::new();
+            b.start = 0;
+        }
+    }
+
+    /// Takes the next whole frame out, as a client reading the socket would
+    /// get it: for tests and benchmarks that run rooms without sockets.
+    /// Frames written by the connection itself (pongs, close frames) are
+    /// returned as control messages.
     pub fn try_next(&self) -> Option<OutboxItem> {
-        if let Some(payload) = self.control.borrow_mut().pop_front() {
-            return Some(OutboxItem::Control(payload));
-        }
-        if let Some(reason) = self.close.borrow().clone() {
-            return Some(OutboxItem::Close(reason));
-        }
-        self.tick.borrow_mut().take().map(OutboxItem::Tick)
+        let mut b = self.buf.borrow_mut();
+        let pending = &b.bytes[b.start..];
+        let (header, len) = match *pending.get(1)? {
+            126 => (4, usize::from(u16::from_be_bytes([*pending.get(2)?, *pending.get(3)?]))),
+            127 => (10, usize::try_from(u64::from_be_bytes(pending.get(2..10)?.try_into().ok()?)).ok()?),
+            n => (2, usize::from(n)),
+        };
+        let payload = pending.get(header..header + len)?.to_vec();
+        let is_tick =
+            b.marks.front().is_some_and(|&(end, kind)| kind == Kind::Tick && end == b.sent + (header + len) as u64);
+        b.consume(header + len);
+        Some(if is_tick { OutboxItem::Tick(payload) } else { OutboxItem::Control(payload) })
+    }
+}
+
+/// Frames tungstenite writes for the connection (pongs, close frames,
+/// echoes): raw bytes, neither control messages nor ticks for the bounds.
+impl io::Write for &Outbox {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.borrow_mut().append(None, |out| out.extend_from_slice(bytes));
+        self.wrote();
+        Ok(bytes.len())
     }
 
-    /// Waits for the next item (the writer task's loop).
-    ///
-    /// After a `Close`, every later call returns the same `Close` at once.
-    pub async fn next(&self) -> OutboxItem {
-        poll_fn(|cx| match self.try_next() {
-            Some(item) => Poll::Ready(item),
-            None => {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickforge_protocol::ids::{InputSeq, Tick};
+    use tickforge_protocol::message::Indication;
+
+    fn header(tick: u64) -> TickHeader {
+        TickHeader { tick: Tick(tick), server_time_us: 1, baseline: None, input_seq: InputSeq(0) }
+    }
+
+    fn notice() -> ServerMsg {
+        ServerMsg::Ind { body: Indication::RoomClosing { reason: "x".into() } }
+    }
 
     #[test]
-    fn control_goes_first_then_close_then_the_newest_tick() {
-        let outbox = Outbox::new(Format::Json, 4);
-        assert_eq!(outbox.set_tick(b"t1".to_vec()), 0);
-        assert_eq!(outbox.set_tick(b"t2".to_vec()), 1);
-        outbox.push_control(b"c1".to_vec()).unwrap();
-        assert_eq!(outbox.try_next(), Some(OutboxItem::Control(b"c1".to_vec())));
-        assert_eq!(outbox.try_next(), Some(OutboxItem::Tick(b"t2".to_vec())));
+    fn a_tick_is_skipped_while_the_previous_one_has_not_left() {
+        let outbox = Outbox::new(Format::Bin, 4);
+        assert_eq!(outbox.offer_tick(&header(1), b"s1"), 0);
+        assert_eq!(outbox.offer_tick(&header(2), b"s2"), 1);
+        assert_eq!(outbox.offer_tick(&header(3), b"s3"), 2);
+        outbox.push_msg(&notice()).unwrap();
+        let Some(OutboxItem::Tick(first)) = outbox.try_next() else { panic!("tick 1 first") };
+        assert!(first.ends_with(b"s1"));
+        assert!(matches!(outbox.try_next(), Some(OutboxItem::Control(_))));
         assert_eq!(outbox.try_next(), None);
-        assert_eq!(outbox.skipped_total(), 1);
-        outbox.close(CloseReason::ShuttingDown);
-        outbox.close(CloseReason::Internal);
-        assert_eq!(outbox.try_next(), Some(OutboxItem::Close(CloseReason::ShuttingDown)));
+        assert_eq!(outbox.offer_tick(&header(4), b"s4"), 0, "sent once the previous one left");
+        assert_eq!(outbox.skipped_total(), 2);
+    }
+
+    #[test]
+    fn a_partly_sent_tick_still_counts_as_pending() {
+        let outbox = Outbox::new(Format::Bin, 4);
+        outbox.offer_tick(&header(1), b"state");
+        let len = outbox.pending().len();
+        outbox.consume(len - 1);
+        assert_eq!(outbox.offer_tick(&header(2), b"state"), 1);
+        outbox.consume(1);
+        assert!(!outbox.has_pending());
+        assert_eq!(outbox.offer_tick(&header(3), b"state"), 0);
     }
 
     #[test]
     fn a_full_control_queue_closes_as_too_slow() {
-        let outbox = Outbox::new(Format::Bin, 2);
-        outbox.push_control(vec![1]).unwrap();
-        outbox.push_control(vec![2]).unwrap();
-        assert_eq!(outbox.push_control(vec![3]), Err(OutboxFull { capacity: 2 }));
-        assert!(outbox.is_closing());
-        assert_eq!(outbox.try_next(), Some(OutboxItem::Control(vec![1])));
-        assert_eq!(outbox.try_next(), Some(OutboxItem::Control(vec![2])));
-        assert!(matches!(outbox.try_next(), Some(OutboxItem::Close(CloseReason::TooSlow { .. }))));
+        let outbox = Outbox::new(Format::Json, 2);
+        outbox.push_msg(&notice()).unwrap();
+        outbox.push_msg(&notice()).unwrap();
+        assert_eq!(outbox.push_msg(&notice()), Err(OutboxFull { capacity: 2 }));
+        assert!(matches!(outbox.close_reason(), Some(CloseReason::TooSlow { .. })));
+        // Sending frees the queue's places.
+        let len = outbox.pending().len();
+        outbox.consume(len);
+        assert_eq!(outbox.buf.borrow().controls, 0);
+    }
+
+    #[test]
+    fn the_first_close_reason_wins() {
+        let outbox = Outbox::new(Format::Json, 4);
+        outbox.close(CloseReason::ShuttingDown);
+        outbox.close(CloseReason::Internal);
+        assert_eq!(outbox.close_reason(), Some(CloseReason::ShuttingDown));
+        assert_eq!(outbox.offer_tick(&header(1), b"s"), 0);
+        assert!(!outbox.has_pending(), "nothing queued once closing");
+    }
+
+    #[test]
+    fn frames_are_text_for_json_and_binary_for_bin() {
+        let json = Outbox::new(Format::Json, 4);
+        json.push_msg(&notice()).unwrap();
+        assert_eq!(json.pending()[0], 0x81);
+        let bin = Outbox::new(Format::Bin, 4);
+        bin.push_msg(&notice()).unwrap();
+        assert_eq!(bin.pending()[0], 0x82);
     }
 }

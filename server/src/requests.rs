@@ -4,13 +4,15 @@
 //! A request runs on the shard of its connection, synchronously: rooms are
 //! shard-local, so joining, leaving and creating take no lock. A join of a
 //! room on another shard answers [`Reply::HandOff`]: the connection moves
-//! there (see [`crate::handoff`]) and the join is answered on that shard.
+//! there (the runtime's hand-off) and the join is answered on that shard.
+//! A connection's room membership is its [`Seat`]: a join takes one, a
+//! leave gives it back.
 
 use crate::config::TICK_HZ_RANGE;
 use crate::game::Game;
 use crate::outbox::Outbox;
-use crate::room::RoomConfig;
-use crate::shard::{unix_now_us, RoomSlot, Shard};
+use crate::room::{RoomConfig, RoomSlot, Seat};
+use crate::shard_state::{unix_now_us, ShardState};
 use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::ids::{RoomId, SessionId};
@@ -23,6 +25,17 @@ pub(crate) struct Session {
     pub(crate) session_id: Option<String>,
     /// Whether `hello` passed the token (always true without a token).
     pub(crate) authed: bool,
+}
+
+/// The connection a request came from: what requests read and change.
+#[derive(Debug)]
+pub(crate) struct Requester<'a> {
+    /// Where its answers and its room's messages go.
+    pub(crate) outbox: &'a Rc<Outbox>,
+    /// Its session.
+    pub(crate) session: &'a mut Session,
+    /// Its seat, when it is in a room.
+    pub(crate) seat: &'a mut Option<Seat>,
 }
 
 /// The answer to a request.
@@ -49,30 +62,28 @@ impl From<Result<Confirm, (RejectCode, String)>> for Reply {
     }
 }
 
-/// Answers one request.
-pub(crate) fn handle(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: Request) -> Reply {
-    answer(shard, outbox, session, body, true)
-}
-
-fn answer(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: Request, may_move: bool) -> Reply {
-    let needs_hello = shard.config().token.is_some() && !session.authed;
+/// Answers one request. `may_move`: a join of a room on another shard may
+/// answer [`Reply::HandOff`] (false for a join that arrived with a
+/// hand-off: the connection is not moved twice).
+pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_move: bool) -> Reply {
+    let needs_hello = shard.config().token.is_some() && !who.session.authed;
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
     match body {
-        Request::Hello { token, client: _ } => hello(shard, session, token.as_deref()).into(),
+        Request::Hello { token, client: _ } => hello(shard, who.session, token.as_deref()).into(),
         Request::ListRooms { game } => Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) }),
         Request::CreateRoom { game, max_players, tick_hz, private } => {
-            create_room(shard, outbox, &game, max_players, tick_hz, private).into()
+            create_room(shard, who, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id } => join_room(shard, outbox, &room_id, may_move),
-        Request::JoinOrCreate { game } => join_or_create(shard, outbox, &game, may_move),
-        Request::LeaveRoom => leave_room(shard, outbox).into(),
+        Request::JoinRoom { room_id } => join_room(shard, who, &room_id, may_move),
+        Request::JoinOrCreate { game } => join_or_create(shard, who, &game, may_move),
+        Request::LeaveRoom => leave_room(shard, who.seat).into(),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
     }
 }
 
-fn hello(shard: &Shard, session: &mut Session, token: Option<&str>) -> Result<Confirm, (RejectCode, String)> {
+fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Result<Confirm, (RejectCode, String)> {
     if let Some(expected) = &shard.config().token {
         if token != Some(expected.as_str()) {
             return Err((RejectCode::Unauthorized, "token refused".into()));
@@ -83,14 +94,14 @@ fn hello(shard: &Shard, session: &mut Session, token: Option<&str>) -> Result<Co
     Ok(Confirm::Welcome { session_id: SessionId(id), server_version: env!("CARGO_PKG_VERSION").to_owned() })
 }
 
-fn not_in_a_room(outbox: &Outbox) -> Result<(), (RejectCode, String)> {
-    match outbox.membership() {
-        Some(m) => Err((RejectCode::AlreadyInRoom, format!("already in room {}; leave it first", m.room_id))),
+fn not_in_a_room(seat: &Option<Seat>) -> Result<(), (RejectCode, String)> {
+    match seat {
+        Some(seat) => Err((RejectCode::AlreadyInRoom, format!("already in room {}; leave it first", seat.room_id()))),
         None => Ok(()),
     }
 }
 
-fn game(shard: &Shard, name: &str) -> Result<Arc<dyn Game>, (RejectCode, String)> {
+fn game(shard: &ShardState, name: &str) -> Result<Arc<dyn Game>, (RejectCode, String)> {
     shard.config().games.get(name).cloned().ok_or_else(|| {
         let names: Vec<_> = shard.config().games.names().collect();
         (RejectCode::NotFound, format!("no game {name:?}; this server hosts {}", names.join(", ")))
@@ -98,7 +109,7 @@ fn game(shard: &Shard, name: &str) -> Result<Arc<dyn Game>, (RejectCode, String)
 }
 
 /// The room settings for a new room, with the server's slow-client bound.
-fn room_config(shard: &Shard, tick_hz: u32, max_players: u32, private: bool) -> RoomConfig {
+fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool) -> RoomConfig {
     let mut config = RoomConfig::new(tick_hz, max_players);
     config.private = private;
     let slow_ticks = (shard.config().limits.slow_client.as_secs_f64() * f64::from(tick_hz)).ceil().max(1.0);
@@ -107,21 +118,22 @@ fn room_config(shard: &Shard, tick_hz: u32, max_players: u32, private: bool) -> 
     config
 }
 
-fn join(shard: &Shard, outbox: &Rc<Outbox>, slot: &RoomSlot) -> Result<Confirm, (RejectCode, String)> {
-    let joined = slot.room.borrow_mut().join(outbox.clone())?;
+fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
+    let (seat, joined) = Seat::take(slot, who.outbox.clone())?;
+    *who.seat = Some(seat);
     shard.publish(slot);
     Ok(Confirm::Joined(joined))
 }
 
 fn create_room(
-    shard: &Rc<Shard>,
-    outbox: &Rc<Outbox>,
+    shard: &ShardState,
+    who: Requester<'_>,
     name: &str,
     max_players: Option<u32>,
     tick_hz: Option<u32>,
     private: bool,
 ) -> Result<Confirm, (RejectCode, String)> {
-    not_in_a_room(outbox)?;
+    not_in_a_room(who.seat)?;
     let game = game(shard, name)?;
     let limits = &shard.config().limits;
     let tick_hz = tick_hz.unwrap_or(shard.config().tick_hz);
@@ -134,16 +146,15 @@ fn create_room(
         return Err((RejectCode::BadRequest, format!("max_players {max_players} is not in 1..={max}")));
     }
     let slot = shard.create_room(game, room_config(shard, tick_hz, max_players, private))?;
-    join(shard, outbox, &slot)
+    join(shard, who, &slot)
 }
 
-fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId, may_move: bool) -> Reply {
-    if let Err((code, reason)) = not_in_a_room(outbox) {
+fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
         return Reply::Rej(code, reason);
     }
-    let local = shard.rooms.borrow().get(room_id).cloned();
-    if let Some(slot) = local {
-        return join(shard, outbox, &slot).into();
+    if let Some(slot) = shard.room(room_id) {
+        return join(shard, who, &slot).into();
     }
     match shard.shared.directory.get(room_id) {
         Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
@@ -155,8 +166,8 @@ fn join_room(shard: &Rc<Shard>, outbox: &Rc<Outbox>, room_id: &RoomId, may_move:
     }
 }
 
-fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str, may_move: bool) -> Reply {
-    if let Err((code, reason)) = not_in_a_room(outbox) {
+fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
         return Reply::Rej(code, reason);
     }
     let game = match game(shard, name) {
@@ -174,38 +185,22 @@ fn join_or_create(shard: &Rc<Shard>, outbox: &Rc<Outbox>, name: &str, may_move: 
         }
     }
     if let Some(slot) = local {
-        return join(shard, outbox, &slot).into();
+        return join(shard, who, &slot).into();
     }
     let limits = &shard.config().limits;
     let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
     match shard.create_room(game, config) {
-        Ok(slot) => join(shard, outbox, &slot).into(),
+        Ok(slot) => join(shard, who, &slot).into(),
         Err((code, reason)) => Reply::Rej(code, reason),
     }
 }
 
-fn leave_room(shard: &Shard, outbox: &Outbox) -> Result<Confirm, (RejectCode, String)> {
-    let Some(m) = outbox.membership() else {
+fn leave_room(shard: &ShardState, seat: &mut Option<Seat>) -> Result<Confirm, (RejectCode, String)> {
+    let Some(seat) = seat.take() else {
         return Err((RejectCode::NotInRoom, "not in a room".into()));
     };
-    let slot = shard.rooms.borrow().get(&m.room_id).cloned();
-    if let Some(slot) = slot {
-        slot.room.borrow_mut().leave(m.player_id, "left");
-        shard.publish(&slot);
-    }
-    outbox.set_membership(None);
-    Ok(Confirm::Left { room_id: m.room_id })
-}
-
-/// Answers a join that arrived with a connection handed over from another
-/// shard: like [`handle`], but never moves the connection again (a room
-/// that moved or closed meanwhile is `not_found`; `join_or_create` joins or
-/// creates a room here).
-pub(crate) fn answer_after_handoff(
-    shard: &Rc<Shard>,
-    outbox: &Rc<Outbox>,
-    session: &mut Session,
-    body: Request,
-) -> Reply {
-    answer(shard, outbox, session, body, false)
+    let slot = seat.slot().clone();
+    let room_id = seat.leave("left");
+    shard.publish(&slot);
+    Ok(Confirm::Left { room_id })
 }

@@ -18,7 +18,7 @@ use thiserror::Error;
 /// Why a hand-off could not be made.
 #[derive(Debug, Error)]
 #[non_exhaustive]
-pub enum HandoffError {
+pub(crate) enum HandoffError {
     /// The target shard is gone (shutting down) or the mesh cannot be joined.
     #[error("shard {0} does not take hand-offs")]
     ShardGone(usize),
@@ -27,19 +27,19 @@ pub enum HandoffError {
 /// A connection on its way to another shard: `Send`, so it can cross the
 /// mesh. `T` is the caller's session state and pending request.
 #[derive(Debug)]
-pub struct Handoff<T> {
+pub(crate) struct Handoff<T> {
     /// The duplicated socket.
-    pub fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     /// Bytes the client sent that were read but not parsed.
-    pub already_read: Vec<u8>,
+    pub(crate) already_read: Vec<u8>,
     /// The caller's payload.
-    pub payload: T,
+    pub(crate) payload: T,
 }
 
 /// The hand-off mesh, built once before the shards start and joined by
 /// each of them.
 #[derive(Debug)]
-pub struct HandoffMesh<T: Send>(MeshBuilder<Handoff<T>, Full>);
+pub(crate) struct HandoffMesh<T: Send>(MeshBuilder<Handoff<T>, Full>);
 
 impl<T: Send> Clone for HandoffMesh<T> {
     fn clone(&self) -> Self {
@@ -51,7 +51,7 @@ impl<T: Send + 'static> HandoffMesh<T> {
     /// A mesh between `shards` shards, each channel holding `capacity`
     /// hand-offs in flight.
     #[must_use]
-    pub fn new(shards: usize, capacity: usize) -> Self {
+    pub(crate) fn new(shards: usize, capacity: usize) -> Self {
         Self(MeshBuilder::full(shards, capacity))
     }
 
@@ -59,7 +59,7 @@ impl<T: Send + 'static> HandoffMesh<T> {
     ///
     /// # Errors
     /// `HandoffError::ShardGone(0)` when the mesh cannot be joined.
-    pub async fn join(self) -> Result<(HandoffSender<T>, Receivers<Handoff<T>>), HandoffError> {
+    pub(crate) async fn join(self) -> Result<(HandoffSender<T>, Receivers<Handoff<T>>), HandoffError> {
         let (senders, receivers) = self.0.join().await.map_err(|_| HandoffError::ShardGone(0))?;
         Ok((HandoffSender(senders), receivers))
     }
@@ -67,12 +67,12 @@ impl<T: Send + 'static> HandoffMesh<T> {
 
 /// This shard's end for sending hand-offs.
 #[derive(Debug)]
-pub struct HandoffSender<T: Send>(Senders<Handoff<T>>);
+pub(crate) struct HandoffSender<T: Send>(Senders<Handoff<T>>);
 
 impl<T: Send> HandoffSender<T> {
     /// This shard's index in the mesh.
     #[must_use]
-    pub fn shard(&self) -> usize {
+    pub(crate) fn shard(&self) -> usize {
         self.0.peer_id()
     }
 
@@ -81,7 +81,7 @@ impl<T: Send> HandoffSender<T> {
     /// # Errors
     /// [`HandoffError::ShardGone`] when that shard no longer takes any (the
     /// connection is then closed by the drop of its socket).
-    pub async fn send_to(&self, to: usize, handoff: Handoff<T>) -> Result<(), HandoffError> {
+    pub(crate) async fn send_to(&self, to: usize, handoff: Handoff<T>) -> Result<(), HandoffError> {
         self.0.send_to(to, handoff).await.map_err(|_| HandoffError::ShardGone(to))
     }
 }

@@ -12,16 +12,21 @@
 //! a bound is asked to close with 1008.
 
 use crate::game::{Game, GameRoom, PlayerInput};
-use crate::outbox::{Membership, Outbox};
+use crate::outbox::Outbox;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
-use tickforge_protocol::codec::{self, Format, TickHeader};
+use tickforge_protocol::codec::{Format, TickHeader};
 use tickforge_protocol::delta::{self, Delta};
 use tickforge_protocol::error::CloseReason;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::message::{Indication, InputData, Joined, RejectCode, RoomInfo, ServerMsg};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
+
+pub mod schedule;
+mod seat;
+
+pub use seat::{RoomSlot, Seat};
 
 /// A room's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,13 +91,23 @@ struct Encoded {
     state: Vec<u8>,
 }
 
+/// What one fan-out did.
+struct FanOut {
+    encodings: usize,
+    closed_slow: usize,
+    sent: usize,
+}
+
 /// What one tick did, for metrics and the shard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TickReport {
     /// The tick taken.
     pub tick: Tick,
-    /// Players it was sent to.
+    /// Players in the room.
     pub players: usize,
+    /// Players whose outbox took the tick (the others were skipped: their
+    /// previous tick had not left yet, or they are closing).
+    pub sent: usize,
     /// Entities in the state.
     pub entities: usize,
     /// Distinct (baseline, format) encodings made.
@@ -199,6 +214,17 @@ impl Room {
         self.players.len()
     }
 
+    /// Whether `player` has a seat here.
+    #[must_use]
+    pub fn has_player(&self, player: PlayerId) -> bool {
+        self.players.iter().any(|p| p.id == player)
+    }
+
+    /// Every player's outbox: what the shard's tick pass reads and sends for.
+    pub fn outboxes(&self) -> impl Iterator<Item = &Rc<Outbox>> {
+        self.players.iter().map(|p| &p.outbox)
+    }
+
     /// Whether it has no players.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -248,7 +274,6 @@ impl Room {
             // A full control queue closes that connection: its own problem.
             let _ = p.outbox.push_msg(&notice);
         }
-        outbox.set_membership(Some(Membership { room_id: self.id.clone(), player_id: id }));
         self.players.push(Player {
             id,
             outbox,
@@ -272,8 +297,7 @@ impl Room {
     /// `player_left` with `reason`. Returns whether it was here.
     pub fn leave(&mut self, player: PlayerId, reason: &str) -> bool {
         let Some(at) = self.players.iter().position(|p| p.id == player) else { return false };
-        let gone = self.players.remove(at);
-        gone.outbox.set_membership(None);
+        self.players.remove(at);
         if self.closed.is_none() {
             self.sim.remove_player(player);
         }
@@ -352,19 +376,27 @@ impl Room {
             self.spare = Some(evicted);
         }
 
-        let (encodings, closed_slow) = self.fan_out(now_us);
+        let fanned = self.fan_out(now_us);
         self.prune_baselines();
-        TickReport { tick, players: self.players.len(), entities, encodings, closed_slow, panicked: None }
+        TickReport {
+            tick,
+            players: self.players.len(),
+            sent: fanned.sent,
+            entities,
+            encodings: fanned.encodings,
+            closed_slow: fanned.closed_slow,
+            panicked: None,
+        }
     }
 
-    /// Sends the current tick to every player; returns the number of
-    /// distinct encodings and of players closed as too slow.
-    fn fan_out(&mut self, now_us: u64) -> (usize, usize) {
+    /// Offers the current tick to every player.
+    fn fan_out(&mut self, now_us: u64) -> FanOut {
         let tick = self.tick;
         let schema = self.game.schema();
         let current = self.ring.latest().expect("a snapshot was just pushed");
         let mut used = 0;
         let mut closed_slow = 0;
+        let mut sent = 0;
         for p in &self.players {
             if p.outbox.is_closing() {
                 continue;
@@ -406,15 +438,16 @@ impl Room {
             let encoded = &self.encoded[at];
             let header =
                 TickHeader { tick, server_time_us: now_us, baseline: encoded.baseline, input_seq: p.input_seq };
-            let mut frame = Vec::with_capacity(encoded.state.len() + 32);
-            codec::encode_tick(format, &header, &encoded.state, &mut frame);
-            let skipped = p.outbox.set_tick(frame);
-            if skipped > self.config.max_skipped_ticks {
-                p.outbox.close(CloseReason::TooSlow { detail: format!("{skipped} ticks not taken").into() });
-                closed_slow += 1;
+            match p.outbox.offer_tick(&header, &encoded.state) {
+                0 => sent += 1,
+                skipped if skipped > self.config.max_skipped_ticks => {
+                    p.outbox.close(CloseReason::TooSlow { detail: format!("{skipped} ticks not taken").into() });
+                    closed_slow += 1;
+                }
+                _ => {}
             }
         }
-        (used, closed_slow)
+        FanOut { encodings: used, closed_slow, sent }
     }
 
     /// Drops the snapshots no player can use as a baseline any more: acks
@@ -441,7 +474,8 @@ impl Room {
         let notice = ServerMsg::Ind { body: Indication::RoomClosing { reason: reason.to_owned() } };
         for p in self.players.drain(..) {
             let _ = p.outbox.push_msg(&notice);
-            p.outbox.set_membership(None);
+            // The connection's task takes it from here (its seat is gone).
+            p.outbox.wake();
         }
     }
 }
@@ -451,6 +485,7 @@ mod tests {
     use super::*;
     use crate::game::arena::Arena;
     use crate::outbox::OutboxItem;
+    use tickforge_protocol::codec;
     use tickforge_protocol::message::Confirm;
     use tickforge_protocol::session::{ClientSession, Event};
 
@@ -484,7 +519,6 @@ mod tests {
                     session.handle_message(&bytes).unwrap();
                     ticks += 1;
                 }
-                OutboxItem::Close(reason) => panic!("unexpected close: {reason}"),
             }
         }
         while session.poll_event().is_some() {}
@@ -657,7 +691,9 @@ mod tests {
         }
         assert!(stuck_box.is_closing());
         assert!(matches!(stuck_box.try_next(), Some(OutboxItem::Control(_))), "player_joined of the live one");
-        assert!(matches!(stuck_box.try_next(), Some(OutboxItem::Close(CloseReason::TooSlow { .. }))));
+        assert!(matches!(stuck_box.try_next(), Some(OutboxItem::Tick(_))), "its first tick, never taken");
+        assert_eq!(stuck_box.try_next(), None, "the later ones were skipped, not queued");
+        assert!(matches!(stuck_box.close_reason(), Some(CloseReason::TooSlow { .. })));
     }
 
     #[test]
@@ -692,7 +728,7 @@ mod tests {
         let report = room.tick(0);
         assert_eq!(report.panicked.as_deref(), Some("boom"));
         assert_eq!(room.closed(), Some("game error: boom"));
-        assert_eq!(outbox.membership(), None);
+        assert!(!room.has_player(PlayerId(1)));
         let Some(OutboxItem::Control(bytes)) = outbox.try_next() else { panic!("room_closing expected") };
         assert_eq!(
             codec::decode_server(Format::Json, &bytes).unwrap(),

@@ -1,6 +1,10 @@
-//! HTTP/1.1 on the server's one port: parsing a request head (httparse),
-//! routing, and writing plain answers. WebSocket upgrades are checked in
-//! [`crate::ws`]; everything here is pure (bytes in, bytes out).
+//! HTTP/1.1 on the server's one port, before any WebSocket: parsing a
+//! request head (httparse), routing, and the plain answers ([`routes`]).
+//! WebSocket upgrades are checked in [`crate::ws`]; everything here is pure
+//! (bytes in, bytes out): the runtime reads and writes the socket.
+
+pub(crate) mod routes;
+pub(crate) mod web;
 
 use std::borrow::Cow;
 
@@ -163,7 +167,7 @@ pub fn route(path: &str, echo: bool) -> Option<Route> {
         "/rooms" => Some(Route::Rooms),
         "/ws" => Some(Route::Ws),
         "/echo" if echo => Some(Route::Echo),
-        _ => crate::web::asset(path).map(|_| Route::Page),
+        _ => web::asset(path).map(|_| Route::Page),
     }
 }
 

@@ -20,11 +20,11 @@ const CSS: &str = "text/css; charset=utf-8";
 
 /// Every file the page is made of. `/` serves `index.html`.
 const ASSETS: &[Asset] = &[
-    Asset { path: "/index.html", content_type: HTML, bytes: include_bytes!("../web/index.html") },
-    Asset { path: "/app.js", content_type: JS, bytes: include_bytes!("../web/app.js") },
-    Asset { path: "/state.js", content_type: JS, bytes: include_bytes!("../web/state.js") },
-    Asset { path: "/render.js", content_type: JS, bytes: include_bytes!("../web/render.js") },
-    Asset { path: "/style.css", content_type: CSS, bytes: include_bytes!("../web/style.css") },
+    Asset { path: "/index.html", content_type: HTML, bytes: include_bytes!("../../web/index.html") },
+    Asset { path: "/app.js", content_type: JS, bytes: include_bytes!("../../web/app.js") },
+    Asset { path: "/state.js", content_type: JS, bytes: include_bytes!("../../web/state.js") },
+    Asset { path: "/render.js", content_type: JS, bytes: include_bytes!("../../web/render.js") },
+    Asset { path: "/style.css", content_type: CSS, bytes: include_bytes!("../../web/style.css") },
 ];
 
 /// The content type and bytes of the page asset at `path` (the request

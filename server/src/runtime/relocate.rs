@@ -5,25 +5,20 @@
 //! Everything the connection was sent before it is flushed; then the socket
 //! (a duplicated fd), the bytes already read but not yet parsed (our
 //! [`crate::ws::Wire`] hands tungstenite one frame at a time, so they are
-//! frame-aligned), the session and the pending join travel to the room's
-//! shard, which rebuilds the WebSocket, answers the join and serves the
-//! connection from then on. The client sees only its `joined`; after it,
+//! frame-aligned), the session and the pending join ([`Moving`]) travel to
+//! the room's shard, which rebuilds the connection, answers the join and
+//! serves it from then on. The client sees only its `joined`; after it,
 //! every message of that player is served where the room is.
 
-use crate::conn::Conn;
-use crate::handoff::{Handoff, HandoffMesh, HandoffSender};
+use super::handoff::{Handoff, HandoffMesh, HandoffSender};
+use super::shard::Shard;
+use crate::conn::{Connection, Moving};
 use crate::metrics::ShardMetrics;
-use crate::requests::Session;
-use crate::shard::Shard;
-use futures_lite::FutureExt as _;
 use glommio::channels::channel_mesh::Receivers;
 use glommio::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use tickforge_protocol::codec::Format;
-use tickforge_protocol::ids::RequestId;
-use tickforge_protocol::message::Request;
+use std::time::Instant;
 use tracing::{debug, warn};
 
 /// Hand-offs that may wait in one channel between two shards.
@@ -38,19 +33,6 @@ pub(crate) type LocalMesh = HandoffSender<Moving>;
 /// A new mesh for `shards` shards.
 pub(crate) fn mesh(shards: usize) -> SharedMesh {
     HandoffMesh::new(shards, CHANNEL_DEPTH)
-}
-
-/// A connection's state in transit (the hand-off's payload).
-#[derive(Debug)]
-pub(crate) struct Moving {
-    /// The negotiated wire format.
-    pub(crate) format: Format,
-    /// The session (id, authentication).
-    pub(crate) session: Session,
-    /// The request-rate bucket's level.
-    pub(crate) req_tokens: f64,
-    /// The join to answer on arrival.
-    pub(crate) request: Option<(RequestId, Request)>,
 }
 
 /// Joins the mesh; returns this shard's index (its shard id) and its ends.
@@ -69,29 +51,10 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 // SAFETY: the fd was duplicated for this hand-off and its
                 // ownership travels with it; it is a connected TCP socket.
                 let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
-                debug!(shard = shard.id, from, "connection handed in");
-                ShardMetrics::inc(&shard.metrics().handoffs_in);
-                let mut payload = payload;
-                let request = payload.request.take();
-                let mut conn = Conn::from_moving(&shard, payload, already_read);
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    // The sender checked this shard's connections gauge
-                    // before handing off (`Shard::is_full`); a permit can
-                    // still be missing when several hand-offs crossed, and
-                    // the connection is then served over the limit by that
-                    // small, bounded margin rather than dropped mid-session.
-                    let permit = shard.permits.try_acquire_static_permit(1).ok();
-                    ShardMetrics::gauge(&shard.metrics().connections, 1);
-                    let task = AssertUnwindSafe(conn.run_with(stream, request));
-                    if task.catch_unwind().await.is_err() {
-                        warn!(shard = shard.id, "connection task panicked; connection dropped");
-                        shard.metrics().close(&tickforge_protocol::CloseReason::Internal);
-                    }
-                    ShardMetrics::gauge(&shard.metrics().connections, -1);
-                    drop(permit);
-                })
-                .detach();
+                debug!(shard = shard.state.id, from, "connection handed in");
+                ShardMetrics::inc(&shard.state.metrics().handoffs_in);
+                let conn = Connection::arrived(&shard.state, payload, already_read, Instant::now());
+                glommio::spawn_local(super::driver::serve_arrived(shard.clone(), stream, conn)).detach();
             }
         })
         .detach();
@@ -106,17 +69,17 @@ pub(crate) async fn send(shard: &Rc<Shard>, target: usize, stream: TcpStream, al
     let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     drop(stream);
     if dup < 0 {
-        warn!(shard = shard.id, "hand-off failed: dup: {}", std::io::Error::last_os_error());
+        warn!(shard = shard.state.id, "hand-off failed: dup: {}", std::io::Error::last_os_error());
         return;
     }
     // SAFETY: `dup` is a fresh fd owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(dup) };
     let Some(mesh) = shard.mesh.get() else {
-        warn!(shard = shard.id, "hand-off failed: no mesh");
+        warn!(shard = shard.state.id, "hand-off failed: no mesh");
         return;
     };
     match mesh.send_to(target, Handoff { fd, already_read, payload: moving }).await {
-        Ok(()) => ShardMetrics::inc(&shard.metrics().handoffs_out),
-        Err(e) => warn!(shard = shard.id, target, "hand-off failed: {e}"),
+        Ok(()) => ShardMetrics::inc(&shard.state.metrics().handoffs_out),
+        Err(e) => warn!(shard = shard.state.id, target, "hand-off failed: {e}"),
     }
 }

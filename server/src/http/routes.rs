@@ -1,0 +1,90 @@
+//! What the server answers to a request head: a plain HTTP answer (the
+//! page, `/healthz`, `/metrics`, `/rooms`, every refusal with its status
+//! and reason), or a WebSocket upgrade that passed the handshake checks.
+//! Pure: the runtime writes the bytes and runs the connection.
+
+use super::{error, response, route, RequestHead, Route};
+use crate::requests::Session;
+use crate::shard_state::ShardState;
+use crate::ws::{self, Accepted, HandshakePolicy};
+
+/// The answer to one request head.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Write these bytes (a whole HTTP answer with this status), then close.
+    Plain { bytes: Vec<u8>, status: u16 },
+    /// Write the `101` answer and run a WebSocket connection.
+    Upgrade {
+        /// What the handshake negotiated.
+        accepted: Accepted,
+        /// The `/echo` route (Autobahn runs only).
+        echo: bool,
+        /// The session the connection starts with.
+        session: Session,
+    },
+}
+
+impl Answer {
+    fn plain(bytes: Vec<u8>) -> Self {
+        let status = std::str::from_utf8(&bytes[9..12]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        Self::Plain { bytes, status }
+    }
+}
+
+/// Answers `head`; `have_permit` is false when the shard is at its
+/// connection limit (an upgrade is then answered 503).
+pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answer {
+    let config = shard.config();
+    let Some(route) = route(&head.path, config.echo) else {
+        return Answer::plain(error(404, &format!("no such path: {}", head.path), &[]));
+    };
+    let is_ws = matches!(route, Route::Ws | Route::Echo);
+    let head_only = !is_ws && head.method == "HEAD";
+    if !is_ws && head.method != "GET" && !head_only {
+        let why = format!("{} is not allowed on {}: use GET", head.method, head.path);
+        return Answer::plain(error(405, &why, &[("Allow", "GET, HEAD")]));
+    }
+    let ok = |ty: &str, body: &[u8]| response(200, ty, &[], body);
+    let mut reply = match route {
+        Route::Page => match super::web::asset(&head.path) {
+            Some((ty, bytes)) => ok(ty, bytes),
+            None => error(404, &format!("no such path: {}", head.path), &[]),
+        },
+        Route::Healthz if shard.refusing() => error(503, "draining: shutting down", &[]),
+        Route::Healthz => ok("text/plain; charset=utf-8", b"ok\n"),
+        Route::Metrics => ok("text/plain; version=0.0.4; charset=utf-8", shard.shared.metrics.render().as_bytes()),
+        Route::Rooms => {
+            let rooms = shard.list_rooms(None);
+            let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
+            ok("application/json", &body)
+        }
+        Route::Ws | Route::Echo => {
+            if shard.refusing() {
+                error(503, "server shutting down", &[])
+            } else if !have_permit {
+                let limit = config.connections_per_shard();
+                error(503, &format!("server full: {limit} connections on this shard"), &[])
+            } else {
+                let policy = HandshakePolicy {
+                    allowed_origins: &config.allowed_origins,
+                    token: config.token.as_deref(),
+                    negotiate: route == Route::Ws,
+                };
+                match ws::check_upgrade(head, &policy) {
+                    Err(refused) => error(refused.status, &refused.why, &refused.headers),
+                    Ok(accepted) => {
+                        let authed = config.token.is_none() || head.query_param("token").is_some();
+                        let session = Session { session_id: None, authed };
+                        return Answer::Upgrade { accepted, echo: route == Route::Echo, session };
+                    }
+                }
+            }
+        }
+    };
+    if head_only {
+        if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+            reply.truncate(end + 4);
+        }
+    }
+    Answer::plain(reply)
+}

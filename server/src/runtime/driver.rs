@@ -1,0 +1,365 @@
+//! One accepted socket's task: the HTTP request head (within the handshake
+//! timeout), the plain answers, and for a WebSocket the connection's life.
+//!
+//! The task only moves bytes; [`Connection`] decides everything. Outside a
+//! room it drives the socket itself, promptly: it waits for whichever comes
+//! first of socket readable, socket writable (while bytes wait) and its
+//! outbox's wake-up. In a room it parks: the room's tick pass reads and
+//! writes the socket in batches with every other player's
+//! ([`super::ticker`]), so a player's input and tick cost no task wake-up,
+//! no timer and no syscall of their own. The outbox wakes the task again
+//! when the connection leaves its room or is asked to close.
+
+use super::shard::{ConnCell, Shard};
+use crate::conn::{Connection, HandOff};
+use crate::http::routes::{self, Answer};
+use crate::http::{self, parse_head, RequestHead};
+use crate::metrics::ShardMetrics;
+use crate::ws;
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::FutureExt as _;
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+use glommio::sync::StaticPermit;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tickforge_protocol::CloseReason;
+use tracing::warn;
+
+/// Serves one accepted socket; `permit` is `None` when the shard is at its
+/// connection limit (the answer is then 503). A panic (a bug, never bad
+/// input) ends only this connection: it is logged and counted as an
+/// `internal` close, and the shard goes on.
+pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, permit: Option<StaticPermit>) {
+    let _open = OpenConnection::new(shard.state.metrics());
+    let task = AssertUnwindSafe(serve_inner(&shard, stream, permit.is_some()));
+    if let Err(panic) = task.catch_unwind().await {
+        log_panic(&shard, panic.as_ref());
+    }
+    drop(permit);
+}
+
+/// Runs a connection handed in from another shard.
+pub(crate) async fn serve_arrived(shard: Rc<Shard>, stream: TcpStream, conn: Connection) {
+    let _open = OpenConnection::new(shard.state.metrics());
+    // The sender checked this shard's connections gauge before handing off
+    // (`ShardState::is_full`); a permit can still be missing when several
+    // hand-offs crossed, and the connection is then served over the limit
+    // by that small, bounded margin rather than dropped mid-session.
+    let permit = shard.permits.try_acquire_static_permit(1).ok();
+    let task = AssertUnwindSafe(run_websocket(&shard, stream, conn));
+    if let Err(panic) = task.catch_unwind().await {
+        log_panic(&shard, panic.as_ref());
+    }
+    drop(permit);
+}
+
+fn log_panic(shard: &Shard, panic: &(dyn std::any::Any + Send)) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    warn!(shard = shard.state.id, panic = %what, "connection task panicked; connection dropped");
+    shard.state.metrics().close(&CloseReason::Internal);
+}
+
+/// Counts an open connection in the metrics while it lives.
+struct OpenConnection<'a>(&'a ShardMetrics);
+
+impl<'a> OpenConnection<'a> {
+    fn new(m: &'a ShardMetrics) -> Self {
+        ShardMetrics::gauge(&m.connections, 1);
+        Self(m)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        ShardMetrics::gauge(&self.0.connections, -1);
+    }
+}
+
+async fn serve_inner(shard: &Rc<Shard>, mut stream: TcpStream, have_permit: bool) {
+    let _ = stream.set_nodelay(true);
+    let Some((head, rest)) = read_head(shard, &mut stream).await else { return };
+    match routes::answer(&shard.state, &head, have_permit) {
+        Answer::Plain { bytes, status } => answer(shard, &mut stream, &bytes, status).await,
+        Answer::Upgrade { accepted, echo, session } => {
+            if !write_within(shard, &mut stream, &ws::switching_protocols(&accepted)).await {
+                return;
+            }
+            shard.state.metrics().http_status(101);
+            // The request head is not needed for the connection's life.
+            drop(head);
+            let conn = Connection::new(&shard.state, accepted.format, echo, rest, session, Instant::now());
+            run_websocket(shard, stream, conn).await;
+        }
+    }
+}
+
+/// Reads a request head within the handshake timeout; answers 400 itself
+/// for a malformed one. `None`: nothing more to do with this socket.
+async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead, Vec<u8>)> {
+    let timeout = shard.state.config().limits.handshake_timeout;
+    let read = async {
+        // Read straight into the heap buffer: no array in this future,
+        // whose size every connection's task keeps for its whole life.
+        let mut buf = Vec::new();
+        loop {
+            let len = buf.len();
+            buf.resize(len + 1024, 0);
+            let n = match stream.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => return Err(None),
+                Ok(n) => n,
+            };
+            buf.truncate(len + n);
+            match parse_head(&buf) {
+                Ok(Some((head, len))) => return Ok((head, buf.split_off(len))),
+                Ok(None) => {}
+                Err(e) => return Err(Some(e)),
+            }
+        }
+    };
+    let timed = async {
+        glommio::timer::sleep(timeout).await;
+        Err(None)
+    };
+    match futures_lite::future::or(read, timed).await {
+        Ok(head) => Some(head),
+        Err(Some(e)) => {
+            answer(shard, stream, &http::error(400, &e.to_string(), &[]), 400).await;
+            None
+        }
+        Err(None) => None,
+    }
+}
+
+/// Writes a whole plain answer and closes: our side first, then, after
+/// reading (and dropping) what the client still sends, such as a request
+/// body, for at most a second, so that unread input does not turn the close
+/// into a RST that could discard the answer.
+async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: &[u8], status: u16) {
+    shard.state.metrics().http_status(status);
+    if !write_within(shard, stream, bytes).await {
+        return;
+    }
+    let _ = stream.close().await;
+    let drain = async {
+        let mut sink = vec![0u8; 1024];
+        let mut total = 0usize;
+        while let Ok(n @ 1..) = stream.read(&mut sink).await {
+            total += n;
+            if total > 1 << 20 {
+                break;
+            }
+        }
+    };
+    futures_lite::future::or(drain, glommio::timer::sleep(Duration::from_secs(1))).await;
+}
+
+/// Writes `bytes` within the handshake timeout: a client that does not
+/// read its answer (a zero receive window) cannot hold the task and its
+/// connection permit forever. Returns whether everything was written.
+async fn write_within(shard: &Shard, stream: &mut TcpStream, bytes: &[u8]) -> bool {
+    let write = async { stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok() };
+    let timed = async {
+        glommio::timer::sleep(shard.state.config().limits.handshake_timeout).await;
+        false
+    };
+    futures_lite::future::or(write, timed).await
+}
+
+/// What the driver does next.
+enum Next {
+    HandOff(HandOff),
+    End,
+    ShutdownWrite,
+    Park,
+    Io { want_read: bool },
+}
+
+/// What woke the driver.
+enum Wake {
+    Read(io::Result<usize>),
+    Wrote(io::Result<usize>),
+    Notified,
+}
+
+/// Runs a WebSocket connection to its end, or until it moves to another
+/// shard.
+async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, conn: Connection) {
+    let cell = shard.insert(stream.as_raw_fd(), conn);
+    let handoff = drive(shard, &cell, &mut stream).await;
+    shard.remove(&cell);
+    let Ok(cell) = Rc::try_unwrap(cell) else {
+        // Nothing else keeps a connection past its removal; if something
+        // did, the socket still closes here.
+        warn!(shard = shard.state.id, "connection still referenced at its end");
+        return;
+    };
+    let mut conn = cell.conn.into_inner();
+    match handoff {
+        Some(HandOff { target, request }) => {
+            let (moving, already_read) = conn.into_moving(request);
+            // Boxed: rare, and its future would otherwise enlarge every
+            // connection's task.
+            Box::pin(super::relocate::send(shard, target, stream, already_read, moving)).await;
+        }
+        None => {
+            conn.finish();
+            drop(conn);
+            let _ = stream.close().await;
+        }
+    }
+}
+
+/// The driver loop. Returns the hand-off to make, if the connection is to
+/// move to another shard.
+async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -> Option<HandOff> {
+    let outbox = cell.conn.borrow().outbox().clone();
+    cell.conn.borrow_mut().on_buffered(Instant::now());
+    loop {
+        let next = {
+            let mut conn = cell.conn.borrow_mut();
+            conn.sync(Instant::now());
+            if let Some(handoff) = conn.take_handoff() {
+                Next::HandOff(handoff)
+            } else if conn.is_done() {
+                Next::End
+            } else if conn.wants_shutdown_write() {
+                Next::ShutdownWrite
+            } else if conn.in_room() {
+                Next::Park
+            } else {
+                Next::Io { want_read: conn.wants_read() }
+            }
+        };
+        let want_read = match next {
+            // Everything answered before the join goes out first.
+            Next::HandOff(handoff) => return flush_all(shard, cell, stream).await.then_some(handoff),
+            Next::End => return None,
+            Next::ShutdownWrite => {
+                let _ = stream.shutdown(std::net::Shutdown::Write).await;
+                continue;
+            }
+            Next::Park => {
+                park(cell, stream).await;
+                continue;
+            }
+            Next::Io { want_read } => want_read,
+        };
+        let wake = poll_fn(|cx| {
+            if outbox.take_notified() {
+                return Poll::Ready(Wake::Notified);
+            }
+            outbox.set_waker(cx.waker(), true);
+            if outbox.has_pending() {
+                let pending = outbox.pending();
+                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, &pending) {
+                    return Poll::Ready(Wake::Wrote(r));
+                }
+            }
+            if want_read {
+                // Read into the shard's scratch buffer (glommio reads
+                // synchronously once the socket is ready) and keep only
+                // what arrived: an idle connection holds no read buffer.
+                let mut scratch = shard.scratch.borrow_mut();
+                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
+                    if let Ok(n @ 1..) = r {
+                        cell.conn.borrow_mut().on_bytes(&scratch[..n], Instant::now());
+                    }
+                    return Poll::Ready(Wake::Read(r));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let now = Instant::now();
+        let mut conn = cell.conn.borrow_mut();
+        match wake {
+            Wake::Read(Ok(0)) => conn.on_eof(now),
+            Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => conn.on_io_error(),
+            Wake::Wrote(Ok(n)) => conn.on_sent(n, now),
+            Wake::Read(Ok(_)) | Wake::Notified => {}
+        }
+    }
+}
+
+/// Hands the socket to the room's tick pass until the outbox wakes this
+/// task (the connection left its room, or is to close). What is pending
+/// (the `joined` answer, say) is sent first, at once, rather than with
+/// the room's next tick.
+async fn park(cell: &ConnCell, stream: &mut TcpStream) {
+    let outbox = cell.conn.borrow().outbox().clone();
+    {
+        let sent = {
+            let pending = outbox.pending();
+            if pending.is_empty() {
+                Ok(0)
+            } else {
+                send_now(stream.as_raw_fd(), &pending)
+            }
+        };
+        let mut conn = cell.conn.borrow_mut();
+        match sent {
+            Ok(n) => conn.on_sent(n, Instant::now()),
+            Err(_) => conn.on_io_error(),
+        }
+        if !conn.in_room() {
+            return;
+        }
+    }
+    cell.parked.set(true);
+    poll_fn(|cx| {
+        if outbox.take_notified() {
+            Poll::Ready(())
+        } else {
+            outbox.set_waker(cx.waker(), false);
+            Poll::Pending
+        }
+    })
+    .await;
+    cell.parked.set(false);
+}
+
+/// One non-blocking `send(2)`: how many bytes the socket took (0 when its
+/// buffer is full).
+fn send_now(fd: std::os::fd::RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is a valid buffer of its length; `fd` is an open socket.
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+        _ => Err(e),
+    }
+}
+
+/// Writes everything pending to the socket (before a hand-off), within the
+/// send-stall bound; false when the socket failed or stalled.
+async fn flush_all(shard: &Shard, cell: &ConnCell, stream: &mut TcpStream) -> bool {
+    let outbox = cell.conn.borrow().outbox().clone();
+    let deadline = Instant::now() + shard.state.config().limits.send_stall;
+    while outbox.has_pending() {
+        let bytes = outbox.pending().to_vec();
+        let write = stream.write(&bytes);
+        let timed = async {
+            glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+            Err(io::ErrorKind::TimedOut.into())
+        };
+        match futures_lite::future::or(write, timed).await {
+            Ok(n) if n > 0 => cell.conn.borrow_mut().on_sent(n, Instant::now()),
+            _ => return false,
+        }
+    }
+    true
+}

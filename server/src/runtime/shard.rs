@@ -1,0 +1,222 @@
+//! One shard at run time: a pinned glommio executor that accepts on the
+//! shared port, bounds its connections with permits, owns their sockets
+//! (a slab of [`ConnCell`]s), runs its rooms' tick pass and one
+//! housekeeping sweep over every connection, and drains on shutdown.
+
+use super::driver;
+use super::relocate::{self, LocalMesh, SharedMesh};
+use super::ring::Ring;
+use super::ticker;
+use crate::conn::Connection;
+use crate::metrics::ShardMetrics;
+use crate::shard_state::{ShardState, Shared};
+use glommio::net::TcpListener;
+use glommio::sync::Semaphore;
+use glommio::timer::sleep;
+use slab::Slab;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tickforge_protocol::CloseReason;
+use tracing::{error, info, warn};
+
+/// Connections over the limit that may still be answered 503 at once;
+/// beyond these, extra connections are dropped without an answer.
+const OVERFLOW_ANSWERS: u64 = 64;
+
+/// A WebSocket connection on this shard: its socket's fd (the driver
+/// task's stream owns it), its state, and who drives its socket now.
+#[derive(Debug)]
+pub(crate) struct ConnCell {
+    /// The socket (owned by the connection's task).
+    pub(crate) fd: RawFd,
+    /// The connection's state.
+    pub(crate) conn: RefCell<Connection>,
+    /// Its room's tick pass drives the socket (the task waits).
+    pub(crate) parked: Cell<bool>,
+}
+
+/// One shard's runtime.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(crate) state: Rc<ShardState>,
+    /// Every open WebSocket connection.
+    conns: RefCell<Slab<Rc<ConnCell>>>,
+    pub(crate) permits: Rc<Semaphore>,
+    overflow: Rc<Semaphore>,
+    /// The tick pass's ring.
+    pub(crate) ring: RefCell<Ring>,
+    /// The buffer connections outside a room read their socket into (then
+    /// keep only the bytes that arrived).
+    pub(crate) scratch: RefCell<Vec<u8>>,
+    /// Sending ends to the other shards, for hand-offs.
+    pub(crate) mesh: OnceCell<LocalMesh>,
+}
+
+impl Shard {
+    /// Registers a connection whose task owns socket `fd`.
+    pub(crate) fn insert(&self, fd: RawFd, conn: Connection) -> Rc<ConnCell> {
+        let outbox = conn.outbox().clone();
+        let cell = Rc::new(ConnCell { fd, conn: RefCell::new(conn), parked: Cell::new(false) });
+        let key = self.conns.borrow_mut().insert(cell.clone());
+        outbox.set_key(key);
+        cell
+    }
+
+    /// Forgets a connection (its task is ending).
+    pub(crate) fn remove(&self, cell: &ConnCell) {
+        let key = cell.conn.borrow().outbox().key();
+        let mut conns = self.conns.borrow_mut();
+        if conns.get(key).is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), cell)) {
+            conns.remove(key);
+        }
+    }
+
+    /// The connection with slab key `key`.
+    pub(crate) fn conn(&self, key: usize) -> Option<Rc<ConnCell>> {
+        self.conns.borrow().get(key).cloned()
+    }
+
+    /// How often every connection's timers are looked at: a quarter of the
+    /// shortest of them, between 10 ms and 250 ms.
+    fn sweep_period(&self) -> Duration {
+        let c = self.state.config();
+        [Duration::from_millis(250), c.limits.send_stall / 4, c.ping_interval / 4, c.ping_timeout / 4]
+            .into_iter()
+            .min()
+            .unwrap_or(Duration::from_millis(250))
+            .max(Duration::from_millis(10))
+    }
+}
+
+/// Runs one shard until the stop flag is set and its connections drained.
+/// It takes the next of `listener_fds` (one per shard) by `next_listener`;
+/// its id is its index in the hand-off mesh.
+pub(crate) async fn run_shard(shared: Shared, listener_fds: Arc<[RawFd]>, next: Arc<AtomicUsize>, mesh: SharedMesh) {
+    let index = next.fetch_add(1, Ordering::Relaxed);
+    let Some(&fd) = listener_fds.get(index) else { return };
+    // SAFETY: each fd is a bound, listening TCP socket made for one shard
+    // (see `super::bind_listeners`); `index` is distinct per shard, so this
+    // shard alone takes ownership of this one (and closes it when dropped).
+    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    let stop = shared.stop.clone();
+    let Some((id, senders, receivers)) = relocate::join(mesh).await else {
+        error!("shard {index} could not join the hand-off mesh; stopping the server");
+        stop.store(true, Ordering::Relaxed);
+        return;
+    };
+    let ring = match Ring::new() {
+        Ok(ring) => ring,
+        Err(e) => {
+            error!("shard {id}: cannot set up its io_uring ring: {e}; stopping the server");
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
+    };
+    let limit = shared.config.connections_per_shard() as u64;
+    let state = Rc::new(ShardState::new(id, shared));
+    let shard = Rc::new(Shard {
+        state: state.clone(),
+        conns: RefCell::new(Slab::new()),
+        permits: Rc::new(Semaphore::new(limit)),
+        overflow: Rc::new(Semaphore::new(OVERFLOW_ANSWERS)),
+        ring: RefCell::new(ring),
+        scratch: RefCell::new(vec![0; 16 * 1024]),
+        mesh: OnceCell::new(),
+    });
+    let _ = shard.mesh.set(senders);
+    state.enable_handoffs();
+    relocate::start(&shard, receivers);
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    info!(shard = id, ring = shard.ring.borrow().setup(), "shard {id} serving on {addr}");
+
+    let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));
+    let ticker = glommio::spawn_local(ticker::run(shard.clone()));
+    let sweep = glommio::spawn_local(sweep_loop(shard.clone()));
+
+    while !stop.load(Ordering::Relaxed) {
+        sleep(Duration::from_millis(25)).await;
+    }
+    drain(&shard).await;
+    drop(accept);
+    drop(sweep);
+    drop(ticker);
+    info!(shard = id, "shard {id} stopped");
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                ShardMetrics::inc(&shard.state.metrics().accepted);
+                match shard.permits.try_acquire_static_permit(1) {
+                    Ok(permit) => {
+                        glommio::spawn_local(driver::serve(shard.clone(), stream, Some(permit))).detach();
+                    }
+                    Err(_) => match shard.overflow.try_acquire_static_permit(1) {
+                        Ok(overflow) => {
+                            let shard = shard.clone();
+                            glommio::spawn_local(async move {
+                                driver::serve(shard, stream, None).await;
+                                drop(overflow);
+                            })
+                            .detach();
+                        }
+                        Err(_) => drop(stream),
+                    },
+                }
+            }
+            Err(e) => {
+                warn!(shard = shard.state.id, error = %e, "accept failed");
+                sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The shard's one timer over its connections: keepalive, send stall,
+/// close linger, idle buffers. A connection whose timers ended it is woken
+/// so that its task drops the socket.
+async fn sweep_loop(shard: Rc<Shard>) {
+    let period = shard.sweep_period();
+    loop {
+        sleep(period).await;
+        let now = Instant::now();
+        let conns: Vec<Rc<ConnCell>> = shard.conns.borrow().iter().map(|(_, c)| c.clone()).collect();
+        for cell in conns {
+            let mut conn = cell.conn.borrow_mut();
+            conn.housekeeping(now);
+            if conn.is_done() {
+                conn.outbox().wake();
+            }
+        }
+    }
+}
+
+/// Graceful shutdown of one shard: refuse new work, close every room with
+/// `room_closing`, close every connection with 1001, and wait for them (at
+/// most the drain timeout).
+async fn drain(shard: &Rc<Shard>) {
+    let state = &shard.state;
+    state.start_draining();
+    let rooms = state.all_rooms();
+    for slot in &rooms {
+        slot.room.borrow_mut().close("server shutting down");
+    }
+    let conns: Vec<_> = shard.conns.borrow().iter().map(|(_, c)| c.conn.borrow().outbox().clone()).collect();
+    info!(shard = state.id, rooms = rooms.len(), connections = conns.len(), "draining");
+    for outbox in conns {
+        outbox.close(CloseReason::ShuttingDown);
+    }
+    let deadline = Instant::now() + state.config().drain_timeout;
+    while !shard.conns.borrow().is_empty() && Instant::now() < deadline {
+        sleep(Duration::from_millis(10)).await;
+    }
+    let left = shard.conns.borrow().len();
+    if left > 0 {
+        warn!(shard = state.id, connections = left, "drain timeout: dropping connections");
+    }
+}

@@ -1,0 +1,296 @@
+//! The shard's tick pass: one task and one timer for all its rooms.
+//!
+//! Each room ticks on its own drift-free schedule ([`Schedule`]), at a
+//! staggered phase of its period so that the shard's work spreads over it.
+//! The task sleeps until the earliest room is due, then takes every room
+//! due within [`SLACK`] in one pass:
+//!
+//! 1. one `RECV` (`MSG_DONTWAIT`) per player socket of those rooms, in one
+//!    batch ([`Ring::recv_all`]): each player's inputs, acks and requests
+//!    since its last tick, handled at once by its [`Connection`];
+//! 2. each room's tick: the game steps with the newest inputs, the room
+//!    encodes each distinct delta once and writes every player's frame
+//!    into its outbox;
+//! 3. one `SEND` per player with bytes pending, in one batch
+//!    ([`Ring::send_all`]).
+//!
+//! So a client-tick costs one receive and one send, and a pass two
+//! `io_uring_enter`s however many players it serves: no task wake-up, no
+//! timer and no syscall per message. A socket that cannot take its bytes
+//! keeps them for the next pass (its room skips ticks meanwhile, and
+//! closes it if it stays stuck); a player that leaves its room, or is to
+//! close, goes back to its own task (see [`super::driver`]).
+//!
+//! [`Connection`]: crate::conn::Connection
+
+use super::ring::Received;
+use super::shard::{ConnCell, Shard};
+use crate::metrics::ShardMetrics;
+use crate::outbox::Outbox;
+use crate::room::schedule::{stagger_offset_ns, Schedule};
+use crate::room::RoomSlot;
+use crate::shard_state::unix_now_us;
+use glommio::timer::sleep;
+use slab::Slab;
+use std::cell::Ref;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::{pending, poll_fn};
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tickforge_protocol::CloseReason;
+use tracing::{debug, error, warn};
+
+/// Rooms due within this much after the earliest one tick in the same
+/// pass: at most ~1,000 passes a second however many rooms a shard has.
+pub(crate) const SLACK: Duration = Duration::from_millis(1);
+
+/// A room on the schedule.
+#[derive(Debug)]
+struct Ticking {
+    slot: Rc<RoomSlot>,
+    schedule: Schedule,
+    period_ns: u64,
+    /// When it last became empty (disposed of after the grace period).
+    empty_since: Option<u64>,
+    /// Its player count as last published.
+    published: usize,
+}
+
+/// Buffers a pass reuses.
+#[derive(Debug, Default)]
+struct PassBuffers {
+    due: Vec<usize>,
+    cells: Vec<Rc<ConnCell>>,
+    reading: Vec<usize>,
+    fds: Vec<RawFd>,
+    received: Vec<Received>,
+    sending: Vec<Rc<Outbox>>,
+    senders: Vec<usize>,
+    sent: Vec<Option<usize>>,
+}
+
+/// Runs the shard's rooms until the task is dropped (after the drain).
+pub(crate) async fn run(shard: Rc<Shard>) {
+    let epoch = Instant::now();
+    let now_ns = || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let grace_ns = u64::try_from(shard.state.config().empty_room_grace.as_nanos()).unwrap_or(u64::MAX);
+    let mut rooms: Slab<Ticking> = Slab::new();
+    let mut queue: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut buffers = PassBuffers::default();
+    loop {
+        for (slot, index) in shard.state.take_new_rooms() {
+            let hz = slot.room.borrow().config().tick_hz;
+            let start = now_ns() + stagger_offset_ns(index, hz);
+            let schedule = Schedule::new(start, hz);
+            let key = rooms.insert(Ticking {
+                slot,
+                schedule,
+                period_ns: 1_000_000_000 / u64::from(hz),
+                empty_since: Some(start),
+                published: 0,
+            });
+            queue.push(Reverse((schedule.next_due(), key)));
+        }
+        let now = now_ns();
+        let next = queue.peek().map(|Reverse((due, _))| *due);
+        match next {
+            Some(due) if due > now => {
+                let created =
+                    poll_fn(|cx| if shard.state.has_new_rooms(cx.waker()) { Poll::Ready(()) } else { Poll::Pending });
+                futures_lite::future::or(sleep(Duration::from_nanos(due - now)), created).await;
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                poll_fn(|cx| if shard.state.has_new_rooms(cx.waker()) { Poll::Ready(()) } else { Poll::Pending }).await;
+                continue;
+            }
+        }
+        // Every room due by now (+ the slack) ticks in this pass.
+        let horizon = now + u64::try_from(SLACK.as_nanos()).unwrap_or(0);
+        buffers.due.clear();
+        while let Some(&Reverse((due, key))) = queue.peek() {
+            if due > horizon {
+                break;
+            }
+            queue.pop();
+            buffers.due.push(key);
+        }
+        pass(&shard, &mut rooms, &mut buffers);
+        {
+            let m = shard.state.metrics();
+            let (enters, submitted) = shard.ring.borrow().counts();
+            ShardMetrics::inc(&m.passes);
+            m.pass_enters.store(enters, std::sync::atomic::Ordering::Relaxed);
+            m.pass_submissions.store(submitted, std::sync::atomic::Ordering::Relaxed);
+        }
+        // Back on the schedule, or disposed of.
+        let ended = now_ns();
+        let metrics = shard.state.metrics();
+        for i in 0..buffers.due.len() {
+            let key = buffers.due[i];
+            let t = &mut rooms[key];
+            ShardMetrics::add(&metrics.slots_skipped, t.schedule.advance(ended));
+            let (closed, players) = {
+                let room = t.slot.room.borrow();
+                (room.closed().is_some(), room.player_count())
+            };
+            if players != t.published {
+                ShardMetrics::gauge(&metrics.players, players as i64 - t.published as i64);
+                t.published = players;
+                shard.state.publish(&t.slot);
+            }
+            let dispose = closed || {
+                if players == 0 {
+                    let since = *t.empty_since.get_or_insert(ended);
+                    ended.saturating_sub(since) >= grace_ns
+                } else {
+                    t.empty_since = None;
+                    false
+                }
+            };
+            if dispose {
+                let t = rooms.remove(key);
+                let mut room = t.slot.room.borrow_mut();
+                debug!(shard = shard.state.id, room = %room.id(), "room disposed of");
+                room.close("room disposed of");
+                ShardMetrics::gauge(&metrics.players, -(t.published as i64));
+                let id = room.id().clone();
+                drop(room);
+                shard.state.remove_room(&id);
+            } else {
+                queue.push(Reverse((t.schedule.next_due(), key)));
+            }
+        }
+        // A pass that found rooms already late lets the shard's other tasks
+        // run before the next one.
+        if queue.peek().is_some_and(|Reverse((due, _))| *due <= now_ns()) {
+            futures_lite::future::yield_now().await;
+        }
+        if rooms.is_empty() && shard.state.refusing() {
+            // Drained: nothing will tick again.
+            pending::<()>().await;
+        }
+    }
+}
+
+/// One pass over the rooms `buffers.due`: read their players, tick them,
+/// send what they wrote.
+fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
+    let now = Instant::now();
+    // The sockets this pass drives: the players of its rooms whose tasks
+    // are parked (the others drive their own socket).
+    b.cells.clear();
+    for &key in &b.due {
+        for outbox in rooms[key].slot.room.borrow().outboxes() {
+            if let Some(cell) = shard.conn(outbox.key()) {
+                if cell.parked.get() {
+                    b.cells.push(cell);
+                }
+            }
+        }
+    }
+
+    // 1. Read every player's inputs and requests.
+    b.reading.clear();
+    b.fds.clear();
+    for (i, cell) in b.cells.iter().enumerate() {
+        if cell.conn.borrow().wants_read() {
+            b.reading.push(i);
+            b.fds.push(cell.fd);
+        }
+    }
+    let (cells, reading) = (&b.cells, &b.reading);
+    let read = shard.ring.borrow_mut().recv_all(
+        &b.fds,
+        |i, bytes| {
+            let cell = &cells[reading[i]];
+            guarded(shard, cell, |conn| conn.on_bytes(bytes, now));
+        },
+        &mut b.received,
+    );
+    if let Err(e) = read {
+        error!(shard = shard.state.id, "tick pass: receive batch failed: {e}");
+    }
+    for (i, received) in b.received.iter().enumerate() {
+        let cell = &b.cells[b.reading[i]];
+        match received {
+            Received::Nothing => {}
+            Received::Eof => guarded(shard, cell, |conn| conn.on_eof(now)),
+            Received::Failed => guarded(shard, cell, |conn| conn.on_io_error()),
+        }
+    }
+
+    // 2. Tick the rooms.
+    let metrics = shard.state.metrics();
+    for &key in &b.due {
+        let t = &rooms[key];
+        let started = Instant::now();
+        let ticked = catch_unwind(AssertUnwindSafe(|| t.slot.room.borrow_mut().tick(unix_now_us())));
+        let took = started.elapsed();
+        match ticked {
+            Ok(report) => {
+                metrics.tick(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), t.period_ns / 1000);
+                ShardMetrics::add(&metrics.messages_out, report.sent as u64);
+                if let Some(panic) = report.panicked {
+                    ShardMetrics::inc(&metrics.room_panics);
+                    let room = t.slot.room.borrow();
+                    warn!(shard = shard.state.id, room = %room.id(), %panic, "game panicked; room closed");
+                }
+            }
+            Err(_) => {
+                // Not the game (its panics are caught by the room): a bug
+                // of ours. The room closes; the shard goes on.
+                ShardMetrics::inc(&metrics.room_panics);
+                if let Ok(mut room) = t.slot.room.try_borrow_mut() {
+                    warn!(shard = shard.state.id, room = %room.id(), "room tick panicked; room closed");
+                    room.close("internal error");
+                }
+            }
+        }
+    }
+
+    // 3. Send what every player has pending.
+    b.sending.clear();
+    b.senders.clear();
+    for (i, cell) in b.cells.iter().enumerate() {
+        let conn = cell.conn.borrow();
+        if cell.parked.get() && conn.outbox().has_pending() {
+            b.sending.push(conn.outbox().clone());
+            b.senders.push(i);
+        }
+    }
+    {
+        let bufs: Vec<(RawFd, Ref<'_, [u8]>)> =
+            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, outbox.pending())).collect();
+        if let Err(e) = shard.ring.borrow_mut().send_all(&bufs, &mut b.sent) {
+            error!(shard = shard.state.id, "tick pass: send batch failed: {e}");
+            b.sent.clear();
+        }
+    }
+    for (j, sent) in b.sent.iter().enumerate() {
+        let cell = &b.cells[b.senders[j]];
+        match *sent {
+            Some(n) => guarded(shard, cell, |conn| conn.on_sent(n, now)),
+            None => guarded(shard, cell, |conn| conn.on_io_error()),
+        }
+    }
+    b.sending.clear();
+    b.cells.clear();
+}
+
+/// Runs `f` on a connection; a panic in it (a bug, never bad input) ends
+/// that connection only: its task is woken to drop the socket.
+fn guarded(shard: &Shard, cell: &ConnCell, f: impl FnOnce(&mut crate::conn::Connection)) {
+    let Ok(mut conn) = cell.conn.try_borrow_mut() else { return };
+    if catch_unwind(AssertUnwindSafe(|| f(&mut conn))).is_err() {
+        warn!(shard = shard.state.id, "connection panicked in the tick pass; connection dropped");
+        shard.state.metrics().close(&CloseReason::Internal);
+        conn.on_io_error();
+        conn.outbox().wake();
+    }
+}

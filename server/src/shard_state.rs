@@ -1,0 +1,209 @@
+//! What a shard owns, apart from its sockets and tasks: its rooms, its id
+//! counters, its view of the control plane (configuration, metrics, the
+//! cross-shard room directory, the stop flag). Requests read and change it;
+//! it spawns nothing and never touches a socket (the runtime does).
+//!
+//! All of it is shard-local (`Rc`, `Cell`, `RefCell`); what crosses shards
+//! is [`Shared`].
+
+use crate::config::ServerConfig;
+use crate::directory::Directory;
+use crate::game::Game;
+use crate::metrics::{Metrics, ShardMetrics};
+use crate::room::{Room, RoomConfig, RoomSlot};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tickforge_protocol::ids::RoomId;
+use tickforge_protocol::message::{RejectCode, RoomInfo};
+
+/// What every shard shares (control plane only).
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) metrics: Metrics,
+    pub(crate) directory: Directory,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+/// One shard's state.
+#[derive(Debug)]
+pub(crate) struct ShardState {
+    pub(crate) id: usize,
+    pub(crate) shared: Shared,
+    pub(crate) rooms: RefCell<HashMap<RoomId, Rc<RoomSlot>>>,
+    draining: Cell<bool>,
+    next_room: Cell<u64>,
+    next_session: Cell<u64>,
+    /// Whether connections may move to another shard (a mesh is up).
+    handoffs: Cell<bool>,
+    /// Rooms created since the tick schedule last looked, and its task's
+    /// waker (a new room may be due before whatever it sleeps for).
+    new_rooms: RefCell<Vec<(Rc<RoomSlot>, u64)>>,
+    ticker: RefCell<Option<Waker>>,
+}
+
+impl ShardState {
+    /// A shard's state.
+    pub(crate) fn new(id: usize, shared: Shared) -> Self {
+        Self {
+            id,
+            shared,
+            rooms: RefCell::new(HashMap::new()),
+            draining: Cell::new(false),
+            next_room: Cell::new(1),
+            next_session: Cell::new(1),
+            handoffs: Cell::new(false),
+            new_rooms: RefCell::new(Vec::new()),
+            ticker: RefCell::new(None),
+        }
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// This shard's metrics block.
+    pub(crate) fn metrics(&self) -> &ShardMetrics {
+        self.shared.metrics.shard(self.id)
+    }
+
+    /// A new session id, unique in the process.
+    pub(crate) fn new_session_id(&self) -> String {
+        let n = self.next_session.get();
+        self.next_session.set(n + 1);
+        format!("s-{}-{n}", self.id)
+    }
+
+    /// Creates a room of `game` on this shard; the tick schedule picks it
+    /// up at its next look.
+    ///
+    /// # Errors
+    /// `overloaded` at the rooms limit or while draining.
+    pub(crate) fn create_room(
+        &self,
+        game: Arc<dyn Game>,
+        config: RoomConfig,
+    ) -> Result<Rc<RoomSlot>, (RejectCode, String)> {
+        if self.draining.get() {
+            return Err((RejectCode::Overloaded, "server shutting down".into()));
+        }
+        let max = self.config().limits.rooms_per_shard;
+        if self.rooms.borrow().len() >= max {
+            return Err((RejectCode::Overloaded, format!("this shard already hosts {max} rooms")));
+        }
+        let n = self.next_room.get();
+        self.next_room.set(n + 1);
+        let id = RoomId(format!("r-{}-{n}", self.id));
+        let seed = n ^ ((self.id as u64) << 48) ^ unix_now_us();
+        let room = Room::new(id.clone(), game, config, seed);
+        self.shared.directory.insert(self.id, room.info(), room.is_private());
+        let slot = RoomSlot::new(room);
+        self.rooms.borrow_mut().insert(id, slot.clone());
+        ShardMetrics::gauge(&self.metrics().rooms, 1);
+        self.new_rooms.borrow_mut().push((slot.clone(), n));
+        let waker = self.ticker.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(slot)
+    }
+
+    /// Whether rooms were created since the last [`ShardState::take_new_rooms`];
+    /// if not, `waker` is woken when one is.
+    pub(crate) fn has_new_rooms(&self, waker: &Waker) -> bool {
+        if self.new_rooms.borrow().is_empty() {
+            *self.ticker.borrow_mut() = Some(waker.clone());
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Rooms created since the last call, each with its creation index
+    /// (for its phase in the tick period).
+    pub(crate) fn take_new_rooms(&self) -> Vec<(Rc<RoomSlot>, u64)> {
+        std::mem::take(&mut *self.new_rooms.borrow_mut())
+    }
+
+    /// Forgets a room the tick schedule disposed of (closed or empty).
+    pub(crate) fn remove_room(&self, id: &RoomId) {
+        if self.rooms.borrow_mut().remove(id).is_some() {
+            self.shared.directory.remove(id);
+            ShardMetrics::gauge(&self.metrics().rooms, -1);
+        }
+    }
+
+    /// The room `id` on this shard.
+    pub(crate) fn room(&self, id: &RoomId) -> Option<Rc<RoomSlot>> {
+        self.rooms.borrow().get(id).cloned()
+    }
+
+    /// Every room on this shard.
+    pub(crate) fn all_rooms(&self) -> Vec<Rc<RoomSlot>> {
+        self.rooms.borrow().values().cloned().collect()
+    }
+
+    /// The fullest public room of `game` on this shard with a free seat.
+    pub(crate) fn fullest_open_room(&self, game: &str) -> Option<Rc<RoomSlot>> {
+        self.rooms
+            .borrow()
+            .values()
+            .filter(|s| {
+                let r = s.room.borrow();
+                r.game_name() == game && !r.is_private() && r.has_free_seat()
+            })
+            .max_by_key(|s| s.room.borrow().player_count())
+            .cloned()
+    }
+
+    /// Publishes a room's player count to the directory.
+    pub(crate) fn publish(&self, slot: &RoomSlot) {
+        let room = slot.room.borrow();
+        self.shared.directory.update(room.id(), room.player_count() as u32);
+    }
+
+    /// The public rooms of every shard (optionally of one game).
+    pub(crate) fn list_rooms(&self, game: Option<&str>) -> Vec<RoomInfo> {
+        self.shared.directory.list(game)
+    }
+
+    /// Marks hand-offs to other shards as possible (the mesh is up).
+    pub(crate) fn enable_handoffs(&self) {
+        self.handoffs.set(self.shared.config.shards > 1);
+    }
+
+    /// Whether connections may move to another shard.
+    pub(crate) fn can_hand_off(&self) -> bool {
+        self.handoffs.get()
+    }
+
+    /// Whether shard `other` is at its connection limit, by its (shared,
+    /// slightly stale) connections gauge: a join is not handed there then,
+    /// so hand-offs cannot carry a shard past its limit by more than the
+    /// few in flight at once.
+    pub(crate) fn is_full(&self, other: usize) -> bool {
+        let open = self.shared.metrics.shard(other).connections.load(Ordering::Relaxed);
+        u64::try_from(open).unwrap_or(0) >= self.config().connections_per_shard() as u64
+    }
+
+    /// Starts refusing new rooms and connections (shutdown).
+    pub(crate) fn start_draining(&self) {
+        self.draining.set(true);
+    }
+
+    /// Whether new connections should be refused (503).
+    pub(crate) fn refusing(&self) -> bool {
+        self.draining.get()
+    }
+}
+
+/// The Unix time in microseconds.
+pub(crate) fn unix_now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
