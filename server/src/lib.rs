@@ -7,6 +7,8 @@
 //! per-message path takes no lock and crosses no thread.
 //!
 //! - [`config`]: [`ServerConfig`] and [`Limits`], documented, validated once.
+//! - [`cluster`]: many processes as one cluster through Redis (directory,
+//!   view, seat reservations, node-to-node requests).
 //! - `shard`: one executor: accept loop, connection slab and permits, rooms
 //!   and their tick tasks, graceful drain.
 //! - [`http`]: request heads and the plain routes (`/`, `/healthz`,
@@ -35,6 +37,7 @@
 //! server.wait().expect("every shard drained");
 //! ```
 
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod directory;
