@@ -2,7 +2,7 @@
 //! [`ServerConfig`]; SIGINT/SIGTERM start a graceful drain; exit 0 after it.
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,10 +10,16 @@ use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::ServerConfig;
 
+mod config_file;
+
 /// tickforge: a game state server hosting authoritative rooms over WebSocket.
 #[derive(Debug, Parser)]
 #[command(name = "tickforge", version, about)]
 struct Cli {
+    /// Read flags from a TOML file: each key is a flag without its dashes
+    /// (tick-hz = 60); flags on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Address to listen on (HTTP and WebSocket on one port).
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
@@ -190,9 +196,20 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let expanded = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tickforge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::try_parse_from(&expanded.args) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
+            if let Some(text) = config_file::name_key(&expanded, &e) {
+                eprintln!("tickforge: {text}");
+                return ExitCode::from(2);
+            }
             // One line naming the flag (clap's first line), then exit 2.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
@@ -213,7 +230,14 @@ fn main() -> ExitCode {
         .init();
     let config = cli.into_config();
     if let Err(e) = config.validate() {
-        eprintln!("tickforge: {e}");
+        // A value from the file is named as the file's key.
+        let key = e.setting.trim_start_matches("--");
+        match &expanded.path {
+            Some(path) if expanded.from_file.iter().any(|k| k == key) => {
+                eprintln!("tickforge: {}: {}", config_file::origin(path, key), e.problem);
+            }
+            _ => eprintln!("tickforge: {e}"),
+        }
         return ExitCode::from(2);
     }
     match serve(config) {

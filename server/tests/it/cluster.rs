@@ -348,3 +348,39 @@ fn garbage_in_the_directory_is_skipped_and_counted() {
     assert_eq!(a.view().nodes().count(), 1, "only a itself");
     assert_eq!(a.health(), Health::Ok);
 }
+
+#[test]
+fn a_lost_redis_is_logged_once_and_the_return_once() {
+    use std::io::BufRead as _;
+    let Some(mut redis) = Redis::start("a_lost_redis_is_logged_once_and_the_return_once") else { return };
+    redis.stop();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickforge"))
+        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--no-pin", "--cluster", &redis.url()])
+        .args(["--public-url", "ws://lonely.test:7700/ws"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickforge starts");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        })
+    };
+    let count = |needle: &str| lines.lock().unwrap().iter().filter(|l| l.contains(needle)).count();
+    wait_for("the outage logged", WAIT, || count("cluster degraded") > 0);
+    // Several retries (one a second) later, still one line.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(count("cluster degraded"), 1, "{:?}", lines.lock().unwrap());
+    redis.restart();
+    wait_for("the return logged", Duration::from_secs(10), || count("reachable again") == 1);
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert_eq!(count("cluster degraded"), 1);
+}

@@ -10,6 +10,8 @@ mod bad_input;
 mod binary;
 /// The cluster module against a real Redis: views, reservations, outages.
 mod cluster;
+/// `--config FILE`: flags from TOML, bad keys and values.
+mod config_file;
 /// A second game registered by the test proves the `Game` trait.
 mod games;
 /// HTTP routes and statuses; handshake refusals.
