@@ -317,4 +317,28 @@ mod tests {
         assert!(e.path.is_none() && e.from_file.is_empty());
         assert_eq!(origin(Path::new("a.toml"), "tick-hz"), "a.toml: key `tick-hz`");
     }
+
+    #[test]
+    fn the_shipped_deploy_configs_are_valid() {
+        // deploy/tickforge.toml (compose) and the ConfigMap's file
+        // (Kubernetes), with the public URL each node adds.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let compose = std::fs::read_to_string(root.join("deploy/tickforge.toml")).unwrap();
+        let manifest = std::fs::read_to_string(root.join("deploy/kubernetes/tickforge.yaml")).unwrap();
+        let configmap: String = manifest
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("tickforge.toml: |"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| format!("{}\n", &l[4..]))
+            .collect();
+        assert!(configmap.contains("cluster ="), "the ConfigMap's tickforge.toml was found");
+        for text in [compose, configmap] {
+            let f = file(&text);
+            let cli = parse(&["--config", f.0.to_str().unwrap(), "--public-url", "ws://10.0.0.5:7700/ws"]).unwrap();
+            let config = cli.into_config();
+            assert_eq!(config.validate(), Ok(()));
+            assert!(config.cluster.is_some());
+        }
+    }
 }
