@@ -61,10 +61,10 @@ pub(crate) fn expand(args: Vec<OsString>, cmd: &Command) -> Result<Expanded, Con
     let Some(path) = find_path(&args)? else {
         return Ok(Expanded { args, ..Expanded::default() });
     };
-    let text =
-        std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read { path: path.clone(), source })?;
-    let table: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| ConfigFileError::Parse { path: path.clone(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read { path: path.clone(), source })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigFileError::Parse { path: path.clone(), message: e.to_string() })?;
     let given = command_line_flags(&args);
     let mut file_args = Vec::new();
     let mut from_file = Vec::new();
@@ -76,7 +76,7 @@ pub(crate) fn expand(args: Vec<OsString>, cmd: &Command) -> Result<Expanded, Con
             .find(|a| a.get_long() == Some(key.as_str()))
             .filter(|_| !matches!(key.as_str(), FLAG | "help" | "version"))
             .ok_or_else(|| ConfigFileError::UnknownKey { path: path.clone(), key: raw_key.clone() })?;
-        if given.iter().any(|g| *g == key) {
+        if given.contains(&key) {
             continue; // the command line wins
         }
         let values: Vec<String> = match (arg.get_action(), value) {
@@ -247,7 +247,8 @@ mod tests {
                         }
                     };
                     toml.push_str(&format!("{long} = {value}\n"));
-                    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}")).unwrap()["v"].clone();
+                    let parsed: toml::Value =
+                        toml::from_str::<toml::Table>(&format!("v = {value}")).unwrap()["v"].clone();
                     match parsed {
                         toml::Value::Array(items) => {
                             for i in items {
@@ -289,7 +290,10 @@ mod tests {
             (e, f.0.display().to_string())
         };
         let (e, path) = err("tick-hz = 30\nspeed = 9\n");
-        assert_eq!(e, format!("{path}: unknown key `speed` (the keys are the flags of tickforge --help, without the dashes)"));
+        assert_eq!(
+            e,
+            format!("{path}: unknown key `speed` (the keys are the flags of tickforge --help, without the dashes)")
+        );
         let (e, _) = err("tick-hz = \"fast\"\n");
         assert!(e.contains("key `tick-hz`: invalid value 'fast'"), "{e}");
         let (e, _) = err("handshake-timeout = \"soon\"\n");

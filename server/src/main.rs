@@ -6,8 +6,8 @@ use clap::{CommandFactory as _, Parser};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
-use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::cluster::ClusterConfig;
+use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::ServerConfig;
 
 mod config_file;

@@ -90,6 +90,10 @@ impl Rng {
     }
 }
 
+/// When the measured window began: the clock, each node's commands and
+/// round trips, and Redis's counters.
+type Start = (Instant, Vec<u64>, Vec<u64>, (u64, u64, u64));
+
 fn cost(o: &Opts) -> anyhow::Result<()> {
     // Rooms three-quarters full, so players can move between them.
     let rooms_per_node = (o.players * 4).div_ceil(o.per_room * 3).max(1);
@@ -118,7 +122,7 @@ fn cost(o: &Opts) -> anyhow::Result<()> {
     let step = Duration::from_millis(10);
     let warmup = Duration::from_secs(5);
     let t0 = Instant::now();
-    let mut measured: Option<(Instant, Vec<u64>, Vec<u64>, (u64, u64, u64))> = None;
+    let mut measured: Option<Start> = None;
     let mut next = t0;
     let mut steps: u64 = 0;
     let mut next_id = rooms_per_node;
@@ -159,7 +163,8 @@ fn cost(o: &Opts) -> anyhow::Result<()> {
                 let victim = rng.below(table.len() as u32) as usize;
                 n.remove_room(&table[victim].room_id);
                 let players = table[victim].players;
-                let mut fresh = RoomRecord::new(RoomId(format!("r-{}-0-{next_id}", n.node_tag())), "arena", o.per_room, 30);
+                let mut fresh =
+                    RoomRecord::new(RoomId(format!("r-{}-0-{next_id}", n.node_tag())), "arena", o.per_room, 30);
                 next_id += 1;
                 fresh.players = players;
                 n.publish_room(0, fresh.clone());

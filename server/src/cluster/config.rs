@@ -125,7 +125,10 @@ impl ClusterConfig {
             Err(e) => return bad("--cluster", format!("{:?} is not a Redis URL: {e}", self.redis_url)),
         }
         if self.public_url.is_empty() {
-            return bad("--public-url", "required with --cluster: the ws:// or wss:// address clients reach this server at".into());
+            return bad(
+                "--public-url",
+                "required with --cluster: the ws:// or wss:// address clients reach this server at".into(),
+            );
         }
         if !(self.public_url.starts_with("ws://") || self.public_url.starts_with("wss://"))
             || public_host_port(&self.public_url).is_none()
@@ -180,11 +183,8 @@ impl ClusterConfig {
 
 /// `host:port` of a `ws://` or `wss://` URL (80 or 443 when it has no port).
 fn public_host_port(url: &str) -> Option<String> {
-    let (rest, default_port) = if let Some(r) = url.strip_prefix("wss://") {
-        (r, 443)
-    } else {
-        (url.strip_prefix("ws://")?, 80)
-    };
+    let (rest, default_port) =
+        if let Some(r) = url.strip_prefix("wss://") { (r, 443) } else { (url.strip_prefix("ws://")?, 80) };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     if authority.is_empty() {

@@ -65,7 +65,7 @@ mod writer;
 pub use config::{ClusterConfig, RESERVATION_TTL};
 pub use health::{ClusterStats, Health};
 pub use node::{Cluster, ClusterStartError};
-pub use records::{Ask, JsonMap, Keys, NodeRecord, RefuseCode, Refusal, RoomRecord, Seat};
+pub use records::{Ask, JsonMap, Keys, NodeRecord, Refusal, RefuseCode, RoomRecord, Seat};
 pub use requests::{serve_requests, IncomingRequest, RequestError, SeatOwner, SeatResult, ShardInbox};
 pub use reservations::{Reservation, ReservationBook, ReservationError};
 pub use view::{ClusterView, RoomRef};

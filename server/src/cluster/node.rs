@@ -123,7 +123,10 @@ impl Inner {
         });
         match to {
             ReplyTo::Local { id } => {
-                self.complete(id, result.map_err(|refusal| RequestError::Refused { node: self.node_id.clone(), refusal }));
+                self.complete(
+                    id,
+                    result.map_err(|refusal| RequestError::Refused { node: self.node_id.clone(), refusal }),
+                );
             }
             ReplyTo::Node { node, id } => {
                 let reply = NodeReply { id, from: self.node_id.clone(), result };

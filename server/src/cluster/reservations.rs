@@ -9,7 +9,7 @@
 //! says "used" or "expired" rather than "unknown"; anything this node never
 //! issued is unknown, and a string that is not even a token is forged.
 
-use super::records::{RefuseCode, Refusal};
+use super::records::{Refusal, RefuseCode};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(book.expire(later), vec![room("a")]);
         assert_eq!(book.held(&room("a"), later), 0, "expired seats are free again");
         assert_eq!(book.redeem(&room("a"), &r.token, later), Err(ReservationError::Expired));
-        assert_eq!(book.redeem(&room("a"), &other.token, later + Duration::from_secs(1)), Err(ReservationError::Expired));
+        assert_eq!(
+            book.redeem(&room("a"), &other.token, later + Duration::from_secs(1)),
+            Err(ReservationError::Expired)
+        );
         assert_eq!(book.redeem(&room("a"), &"0".repeat(32), t0), Err(ReservationError::Unknown));
         assert_eq!(book.redeem(&room("a"), "let-me-in", t0), Err(ReservationError::Forged));
         assert_eq!(book.redeem(&room("a"), &"G".repeat(32), t0), Err(ReservationError::Forged));

@@ -126,16 +126,14 @@ impl ClusterView {
     /// node, then to the smallest id.
     #[must_use]
     pub fn least_loaded(&self) -> Option<&NodeRecord> {
-        self.nodes()
-            .filter(|n| !n.draining && n.headroom() > 0)
-            .min_by(|a, b| {
-                // players/capacity compared without division: a.p * b.c vs b.p * a.c.
-                let load = |n: &NodeRecord, other: &NodeRecord| u64::from(n.players) * u64::from(other.capacity);
-                load(a, b)
-                    .cmp(&load(b, a))
-                    .then_with(|| (b.node_id == self.self_id).cmp(&(a.node_id == self.self_id)))
-                    .then_with(|| a.node_id.cmp(&b.node_id))
-            })
+        self.nodes().filter(|n| !n.draining && n.headroom() > 0).min_by(|a, b| {
+            // players/capacity compared without division: a.p * b.c vs b.p * a.c.
+            let load = |n: &NodeRecord, other: &NodeRecord| u64::from(n.players) * u64::from(other.capacity);
+            load(a, b)
+                .cmp(&load(b, a))
+                .then_with(|| (b.node_id == self.self_id).cmp(&(a.node_id == self.self_id)))
+                .then_with(|| a.node_id.cmp(&b.node_id))
+        })
     }
 }
 
@@ -174,7 +172,10 @@ mod tests {
             "a",
             vec![
                 NodeEntry { record: node("c", 10, 100), rooms: vec![tagged] },
-                NodeEntry { record: node("a", 5, 100), rooms: vec![room("a-1", "arena", 3, 8), room("a-2", "chess", 1, 2)] },
+                NodeEntry {
+                    record: node("a", 5, 100),
+                    rooms: vec![room("a-1", "arena", 3, 8), room("a-2", "chess", 1, 2)],
+                },
                 NodeEntry {
                     record: node("b", 50, 100),
                     rooms: vec![room("b-1", "arena", 3, 8), room("b-2", "arena", 8, 8), private],

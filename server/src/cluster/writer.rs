@@ -311,7 +311,9 @@ impl Writer<'_> {
         let stale: Vec<&NodeRecord> = live
             .iter()
             .filter(|r| {
-                previous.get(r.node_id.as_str()).is_none_or(|p| (p.record.epoch, p.record.rooms_rev) != (r.epoch, r.rooms_rev))
+                previous
+                    .get(r.node_id.as_str())
+                    .is_none_or(|p| (p.record.epoch, p.record.rooms_rev) != (r.epoch, r.rooms_rev))
             })
             .collect();
         let mut batch = Batch::new();
@@ -322,7 +324,8 @@ impl Writer<'_> {
         for r in &stale {
             batch.add(cmd("HGETALL").arg(keys.rooms(&r.node_id)).clone(), true);
         }
-        let tables: Vec<HashMap<String, String>> = if batch.commands > 0 { batch.run(inner, conn)? } else { Vec::new() };
+        let tables: Vec<HashMap<String, String>> =
+            if batch.commands > 0 { batch.run(inner, conn)? } else { Vec::new() };
         let mut fresh: HashMap<String, Vec<RoomRecord>> = HashMap::new();
         for (r, table) in stale.iter().zip(tables) {
             let mut rooms = Vec::with_capacity(table.len());
@@ -368,12 +371,18 @@ impl Writer<'_> {
             match m {
                 ToWriter::Send { node, request } => {
                     let key = keys.inbox(&node);
-                    batch.add(cmd("LPUSH").arg(&key).arg(serde_json::to_string(&request).unwrap_or_default()).clone(), false);
+                    batch.add(
+                        cmd("LPUSH").arg(&key).arg(serde_json::to_string(&request).unwrap_or_default()).clone(),
+                        false,
+                    );
                     batch.add(cmd("PEXPIRE").arg(&key).arg(wait).clone(), false);
                 }
                 ToWriter::Reply { node, reply } => {
                     let key = keys.replies(&node);
-                    batch.add(cmd("LPUSH").arg(&key).arg(serde_json::to_string(&reply).unwrap_or_default()).clone(), false);
+                    batch.add(
+                        cmd("LPUSH").arg(&key).arg(serde_json::to_string(&reply).unwrap_or_default()).clone(),
+                        false,
+                    );
                     batch.add(cmd("PEXPIRE").arg(&key).arg(wait).clone(), false);
                 }
                 ToWriter::Reserved { token, room_id } => {

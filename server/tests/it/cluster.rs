@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tickforge_protocol::ids::RoomId;
 use tickforge_server::cluster::{
-    serve_requests, Cluster, ClusterConfig, Health, JsonMap, RefuseCode, Refusal, RequestError, Reservation,
+    serve_requests, Cluster, ClusterConfig, Health, JsonMap, Refusal, RefuseCode, RequestError, Reservation,
     ReservationBook, ReservationError, RoomRecord, SeatOwner, ShardInbox,
 };
 
@@ -207,7 +207,10 @@ fn seats_are_reserved_by_their_owner_through_redis() {
     // The second seat is held: the room (1 player + 1 held of 2) is full.
     let held = futures_lite::future::block_on(b.reserve_on("a", &arena.room_id)).expect("the last seat");
     let full = futures_lite::future::block_on(b.reserve_on("a", &arena.room_id)).unwrap_err();
-    assert!(matches!(&full, RequestError::Refused { node, refusal } if node == "a" && refusal.code == RefuseCode::RoomFull), "{full:?}");
+    assert!(
+        matches!(&full, RequestError::Refused { node, refusal } if node == "a" && refusal.code == RefuseCode::RoomFull),
+        "{full:?}"
+    );
     assert_eq!(full.code(), RefuseCode::RoomFull);
     // Unused, it expires after 10 s and frees its seat (time is an argument).
     let later = Instant::now() + Duration::from_secs(10);
@@ -218,7 +221,8 @@ fn seats_are_reserved_by_their_owner_through_redis() {
     }
     // The live reservation is recorded in Redis with its TTL, by its owner.
     let mut redis_conn = redis.client();
-    let ttl: i64 = redis::cmd("PTTL").arg(format!("tickforge:resv:{}", held.reservation)).query(&mut redis_conn).unwrap();
+    let ttl: i64 =
+        redis::cmd("PTTL").arg(format!("tickforge:resv:{}", held.reservation)).query(&mut redis_conn).unwrap();
     assert!((1..=10_000).contains(&ttl), "reservation key TTL {ttl} ms");
 
     // Unknown room, unknown game, unknown node: refused, not hung.
@@ -328,7 +332,11 @@ fn a_node_without_redis_serves_alone_and_says_why() {
     let (a, _i) = start(&format!("redis://127.0.0.1:{port}"), "a");
     let r = room(&a, 1, 0);
     a.publish_room(0, r.clone());
-    wait_for("degraded with a reason", WAIT, || matches!(a.health(), Health::Degraded(w) if w.contains("cannot reach Redis")));
+    wait_for(
+        "degraded with a reason",
+        WAIT,
+        || matches!(a.health(), Health::Degraded(w) if w.contains("cannot reach Redis")),
+    );
     wait_for("its own room in its view", WAIT, || a.view().room(&r.room_id).is_some());
     let err = futures_lite::future::block_on(a.reserve_on("b", &r.room_id)).unwrap_err();
     assert!(matches!(err, RequestError::Unavailable(_)), "{err:?}");

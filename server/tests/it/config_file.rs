@@ -33,7 +33,11 @@ fn a_bad_key_or_value_in_the_file_names_the_key_and_exits_2() {
         ("type", "shards = \"many\"\n", "key `shards`: invalid value 'many'"),
         ("range", "tick-hz = 5\n", "key `tick-hz`: 5 is not in 10..=128"),
         ("switch", "no-pin = 1\n", "key `no-pin`: expected true or false, found integer"),
-        ("cluster", "cluster = \"http://nope\"\npublic-url = \"ws://a:1\"\n", "key `cluster`: \"http://nope\" is not a Redis URL"),
+        (
+            "cluster",
+            "cluster = \"http://nope\"\npublic-url = \"ws://a:1\"\n",
+            "key `cluster`: \"http://nope\" is not a Redis URL",
+        ),
         ("syntax", "tick-hz = \n", "is not valid TOML"),
     ] {
         let file = Toml::new(name, text);
@@ -54,7 +58,8 @@ fn a_bad_key_or_value_in_the_file_names_the_key_and_exits_2() {
 
 #[test]
 fn a_server_runs_from_a_file_with_flags_winning() {
-    let file = Toml::new("good", "listen = \"127.0.0.1:0\"\nshards = 1\nno-pin = true\ntick-hz = 20\ntoken = \"from-file\"\n");
+    let file =
+        Toml::new("good", "listen = \"127.0.0.1:0\"\nshards = 1\nno-pin = true\ntick-hz = 20\ntoken = \"from-file\"\n");
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&file.0)
@@ -72,7 +77,8 @@ fn a_server_runs_from_a_file_with_flags_winning() {
         }
     };
     // The flag's token is the one in force, and rooms tick at the file's 20 Hz.
-    let mut c = connect_to(addr, "/ws?token=from-flag", Some(tickforge_protocol::Format::Json)).expect("the flag's token");
+    let mut c =
+        connect_to(addr, "/ws?token=from-flag", Some(tickforge_protocol::Format::Json)).expect("the flag's token");
     let joined = c.join_or_create("arena");
     let refused = connect_to(addr, "/ws?token=from-file", Some(tickforge_protocol::Format::Json));
     assert!(refused.is_err(), "the file's token was overridden");
