@@ -14,6 +14,11 @@ quick=false
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "Redis for the cluster tests (Debian's redis-server)"
+# The cluster tests start their own redis-server processes on free ports.
+TICKFORGE_REDIS_SERVER="$(scripts/redis.sh install)"
+export TICKFORGE_REDIS_SERVER
+
 step "Rust tests (unit, integration, doc)"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
@@ -35,5 +40,8 @@ scripts/smoke.sh
 
 step "Browser test (Chromium + playwright-core)"
 scripts/browser-test.sh
+
+step "Deployment files (hadolint, compose schema, Kubernetes schemas)"
+scripts/deploy-check.sh
 
 step "All tests passed"

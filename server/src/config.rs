@@ -4,6 +4,7 @@
 //! [`ServerConfig::default`] and change the fields they need. Every field
 //! says its unit, its default and what happens when it is hit.
 
+use crate::cluster::ClusterConfig;
 use crate::game::GameRegistry;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// The games this server hosts. Default: the built-in `arena`.
     pub games: GameRegistry,
+    /// Join a cluster through Redis (`--cluster`, `--public-url`, ...).
+    /// Default none: a single server, no Redis.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Resource bounds, each with its outcome when hit.
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(15),
             games: GameRegistry::with_builtin(),
+            cluster: None,
         }
     }
 }
@@ -223,6 +228,9 @@ impl ServerConfig {
             if d.is_zero() {
                 return bad(setting, "must be more than 0".into());
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
         }
         Ok(())
     }

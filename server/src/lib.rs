@@ -43,6 +43,7 @@
 //! server.wait().expect("every shard drained");
 //! ```
 
+pub mod cluster;
 pub mod config;
 mod conn;
 pub mod directory;
@@ -85,6 +86,9 @@ pub enum StartError {
     /// The shard executors could not start.
     #[error("cannot start the shards: {0}")]
     Executors(String),
+    /// The cluster membership could not start.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterStartError),
 }
 
 /// A shard's thread ended abnormally.
@@ -102,6 +106,7 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     metrics: Metrics,
     threads: Option<glommio::PoolThreadHandles<()>>,
+    cluster: Option<cluster::Cluster>,
 }
 
 impl ServerHandle {
@@ -117,10 +122,19 @@ impl ServerHandle {
         &self.metrics
     }
 
+    /// This node's cluster membership (started with `--cluster`).
+    #[must_use]
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        self.cluster.as_ref()
+    }
+
     /// Starts a graceful shutdown: `/healthz` and new handshakes answer
     /// 503, rooms send `room_closing`, connections close with 1001.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(c) = &self.cluster {
+            c.set_draining(true);
+        }
     }
 
     /// Waits until every shard has drained (at most the drain timeout after
@@ -132,6 +146,9 @@ impl ServerHandle {
         let Some(threads) = self.threads.take() else { return Ok(()) };
         let failures: Vec<String> =
             threads.join_all().into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        if let Some(c) = self.cluster.take() {
+            c.shutdown();
+        }
         if failures.is_empty() {
             Ok(())
         } else {
@@ -146,6 +163,9 @@ impl Drop for ServerHandle {
             self.stop.store(true, Ordering::Relaxed);
             threads.join_all();
         }
+        if let Some(c) = self.cluster.take() {
+            c.shutdown();
+        }
     }
 }
 
@@ -157,13 +177,24 @@ impl Drop for ServerHandle {
 pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
     config.validate()?;
     let shards = config.shards;
+    // Phase 1 of the cluster: the node joins the directory and heartbeats
+    // its capacity; publishing rooms and serving the shard inboxes is wired
+    // with the request path (until then requests to it are refused).
+    let cluster = match config.cluster.clone() {
+        Some(c) => {
+            let (cluster, _inboxes) = cluster::Cluster::start(c, shards)?;
+            cluster.set_capacity(u32::try_from(config.connections_per_shard() * shards).unwrap_or(u32::MAX));
+            Some(cluster)
+        }
+        None => None,
+    };
     let metrics = Metrics::new(shards);
     let stop = Arc::new(AtomicBool::new(false));
     let running = runtime::start(config, metrics.clone(), stop.clone(), directory::Directory::default())?;
     let addr = running.addr;
     let shard_word = if shards == 1 { "shard" } else { "shards" };
     info!("tickforge listening on http://{addr}/ (WebSocket: ws://{addr}/ws), {shards} {shard_word}");
-    Ok(ServerHandle { addr, stop, metrics, threads: Some(running.threads) })
+    Ok(ServerHandle { addr, stop, metrics, threads: Some(running.threads), cluster })
 }
 
 /// Runs the server until `shutdown` completes, then drains and returns

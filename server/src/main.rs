@@ -2,17 +2,24 @@
 //! [`ServerConfig`]; SIGINT/SIGTERM start a graceful drain; exit 0 after it.
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::ServerConfig;
+
+mod config_file;
 
 /// tickforge: a game state server hosting authoritative rooms over WebSocket.
 #[derive(Debug, Parser)]
 #[command(name = "tickforge", version, about)]
 struct Cli {
+    /// Read flags from a TOML file: each key is a flag without its dashes
+    /// (tick-hz = 60); flags on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Address to listen on (HTTP and WebSocket on one port).
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
@@ -82,6 +89,42 @@ struct Cli {
     /// Mount /echo, echoing every message (for Autobahn conformance runs).
     #[arg(long)]
     echo: bool,
+    /// Join a cluster through Redis at redis://HOST:PORT[/DB].
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// The ws:// or wss:// address clients reach this server at (required with --cluster).
+    #[arg(long, value_name = "URL", requires = "cluster")]
+    public_url: Option<String>,
+    /// This server's name in the cluster (default: host:port of --public-url).
+    #[arg(long, requires = "cluster")]
+    node_id: Option<String>,
+    /// Prefix of the cluster's Redis keys (several clusters may share a Redis).
+    #[arg(long, default_value = "tickforge")]
+    cluster_prefix: String,
+    /// How often this server heartbeats to the cluster directory.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    cluster_heartbeat: Duration,
+    /// Heartbeat lifetime: a dead server leaves the listing this long (plus --cluster-refresh) after.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    cluster_ttl: Duration,
+    /// How often the cluster directory is read into this server's view.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    cluster_refresh: Duration,
+    /// Room changes are written to the directory together at most this often.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    cluster_flush: Duration,
+    /// Bounded wait of a request to another server (reserve a seat, create a room).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    cluster_request_timeout: Duration,
+    /// Connect, read and write timeout of one Redis call.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    redis_timeout: Duration,
+    /// Requests to other servers awaiting answers at once; more fail as overloaded.
+    #[arg(long, default_value_t = 1024)]
+    cluster_max_requests: usize,
+    /// Requests from other servers queued per shard; more are refused as overloaded.
+    #[arg(long, default_value_t = 256)]
+    cluster_shard_inbox: usize,
 }
 
 impl Cli {
@@ -113,6 +156,20 @@ impl Cli {
         l.send_stall = self.send_stall;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
+        if let Some(redis_url) = self.cluster {
+            let mut k = ClusterConfig::new(redis_url, self.public_url.unwrap_or_default());
+            k.node_id = self.node_id.unwrap_or_default();
+            k.prefix = self.cluster_prefix;
+            k.heartbeat_interval = self.cluster_heartbeat;
+            k.heartbeat_ttl = self.cluster_ttl;
+            k.refresh_interval = self.cluster_refresh;
+            k.flush_interval = self.cluster_flush;
+            k.request_timeout = self.cluster_request_timeout;
+            k.io_timeout = self.redis_timeout;
+            k.max_in_flight = self.cluster_max_requests;
+            k.shard_inbox = self.cluster_shard_inbox;
+            c.cluster = Some(k);
+        }
         c
     }
 }
@@ -139,9 +196,20 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let expanded = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tickforge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::try_parse_from(&expanded.args) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
+            if let Some(text) = config_file::name_key(&expanded, &e) {
+                eprintln!("tickforge: {text}");
+                return ExitCode::from(2);
+            }
             // One line naming the flag (clap's first line), then exit 2.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
@@ -162,7 +230,14 @@ fn main() -> ExitCode {
         .init();
     let config = cli.into_config();
     if let Err(e) = config.validate() {
-        eprintln!("tickforge: {e}");
+        // A value from the file is named as the file's key.
+        let key = e.setting.trim_start_matches("--");
+        match &expanded.path {
+            Some(path) if expanded.from_file.iter().any(|k| k == key) => {
+                eprintln!("tickforge: {}: {}", config_file::origin(path, key), e.problem);
+            }
+            _ => eprintln!("tickforge: {e}"),
+        }
         return ExitCode::from(2);
     }
     match serve(config) {

@@ -1,12 +1,17 @@
 //! tickforge-server's integration tests: one binary, a real server on port
 //! 0 in this process, real sockets, both subprotocols.
 
+mod redis;
 mod util;
 
 /// Every bad-input path: decode errors, frame types, sizes, rates, tokens.
 mod bad_input;
 /// The `tickforge` binary: flags, SIGTERM.
 mod binary;
+/// The cluster module against a real Redis: views, reservations, outages.
+mod cluster;
+/// `--config FILE`: flags from TOML, bad keys and values.
+mod config_file;
 /// A second game registered by the test proves the `Game` trait.
 mod games;
 /// HTTP routes and statuses; handshake refusals.
