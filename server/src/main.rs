@@ -3,15 +3,20 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::ServerConfig;
 
+/// What every `<DURATION>` flag takes (the same words in the loadgen's help).
+const DURATION_HELP: &str = "DURATION: a number with a unit, ms, s, m or min (500ms, 1.5s, 10s, 2m); a bare \
+                             number is seconds (--drain-timeout 10 is 10s).";
+
 /// tickforge: a game state server hosting authoritative rooms over WebSocket.
 #[derive(Debug, Parser)]
-#[command(name = "tickforge", version, about)]
+#[command(name = "tickforge", version, about, after_help = DURATION_HELP)]
 struct Cli {
     /// Address to listen on (HTTP and WebSocket on one port).
     #[arg(long, default_value = "127.0.0.1:7700")]
@@ -46,32 +51,32 @@ struct Cli {
     /// Seats of a room created without max_players (and by join_or_create).
     #[arg(long, default_value_t = 8)]
     players_per_room: u32,
-    /// Time allowed for a complete HTTP request head (e.g. 5s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Time allowed for a complete HTTP request head.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     handshake_timeout: Duration,
     /// Control messages queued per connection; more closes 1008.
     #[arg(long, default_value_t = 256)]
     max_control_queue: usize,
     /// A socket accepting no bytes this long while data waits is closed 1008.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     send_stall: Duration,
     /// A player this far behind its room (acks, untaken ticks) is closed 1008.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     slow_client: Duration,
     /// Consecutive undecodable messages before closing 1007.
     #[arg(long, default_value_t = 5)]
     max_decode_errors: u32,
     /// Graceful shutdown waits at most this long for connections.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     drain_timeout: Duration,
     /// An empty room is disposed of after this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     empty_room_grace: Duration,
     /// Ping a connection silent this long.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_interval: Duration,
     /// Close (1008) a connection silent this long after a ping.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_timeout: Duration,
     /// An Origin allowed to open a WebSocket (repeatable); none = any.
     #[arg(long = "allowed-origin")]
@@ -153,7 +158,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    // Colour only for a person at a terminal, and never under NO_COLOR
+    // (https://no-color.org): a log file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -183,4 +192,34 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
     server.wait().context("draining")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every duration flag says `<DURATION>` (which the help explains),
+    /// and takes a bare number as seconds, as the help says.
+    #[test]
+    fn every_duration_flag_is_documented_and_takes_bare_seconds() {
+        let cmd = Cli::command();
+        let mut seen = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let default = arg.get_default_values().first().and_then(|v| v.to_str()).unwrap_or("");
+            let is_duration = default.ends_with('s') && parse_duration(default).is_ok();
+            let documented = arg.get_value_names().is_some_and(|n| n.iter().any(|n| n == "DURATION"));
+            assert_eq!(is_duration, documented, "--{long} (default {default:?})");
+            if documented {
+                seen += 1;
+                let flag = format!("--{long}");
+                let bare = Cli::try_parse_from(["tickforge", flag.as_str(), "10"]).unwrap();
+                let unit = Cli::try_parse_from(["tickforge", flag.as_str(), "10s"]).unwrap();
+                assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
+            }
+        }
+        assert_eq!(seen, 7);
+        assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
+    }
 }

@@ -21,7 +21,7 @@ use glommio::timer::sleep;
 use slab::Slab;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd as _, IntoRawFd as _};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -269,17 +269,21 @@ async fn run_room(shard: Rc<Shard>, slot: Rc<RoomSlot>, index: u64) {
 }
 
 /// Runs one shard until the stop flag is set and its connections drained.
-/// Its id is its index in the hand-off mesh; `listener_fds[id]` is its
-/// listening socket.
-pub(crate) async fn run_shard(shared: Shared, listener_fds: Arc<[RawFd]>, mesh: SharedMesh) {
-    let Some((id, senders, receivers)) = relocate::join(mesh).await else {
-        warn!("shard could not join the hand-off mesh");
+/// Its id is its index in the hand-off mesh; it claims one of `listeners`.
+pub(crate) async fn run_shard(shared: Shared, listeners: Arc<crate::Listeners>, mesh: SharedMesh) {
+    // Claimed before joining: a shard that cannot join closes its listener
+    // (the drop), so the kernel stops routing connections to it.
+    let Some(fd) = listeners.claim() else {
+        warn!("no listening socket left for this shard");
         return;
     };
-    // SAFETY: each fd is a bound, listening TCP socket made for one shard
-    // (see `crate::bind_listeners`); mesh ids are distinct, so this shard
-    // alone takes ownership of this one.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fds[id]) };
+    let Some((id, senders, receivers)) = relocate::join(mesh).await else {
+        warn!("shard could not join the hand-off mesh; its listener is closed");
+        return;
+    };
+    // SAFETY: a bound, listening TCP socket (see `crate::bind_listeners`)
+    // whose ownership this shard took from `listeners`.
+    let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
     let shard = Rc::new(Shard::new(id, shared));
     let _ = shard.mesh.set(senders);
     relocate::start(&shard, receivers);
