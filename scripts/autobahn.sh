@@ -3,32 +3,41 @@
 #
 # Builds `tickforge`, starts it with `--echo` (the /echo route runs every
 # message through the same handshake, WebSocket driver and limits as /ws,
-# then echoes it), runs the Autobahn|Testsuite fuzzing client from the shared
-# harness (../shared/tools/autobahn) over cases 1-7 and 9 (9.*: up to 16 MiB
-# messages), and stops the server (by its PID) whatever happens.
+# then echoes it), runs the Autobahn|Testsuite fuzzing client from the
+# harness in tests/autobahn (installed by its setup.sh on first use) over
+# cases 1-7 and 9 (9.*: up to 16 MiB messages), and stops the server (by
+# its PID) whatever happens.
 #
 # Usage: scripts/autobahn.sh [CASES]        default '1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*'
 # Exit status: run.sh's: 0 only when every case ran and none FAILED
 # (the close-handshake column included); 1 some FAILED; 2 could not run.
-# Env: AUTOBAHN_PORT (default: a free port), CARGO_PROFILE (default release).
+# Env: TICKFORGE_BIN   use this server binary, do not build
+#      CARGO_PROFILE   the profile to build (default release)
+#      AUTOBAHN_PORT   the port to serve on (default: one the kernel picks)
+#      AUTOBAHN_PREFIX where setup.sh installs wstest (default /opt/autobahn)
 set -euo pipefail
 
 ROOT="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
-HARNESS="$ROOT/../shared/tools/autobahn"
+HARNESS="$ROOT/tests/autobahn"
 CASES="${1:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*}"
 PROFILE="${CARGO_PROFILE:-release}"
 
 [ -x "$HARNESS/run.sh" ] || { echo "autobahn.sh: no harness at $HARNESS" >&2; exit 2; }
+echo "autobahn.sh: harness $HARNESS" >&2
 "$HARNESS/setup.sh" >&2
 
 cd "$ROOT"
-cargo build --quiet --profile "$PROFILE" -p tickforge-server --bin tickforge >&2
-case "$PROFILE" in dev) DIR=debug ;; *) DIR="$PROFILE" ;; esac
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$DIR/tickforge"
+BIN="${TICKFORGE_BIN:-}"
+if [ -z "$BIN" ]; then
+  cargo build --quiet --profile "$PROFILE" -p tickforge-server --bin tickforge >&2
+  case "$PROFILE" in dev) DIR=debug ;; *) DIR="$PROFILE" ;; esac
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$DIR/tickforge"
+fi
+[ -x "$BIN" ] || { echo "autobahn.sh: no server binary at $BIN" >&2; exit 2; }
 
-PORT="${AUTOBAHN_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 LOG="$(mktemp /tmp/tickforge-autobahn-XXXXXX.log)"
-"$BIN" --echo --max-message-size 16777216 --listen "127.0.0.1:$PORT" --shards 1 >"$LOG" 2>&1 &
+RUST_LOG=info NO_COLOR=1 "$BIN" --echo --max-message-size 16777216 --listen "127.0.0.1:${AUTOBAHN_PORT:-0}" \
+  --shards 1 >"$LOG" 2>&1 &
 PID=$!
 stop() {
   kill -TERM "$PID" 2>/dev/null || true
@@ -36,11 +45,15 @@ stop() {
 }
 trap stop EXIT
 
+# The server logs its address once it listens (the port, when 0 was asked).
+PORT=
 for _ in $(seq 100); do
-  timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null && break
-  kill -0 "$PID" 2>/dev/null || { echo "autobahn.sh: the server exited; log: $LOG" >&2; cat "$LOG" >&2; exit 2; }
+  PORT="$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\)/.*|\1|p' "$LOG" | head -n 1)"
+  [ -n "$PORT" ] && break
+  kill -0 "$PID" 2>/dev/null || { echo "autobahn.sh: the server exited; its log:" >&2; cat "$LOG" >&2; exit 2; }
   sleep 0.1
 done
+[ -n "$PORT" ] || { echo "autobahn.sh: the server did not listen within 10 s; its log:" >&2; cat "$LOG" >&2; exit 2; }
 
 set +e
 "$HARNESS/run.sh" --agent tickforge "ws://127.0.0.1:$PORT/echo" "$CASES"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of tickforge on a fresh machine: installs what the tests
 # need (each step is idempotent and skips what is already there), then runs
-# the Rust tests, the RFC 6455 conformance suite, the loadgen smoke run and
-# the browser test. Exits non-zero on the first failing group.
+# the Rust tests, the RFC 6455 conformance suite (its harness is in
+# tests/autobahn; a plain clone needs nothing beside it, which
+# scripts/clone-check.sh proves), the loadgen smoke run and the browser
+# test. Exits non-zero on the first failing group.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the Rust tests only
@@ -34,6 +36,9 @@ cargo build --release -p tickforge-server -p tickforge-loadgen
 
 step "RFC 6455 conformance (Autobahn|Testsuite against tickforge --echo)"
 scripts/autobahn.sh
+
+step "A plain clone: its conformance step needs nothing beside it (no ../shared)"
+TICKFORGE_BIN=${CARGO_TARGET_DIR:-target}/release/tickforge scripts/clone-check.sh
 
 step "Loadgen smoke run (64 clients, 5 s, zero errors)"
 scripts/smoke.sh

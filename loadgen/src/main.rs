@@ -20,7 +20,9 @@ use tickforge_protocol::Format;
 #[command(
     name = "tickforge-loadgen",
     version,
-    after_help = "Exit status: 0 done (gates met), 1 a gate (--max-p99-ms, --max-errors) exceeded, 2 the run could not \
+    after_help = "DURATION: a number with a unit, us, ms, s or m (250us, 500ms, 1.5s, 30s, 2m); a bare number is \
+                  seconds (--duration 10 is 10s).\n\n\
+                  Exit status: 0 done (gates met), 1 a gate (--max-p99-ms, --max-errors) exceeded, 2 the run could not \
                   be made (bad flag, unreachable server, refused handshake)."
 )]
 struct Cli {
@@ -55,20 +57,20 @@ struct Cli {
     /// New connections per second during the ramp-up.
     #[arg(long, default_value_t = 500.0)]
     connect_rate: f64,
-    /// Warm-up after the ramp-up, not recorded (e.g. 5s, 500ms, 1m).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Warm-up after the ramp-up, not recorded.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     warmup: Duration,
     /// Measured time.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     duration: Duration,
     /// Connect timeout per client.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     connect_timeout: Duration,
     /// Handshake timeout per client.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     handshake_timeout: Duration,
-    /// Idle executors spin this long before sleeping (e.g. 100us, 1ms; default 0).
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    /// Idle executors spin this long before sleeping (e.g. 100us, 1ms).
+    #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
     spin: Duration,
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
@@ -102,7 +104,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
     }
 }
 
-/// `30s`, `500ms`, `2m`, `1.5s` or a plain number of seconds.
+/// `30s`, `500ms`, `2m`, `1.5s`, `250us` or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, scale) = if let Some(n) = s.strip_suffix("us") {
         (n, 0.000_001)
@@ -181,7 +183,11 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     cfg.handshake_timeout = cli.handshake_timeout;
     cfg.spin_before_park = cli.spin;
     cfg.progress = !cli.quiet && std::io::stdout().is_terminal();
-    let mut report = tickforge_loadgen::run(cfg).map_err(|e: LoadError| anyhow::anyhow!(e))?;
+    // A `LoadError`'s message already names its cause ("cannot connect to
+    // ADDR: Connection refused (os error 111)"), and some variants expose
+    // that cause as `source()` too: wrapped whole, `{:#}` below would print
+    // the OS error twice. Its message alone says it all.
+    let mut report = tickforge_loadgen::run(cfg).map_err(|e: LoadError| anyhow::anyhow!("{e}"))?;
     report.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
     print!("{}", report.table());
     if let Some(path) = &cli.json {
@@ -213,6 +219,31 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every duration flag says `<DURATION>` (which the help explains),
+    /// and takes a bare number as seconds, as the help says.
+    #[test]
+    fn every_duration_flag_is_documented_and_takes_bare_seconds() {
+        let cmd = Cli::command();
+        let mut seen = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let default = arg.get_default_values().first().and_then(|v| v.to_str()).unwrap_or("");
+            let is_duration = default.ends_with('s') && parse_duration(default).is_ok();
+            let documented = arg.get_value_names().is_some_and(|n| n.iter().any(|n| n == "DURATION"));
+            assert_eq!(is_duration, documented, "--{long} (default {default:?})");
+            if documented {
+                seen += 1;
+                let flag = format!("--{long}");
+                let bare = Cli::try_parse_from(["tickforge-loadgen", flag.as_str(), "10"]).unwrap();
+                let unit = Cli::try_parse_from(["tickforge-loadgen", flag.as_str(), "10s"]).unwrap();
+                assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
+            }
+        }
+        assert_eq!(seen, 5);
+        assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
+    }
 
     #[test]
     fn durations_and_ranges_parse() {

@@ -75,13 +75,23 @@ pub enum StartError {
     /// A configuration value is out of range.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// Another process already listens on the address (or holds it):
+    /// tickforge never joins another process's port, it would split the
+    /// players between the two.
+    #[error("cannot listen on {addr}: address in use (another process listens there)")]
+    AddrInUse {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The listen address could not be bound otherwise.
+    // The message carries the OS error; it is not also the `source()`, so
+    // that a printed chain (anyhow's `{:#}`) names it once.
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The shard executors could not start.
     #[error("cannot start the shards: {0}")]

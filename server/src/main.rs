@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser};
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,9 +13,13 @@ use tickforge_server::ServerConfig;
 
 mod config_file;
 
+/// What every `<DURATION>` flag takes (the same words in the loadgen's help).
+const DURATION_HELP: &str = "DURATION: a number with a unit, ms, s, m or min (500ms, 1.5s, 10s, 2m); a bare \
+                             number is seconds (--drain-timeout 10 is 10s).";
+
 /// tickforge: a game state server hosting authoritative rooms over WebSocket.
 #[derive(Debug, Parser)]
-#[command(name = "tickforge", version, about)]
+#[command(name = "tickforge", version, about, after_help = DURATION_HELP)]
 struct Cli {
     /// Read flags from a TOML file: each key is a flag without its dashes
     /// (tick-hz = 60); flags on the command line win.
@@ -53,32 +58,32 @@ struct Cli {
     /// Seats of a room created without max_players (and by join_or_create).
     #[arg(long, default_value_t = 8)]
     players_per_room: u32,
-    /// Time allowed for a complete HTTP request head (e.g. 5s, 500ms).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Time allowed for a complete HTTP request head.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     handshake_timeout: Duration,
     /// Control messages queued per connection; more closes 1008.
     #[arg(long, default_value_t = 256)]
     max_control_queue: usize,
     /// A socket accepting no bytes this long while data waits is closed 1008.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     send_stall: Duration,
     /// A player this far behind its room (acks, untaken ticks) is closed 1008.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     slow_client: Duration,
     /// Consecutive undecodable messages before closing 1007.
     #[arg(long, default_value_t = 5)]
     max_decode_errors: u32,
     /// Graceful shutdown waits at most this long for connections.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     drain_timeout: Duration,
     /// An empty room is disposed of after this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     empty_room_grace: Duration,
     /// Ping a connection silent this long.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_interval: Duration,
     /// Close (1008) a connection silent this long after a ping.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_timeout: Duration,
     /// An Origin allowed to open a WebSocket (repeatable); none = any.
     #[arg(long = "allowed-origin")]
@@ -102,22 +107,22 @@ struct Cli {
     #[arg(long, default_value = "tickforge")]
     cluster_prefix: String,
     /// How often this server heartbeats to the cluster directory.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     cluster_heartbeat: Duration,
     /// Heartbeat lifetime: a dead server leaves the listing this long (plus --cluster-refresh) after.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     cluster_ttl: Duration,
     /// How often the cluster directory is read into this server's view.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     cluster_refresh: Duration,
     /// Room changes are written to the directory together at most this often.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "200ms", value_name = "DURATION", value_parser = parse_duration)]
     cluster_flush: Duration,
     /// Bounded wait of a request to another server (reserve a seat, create a room).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     cluster_request_timeout: Duration,
     /// Connect, read and write timeout of one Redis call.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     redis_timeout: Duration,
     /// Requests to other servers awaiting answers at once; more fail as overloaded.
     #[arg(long, default_value_t = 1024)]
@@ -221,7 +226,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    // Colour only for a person at a terminal, and never under NO_COLOR
+    // (https://no-color.org): a log file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -258,4 +267,33 @@ fn serve(config: ServerConfig) -> anyhow::Result<()> {
     server.wait().context("draining")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every duration flag says `<DURATION>` (which the help explains),
+    /// and takes a bare number as seconds, as the help says.
+    #[test]
+    fn every_duration_flag_is_documented_and_takes_bare_seconds() {
+        let cmd = Cli::command();
+        let mut seen = 0;
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            let default = arg.get_default_values().first().and_then(|v| v.to_str()).unwrap_or("");
+            let is_duration = default.ends_with('s') && parse_duration(default).is_ok();
+            let documented = arg.get_value_names().is_some_and(|n| n.iter().any(|n| n == "DURATION"));
+            assert_eq!(is_duration, documented, "--{long} (default {default:?})");
+            if documented {
+                seen += 1;
+                let flag = format!("--{long}");
+                let bare = Cli::try_parse_from(["tickforge", flag.as_str(), "10"]).unwrap();
+                let unit = Cli::try_parse_from(["tickforge", flag.as_str(), "10s"]).unwrap();
+                assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
+            }
+        }
+        assert_eq!(seen, 13);
+        assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
+    }
 }

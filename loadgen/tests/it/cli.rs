@@ -23,6 +23,19 @@ fn a_closed_port_is_a_connect_error() {
     let url = format!("ws://127.0.0.1:{port}/ws");
     let err = one_line_error(&loadgen(&["--url", &url, "--clients", "1", "--quiet"]));
     assert!(err.contains("cannot connect") && err.contains(&port.to_string()), "{err}");
+    // The OS error once, not "refused (os error 111): refused (os error 111)".
+    assert_eq!(err.matches("(os error 111)").count(), 1, "{err}");
+}
+
+#[test]
+fn the_help_says_a_bare_duration_is_seconds() {
+    let out = loadgen(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in ["--warmup", "--duration", "--connect-timeout", "--handshake-timeout", "--spin"] {
+        assert!(help.contains(&format!("{flag} <DURATION>")), "{flag}: {help}");
+    }
+    assert!(help.contains("a bare number is seconds (--duration 10 is 10s)"), "{help}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! housekeeping sweep over every connection, and drains on shutdown.
 
 use super::driver;
+use super::listen::Listeners;
 use super::relocate::{self, LocalMesh, SharedMesh};
 use super::ring::Ring;
 use super::ticker;
@@ -15,9 +16,9 @@ use glommio::sync::Semaphore;
 use glommio::timer::sleep;
 use slab::Slab;
 use std::cell::{Cell, OnceCell, RefCell};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickforge_protocol::CloseReason;
@@ -93,18 +94,17 @@ impl Shard {
 }
 
 /// Runs one shard until the stop flag is set and its connections drained.
-/// It takes the next of `listener_fds` (one per shard) by `next_listener`;
-/// its id is its index in the hand-off mesh.
-pub(crate) async fn run_shard(shared: Shared, listener_fds: Arc<[RawFd]>, next: Arc<AtomicUsize>, mesh: SharedMesh) {
-    let index = next.fetch_add(1, Ordering::Relaxed);
-    let Some(&fd) = listener_fds.get(index) else { return };
-    // SAFETY: each fd is a bound, listening TCP socket made for one shard
-    // (see `super::bind_listeners`); `index` is distinct per shard, so this
-    // shard alone takes ownership of this one (and closes it when dropped).
-    let listener = unsafe { TcpListener::from_raw_fd(fd) };
+/// It claims one of `listeners`; its id is its index in the hand-off mesh.
+pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: SharedMesh) {
+    let Some(fd) = listeners.claim() else { return };
+    // SAFETY: a bound, listening TCP socket (see `super::listen`) whose
+    // ownership this shard took from `listeners` (closed when dropped).
+    let listener = unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) };
     let stop = shared.stop.clone();
     let Some((id, senders, receivers)) = relocate::join(mesh).await else {
-        error!("shard {index} could not join the hand-off mesh; stopping the server");
+        // The listener is dropped (closed) here: the kernel sends this
+        // port's connections to the other shards only.
+        error!("a shard could not join the hand-off mesh; stopping the server");
         stop.store(true, Ordering::Relaxed);
         return;
     };

@@ -22,3 +22,5 @@ mod lifecycle;
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.
 mod shards;
+/// The binary at start: a port in use, bind errors, logs on a pipe and a terminal.
+mod start;
