@@ -591,8 +591,7 @@ mod tests {
     use std::sync::Arc;
 
     fn shard(f: impl FnOnce(&mut ServerConfig)) -> Rc<ShardState> {
-        let mut config = ServerConfig::default();
-        config.shards = 1;
+        let mut config = ServerConfig { shards: 1, ..ServerConfig::default() };
         f(&mut config);
         let shared = Shared {
             config: Arc::new(config),
