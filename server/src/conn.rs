@@ -724,15 +724,23 @@ impl Conn {
                 if !self.input_allowed() {
                     return;
                 }
-                match self.current_room() {
-                    Some((slot, player)) => slot.room.borrow_mut().input(player, seq, ack, data),
-                    None => {
-                        ShardMetrics::inc(&self.metrics().inputs_dropped);
-                        let now = Instant::now();
-                        if self.last_not_in_room.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                            self.last_not_in_room = Some(now);
-                            self.indicate_error(RejectCode::NotInRoom, "input while in no room: dropped".into());
-                        }
+                // An input refused by the room's input schema is dropped like
+                // one in no room: one `error` indication a second at most.
+                let dropped = match self.current_room() {
+                    Some((slot, player)) => slot
+                        .room
+                        .borrow_mut()
+                        .input_raw(player, seq, ack, &data)
+                        .err()
+                        .map(|e| (e.reject_code(), format!("input dropped: {e}"))),
+                    None => Some((RejectCode::NotInRoom, "input while in no room: dropped".into())),
+                };
+                if let Some((code, reason)) = dropped {
+                    ShardMetrics::inc(&self.metrics().inputs_dropped);
+                    let now = Instant::now();
+                    if self.last_not_in_room.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                        self.last_not_in_room = Some(now);
+                        self.indicate_error(code, reason);
                     }
                 }
             }

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::ids::{RoomId, SessionId};
 use tickforge_protocol::message::{Confirm, RejectCode, Request};
+use tickforge_protocol::value::ValueMap;
 
 /// A connection's session state that requests read and change.
 #[derive(Clone, Debug, Default)]
@@ -59,16 +60,35 @@ fn answer(shard: &Rc<Shard>, outbox: &Rc<Outbox>, session: &mut Session, body: R
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
+    let none = |m: &Option<ValueMap>| m.as_ref().is_none_or(|m| m.is_empty());
     match body {
         Request::Hello { token, client: _ } => hello(shard, session, token.as_deref()).into(),
-        Request::ListRooms { game } => Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) }),
-        Request::CreateRoom { game, max_players, tick_hz, private } => {
+        Request::ListRooms { game, filter } if none(&filter) => {
+            Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) })
+        }
+        Request::CreateRoom { game, max_players, tick_hz, private, options } if none(&options) => {
             create_room(shard, outbox, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id } => join_room(shard, outbox, &room_id, may_move),
-        Request::JoinOrCreate { game } => join_or_create(shard, outbox, &game, may_move),
+        Request::JoinRoom { room_id, reservation: None } => join_room(shard, outbox, &room_id, may_move),
+        Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, outbox, &game, may_move),
         Request::LeaveRoom => leave_room(shard, outbox).into(),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
+        // Filters, options, reservations, resume, spectators and game
+        // messages are in the contract but not served yet.
+        other => {
+            Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
+        }
+    }
+}
+
+/// What of a request this server does not serve yet, for the reason text.
+fn not_yet(body: &Request) -> &'static str {
+    match body {
+        Request::ListRooms { .. } => "list_rooms with a filter",
+        Request::CreateRoom { .. } => "create_room with options",
+        Request::JoinRoom { .. } => "join_room with a reservation",
+        Request::JoinOrCreate { .. } => "join_or_create with options",
+        other => other.name(),
     }
 }
 
@@ -80,7 +100,11 @@ fn hello(shard: &Shard, session: &mut Session, token: Option<&str>) -> Result<Co
     }
     session.authed = true;
     let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();
-    Ok(Confirm::Welcome { session_id: SessionId(id), server_version: env!("CARGO_PKG_VERSION").to_owned() })
+    Ok(Confirm::Welcome {
+        session_id: SessionId(id),
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        user_id: None,
+    })
 }
 
 fn not_in_a_room(outbox: &Outbox) -> Result<(), (RejectCode, String)> {
