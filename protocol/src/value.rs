@@ -27,7 +27,7 @@
 //! string (+ varint length, UTF-8); `05` bytes (+ varint length, the
 //! bytes); `06` list (+ varint count, the items); `07` map (+ varint count,
 //! then each key as a string and its value; written in ascending key
-//! order). PROTOCOL.md section 5 shows every case.
+//! order). PROTOCOL.md section 11 shows every case.
 
 use base64::Engine as _;
 use bincode::de::read::{Reader, SliceReader};

@@ -443,6 +443,20 @@ mod tests {
         assert_eq!((b.x, b.y), (WORLD_Q, 0));
     }
 
+    /// PROTOCOL.md section 10: bit 0 of `buttons` fires, bits 1 to 7 do nothing.
+    #[test]
+    fn only_bit_0_of_buttons_fires() {
+        let mut room = ArenaRoom::new(1, 30, 0);
+        room.add_player(PlayerId(1));
+        let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
+        let press =
+            |buttons| PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons }.into() };
+        room.step(Tick(1), &[press(0xfe)]);
+        assert_eq!(projectiles(&room), 0);
+        room.step(Tick(2), &[press(InputData::FIRE)]);
+        assert_eq!(projectiles(&room), 1);
+    }
+
     #[test]
     fn fire_spawns_projectiles_with_a_cooldown_and_a_life() {
         let mut room = ArenaRoom::new(1, 30, 0);
