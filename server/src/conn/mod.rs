@@ -103,7 +103,7 @@ pub(crate) struct Connection {
     decode_errors: u32,
     inputs: RateLimit,
     requests: RateLimit,
-    not_in_room: Throttle,
+    input_notice: Throttle,
     last_rx: Instant,
     pinged: bool,
     last_tx_progress: Instant,
@@ -137,7 +137,7 @@ impl Connection {
             decode_errors: 0,
             inputs: RateLimit::new(limits.inputs_per_sec, now),
             requests: RateLimit::new(limits.requests_per_sec, now),
-            not_in_room: Throttle::new(Duration::from_secs(1)),
+            input_notice: Throttle::new(Duration::from_secs(1)),
             last_rx: now,
             pinged: false,
             last_tx_progress: now,
@@ -491,13 +491,19 @@ impl Connection {
                 if !self.input_allowed(now) {
                     return;
                 }
-                match &self.seat {
-                    Some(seat) => seat.input(seq, ack, data),
-                    None => {
-                        ShardMetrics::inc(&self.metrics().inputs_dropped);
-                        if self.not_in_room.allow(now) {
-                            self.indicate_error(RejectCode::NotInRoom, "input while in no room: dropped".into());
-                        }
+                // An input outside the room's input schema is dropped like
+                // one in no room: one `error` indication a second at most
+                // (not an undecodable message: no 1007 for it).
+                let dropped = match &self.seat {
+                    Some(seat) => {
+                        seat.input(seq, ack, &data).err().map(|e| (e.reject_code(), format!("input dropped: {e}")))
+                    }
+                    None => Some((RejectCode::NotInRoom, "input while in no room: dropped".into())),
+                };
+                if let Some((code, reason)) = dropped {
+                    ShardMetrics::inc(&self.metrics().inputs_dropped);
+                    if self.input_notice.allow(now) {
+                        self.indicate_error(code, reason);
                     }
                 }
             }
