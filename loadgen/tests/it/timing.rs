@@ -1,0 +1,103 @@
+//! The figures land on delays the fake server injects: the loadgen's
+//! latency figures are checked against known answers, within tolerances
+//! wide enough for a busy host but far narrower than the biases they rule
+//! out (a tick timed when read instead of when it arrived is a good part
+//! of a period late; an input timed from when it was sent instead of from
+//! its slot, or padded with synthetic samples, breaks the counts).
+
+use crate::fake::{Behaviour, FakeServer};
+use std::time::Duration;
+use tickforge_loadgen::{LoadConfig, Report};
+use tickforge_protocol::Format;
+
+const MS: u64 = 1000;
+
+fn run(behaviour: Behaviour, clients: usize, format: Format) -> Report {
+    let _one = crate::one_run();
+    let server = FakeServer::start(behaviour);
+    let mut cfg = LoadConfig::default();
+    cfg.url = server.url();
+    cfg.clients = clients;
+    cfg.format = format;
+    cfg.connect_rate = 200.0;
+    cfg.warmup = Duration::from_millis(500);
+    cfg.duration = Duration::from_secs(2);
+    let report = tickforge_loadgen::run(cfg).unwrap();
+    eprintln!("{}", report.table());
+    assert_eq!(report.errors_total, 0, "{}", report.table());
+    report
+}
+
+/// Every tick sent 7 ms after its `server_time_us`, each input reflected
+/// in a tick sent 20 ms after it arrived.
+#[test]
+fn tick_and_input_latency_land_on_the_injected_delays() {
+    for format in [Format::Bin, Format::Json] {
+        let behaviour = Behaviour {
+            tick_delay: Some(Duration::from_millis(7)),
+            echo_hold: Some(Duration::from_millis(20)),
+            ..Behaviour::default()
+        };
+        let r = run(behaviour, 16, format);
+        let (tick, input) = (&r.tick_latency_us, &r.input_latency_us);
+        // Ticks: 7 ms, plus loopback delivery. Timed when read instead,
+        // they would be ~17 ms (the reads sit half a period away).
+        assert!(tick.count > 500, "{format:?}: {}", r.table());
+        assert!(tick.p50 >= 7 * MS && tick.p50 <= 8 * MS, "{format:?}: tick p50 {} us", tick.p50);
+        assert!(tick.p90 <= 9 * MS, "{format:?}: tick p90 {} us", tick.p90);
+        assert_eq!(r.ticks_unstamped, 0);
+        // Inputs: the 20 ms hold, plus the loadgen's lag and delivery.
+        assert!(input.p50 >= 20 * MS && input.p50 <= 23 * MS, "{format:?}: input p50 {} us", input.p50);
+        assert!(input.p90 <= 26 * MS, "{format:?}: input p90 {} us", input.p90);
+        // One sample per answered slot, none added: 16 clients x 30 Hz x 2 s.
+        assert_eq!(input.count, r.input_slots - r.inputs_unanswered, "{}", r.table());
+        assert!(r.input_slots <= 16 * 60 + 16 && r.input_slots >= 16 * 55, "{} slots", r.input_slots);
+        assert_eq!(r.inputs_unanswered, 0, "every input is echoed within the drain");
+    }
+}
+
+/// The handshake is timed from the connect to the 101: a 15 ms answer is
+/// 15 ms, not rounded up to a poll interval.
+#[test]
+fn the_handshake_lands_on_the_injected_delay() {
+    let r = run(Behaviour { handshake_delay: Some(Duration::from_millis(15)), ..Behaviour::default() }, 8, Format::Bin);
+    let h = &r.handshake_latency_us;
+    assert_eq!(h.count, 8);
+    assert!(h.p50 >= 15 * MS && h.p50 <= 17 * MS, "handshake p50 {} us", h.p50);
+}
+
+/// Two ticks written together are read together: counted, with their
+/// bound, and still timed near the injected 7 ms.
+#[test]
+fn ticks_sent_together_share_a_stamp_and_say_so() {
+    let behaviour =
+        Behaviour { tick_delay: Some(Duration::from_millis(7)), pair_every: Some(6), ..Behaviour::default() };
+    let r = run(behaviour, 4, Format::Bin);
+    assert!(r.ticks_shared_stamp > 0, "{}", r.table());
+    assert!(r.ticks_shared_stamp <= r.state_messages / 5, "{}", r.table());
+    assert!(r.shared_stamp_bound_us.count == r.ticks_shared_stamp);
+    assert!(r.tick_latency_us.p90 <= 9 * MS, "tick p90 {} us", r.tick_latency_us.p90);
+}
+
+/// Decoding clients check every delta; the others read headers only.
+#[test]
+fn only_decoding_clients_apply_deltas_and_they_count_failures() {
+    for (decode_every, decoders) in [(1, 16), (4, 4), (16, 1)] {
+        let _one = crate::one_run();
+        let server = FakeServer::start(Behaviour { corrupt_every: Some(10), ..Behaviour::default() });
+        let mut cfg = LoadConfig::default();
+        cfg.url = server.url();
+        cfg.clients = 16;
+        cfg.connect_rate = 200.0;
+        cfg.warmup = Duration::from_millis(300);
+        cfg.duration = Duration::from_secs(1);
+        cfg.decode_every = decode_every;
+        let r = tickforge_loadgen::run(cfg).unwrap();
+        assert_eq!(r.decoding_clients, decoders, "{}", r.table());
+        // A broken delta every 10th tick, on each decoding client (the
+        // ticks after it fail too until the fake sends a full state).
+        assert!(r.errors.delta >= decoders, "--decode-every {decode_every}: {}", r.table());
+        assert_eq!(r.errors.protocol, 0, "{}", r.table());
+        assert!(r.clients.completed == 16, "{}", r.table());
+    }
+}
