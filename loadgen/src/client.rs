@@ -13,14 +13,16 @@
 //!   messages are timed as if they came with the last one (their latency
 //!   is overstated by at most the gap between them); they are counted in
 //!   `ticks_shared_stamp`, with a bound on how late: the time from the
-//!   read before, which did not find them, to the stamp. To keep that
-//!   rare, each client reads twice per tick period: at its input slot
-//!   (so that the input acks the newest tick that arrived, as a real
-//!   client's would) and half a tick period away from when its ticks
-//!   arrive (so a tick that lands just after the slot's read is read alone
-//!   before the next one comes). Two ticks then share a read only when the
-//!   server sends them within half a period of each other, or the loadgen
-//!   falls that far behind.
+//!   read before, which did not find them, to the stamp. It happens when
+//!   ticks land right at a client's input slots, where it reads (so that
+//!   its input acks the newest tick that arrived, as a real client's
+//!   would): one just after a read, the next just before the following
+//!   one. So a client whose ticks land within a margin of its slots (see
+//!   `Client::after_ticks`) also reads half a tick period away from when
+//!   they arrive, for a while after each such tick; two
+//!   ticks then share a read only when the server sends them within half
+//!   a period of each other, or the loadgen falls that far behind. When
+//!   the room ticks faster than inputs go, those reads are always on.
 //! - An input slot is timed from when it was due (its place in the
 //!   client's fixed schedule, see [`crate::schedule`]) to the arrival, so
 //!   stamped, of the first tick whose `input_seq` includes it.
@@ -36,6 +38,10 @@ use tickforge_protocol::ids::{RoomId, Tick};
 use tickforge_protocol::message::{ClientMsg, Confirm, Indication, ServerMsg};
 use tickforge_protocol::session::{Event, SessionError};
 use tickforge_protocol::{ClientSession, Format};
+
+/// How long a client keeps reading between its input slots after its
+/// ticks last landed near one.
+pub(crate) const MID_HOLD_NS: u64 = 2_000_000_000;
 
 /// Where a client is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +167,8 @@ pub(crate) struct Client {
     pub(crate) index: usize,
     pub(crate) phase: Phase,
     pub(crate) fd: Option<OwnedFd>,
+    /// The socket is in the ring's registered files, at this client's slot.
+    pub(crate) registered: bool,
     /// Bumped whenever an operation of an older life must be ignored.
     pub(crate) gen: u8,
     /// A poll is in flight (prompt path).
@@ -198,6 +206,8 @@ pub(crate) struct Client {
     pub(crate) read_due_ns: u64,
     /// Monotonic ns at which its newest tick arrived.
     pub(crate) last_arrival_ns: u64,
+    /// It reads between its input slots until then (monotonic ns).
+    pub(crate) mid_until_ns: u64,
     /// Entries in the core's wheel.
     pub(crate) input_queued: bool,
     pub(crate) read_queued: bool,
@@ -223,6 +233,7 @@ impl Client {
             index,
             phase: Phase::Idle,
             fd: None,
+            registered: false,
             gen: 0,
             polling: false,
             started_ns: 0,
@@ -242,6 +253,7 @@ impl Client {
             answered_seq: 0,
             read_due_ns: 0,
             last_arrival_ns: 0,
+            mid_until_ns: 0,
             input_queued: false,
             read_queued: false,
             mark: 0,
@@ -292,13 +304,17 @@ impl Client {
             }
         }
         if self.ticks_in_read > 0 {
-            self.after_ticks(rx_mono, ctx);
+            self.after_ticks(rx_mono, now_ns, ctx);
         }
     }
 
     /// The reads' bookkeeping once a read held state messages: shared
-    /// timestamps, and when its ticks arrive.
-    fn after_ticks(&mut self, rx_mono: u64, ctx: &mut Ctx) {
+    /// timestamps, when its ticks arrive, and whether they land near its
+    /// input slots: within the larger of 4 ms and an eighth of the input
+    /// period (a tick that late or early, or a loadgen that late, would
+    /// put it on the other side of a slot's read); then the reads between
+    /// slots stay on for [`MID_HOLD_NS`].
+    fn after_ticks(&mut self, rx_mono: u64, now_ns: u64, ctx: &mut Ctx) {
         let shared = self.ticks_in_read - 1;
         if shared > 0 && ctx.measuring(rx_mono) {
             ctx.stats.ticks_shared_stamp += u64::from(shared);
@@ -308,6 +324,12 @@ impl Client {
             let _ = ctx.stats.shared_stamp_bound.record_n(bound.max(1), u64::from(shared));
         }
         self.last_arrival_ns = rx_mono;
+        let p = self.slots.period_ns.max(1);
+        let x = (i128::from(rx_mono) - i128::from(self.slots.first_ns)).rem_euclid(i128::from(p)) as u64;
+        let near = x.min(p - x) < (p / 8).max(4_000_000);
+        if shared > 0 || near {
+            self.mid_until_ns = now_ns + MID_HOLD_NS;
+        }
     }
 
     /// Starts a read at `now_ns` (that may find nothing).
@@ -315,6 +337,11 @@ impl Client {
         self.ticks_in_read = 0;
         self.prev_read_ns = self.read_ns;
         self.read_ns = now_ns;
+    }
+
+    /// Whether this client reads between its input slots now.
+    pub(crate) fn wants_mid(&self, now_ns: u64) -> bool {
+        self.phase == Phase::Draining || self.tick_period_ns < self.slots.period_ns || now_ns < self.mid_until_ns
     }
 
     /// When the next read between input slots is due after `now_ns`: half
@@ -583,6 +610,29 @@ mod tests {
         assert_eq!(w.stats.shared_stamp_bound.max() / 1000, 13, "it came after the read 13 ms before");
         assert_eq!(c.next_read(second + MS), second + c.tick_period_ns / 2);
         assert_eq!(w.stats.ticks_unstamped, 0);
+    }
+
+    #[test]
+    fn ticks_near_the_slots_turn_on_the_reads_between_them() {
+        let mut w = ctx();
+        let mut c = playing();
+        // Slots at 2000 + k * 33 ms. A tick 15 ms after one: far from both.
+        let far = c.slots.due(30) + 15 * MS;
+        c.on_bytes(&tick_frame(1, 0, far - MS), rx(far), far + MS, &mut w);
+        assert!(!c.wants_mid(far + MS));
+        // A tick 3 ms before a slot: near.
+        let near = c.slots.due(31) + 30 * MS;
+        c.on_bytes(&tick_frame(2, 0, near - MS), rx(near), near + MS, &mut w);
+        assert!(c.wants_mid(near + MS));
+        assert!(c.wants_mid(near + MS + MID_HOLD_NS - 1));
+        assert!(!c.wants_mid(near + MS + MID_HOLD_NS));
+        // Two ticks in one read: on as well.
+        let mut c = playing();
+        let t = c.slots.due(40) + 15 * MS;
+        let mut both = tick_frame(1, 0, t - 20 * MS);
+        both.extend(tick_frame(2, 0, t - MS));
+        c.on_bytes(&both, rx(t), t + MS, &mut w);
+        assert!(c.wants_mid(t + MS));
     }
 
     #[test]

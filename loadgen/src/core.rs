@@ -288,7 +288,7 @@ impl Core {
         };
         Ok(Self {
             k,
-            ring: Ring::new(RING_ENTRIES)?,
+            ring: Ring::new(RING_ENTRIES, clients.len() as u32)?,
             starts: (0..clients.len() as u32).collect(),
             active: clients.len(),
             clients,
@@ -429,7 +429,8 @@ impl Core {
         if matches!(c.phase, Phase::Playing | Phase::Draining) {
             self.live.clients.fetch_sub(1, Ordering::Relaxed);
         }
-        let (polling, gen) = (c.polling, c.gen);
+        let (polling, gen, registered) = (c.polling, c.gen, c.registered);
+        c.registered = false;
         c.phase = Phase::Done;
         c.polling = false;
         c.gen = c.gen.wrapping_add(1);
@@ -439,6 +440,10 @@ impl Core {
         c.head = Vec::new();
         c.tx = Vec::new();
         self.active -= 1;
+        if registered {
+            // The table holds the socket open until its slot is emptied.
+            self.ring.register(local, -1)?;
+        }
         if polling {
             self.room_for(1)?;
             let e = opcode::PollRemove::new(user_data(local, K_POLL, 0, gen))
@@ -784,13 +789,18 @@ impl Core {
             self.ctx.stats.decoders += 1;
         }
         c.phase = Phase::Playing;
+        if let Some(fd) = c.fd.as_ref().map(AsRawFd::as_raw_fd) {
+            self.ring.register(local, fd)?;
+            c.registered = true;
+        }
         let offset = (scenario::phase(index) * self.grid.steps_per_period as f64) as u64;
         c.slots = Slots { first_ns: self.grid.first_slot(now, offset), period_ns: self.grid.period_ns() };
         c.input_queued = true;
         self.wheel.insert(c.slots.first_ns, (local << 1) | W_INPUT);
-        // Reads half a tick period from the ticks besides (until the
-        // first tick read, from now).
+        // Reads half a tick period from the ticks besides, while it learns
+        // where they land (from now, until the first tick read).
         c.last_arrival_ns = now;
+        c.mid_until_ns = now + crate::client::MID_HOLD_NS;
         c.read_due_ns = c.next_read(now);
         c.read_queued = true;
         self.wheel.insert(c.read_due_ns, (local << 1) | W_READ);
@@ -852,6 +862,9 @@ impl Core {
                     self.wheel.insert(c.read_due_ns, e);
                     continue;
                 }
+                if !c.wants_mid(now) {
+                    continue;
+                }
             }
             if c.mark != mark {
                 c.mark = mark;
@@ -870,7 +883,7 @@ impl Core {
                 c.input_queued = true;
                 self.wheel.insert(c.slots.due(c.sent_seq + 1), local << 1 | W_INPUT);
             }
-            if c.phase.is_reading() && !c.read_queued {
+            if c.phase.is_reading() && !c.read_queued && c.wants_mid(now) {
                 c.read_due_ns = c.next_read(now);
                 c.read_queued = true;
                 self.wheel.insert(c.read_due_ns, local << 1 | W_READ);
@@ -922,12 +935,11 @@ impl Core {
                 let mut pushed = 0;
                 for (slot, &local) in chunk.iter().enumerate() {
                     let c = &self.clients[local as usize];
-                    let Some(fd) = c.fd.as_ref().map(AsRawFd::as_raw_fd) else { continue };
-                    if c.end.is_some() {
+                    if !c.registered || c.end.is_some() {
                         continue;
                     }
                     let hdr = self.rx.prepare(slot);
-                    let e = opcode::RecvMsg::new(types::Fd(fd), hdr)
+                    let e = opcode::RecvMsg::new(types::Fixed(local), hdr)
                         .flags(libc::MSG_DONTWAIT as u32)
                         .build()
                         .user_data(user_data(local, K_RECV, slot, c.gen));
@@ -998,8 +1010,7 @@ impl Core {
             self.room_for(self.ring_capacity())?;
             for &local in chunk {
                 let c = &self.clients[local as usize];
-                let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-                let e = opcode::Send::new(types::Fd(fd), c.tx.as_ptr(), c.tx.len() as u32)
+                let e = opcode::Send::new(types::Fixed(local), c.tx.as_ptr(), c.tx.len() as u32)
                     .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                     .build()
                     .user_data(user_data(local, K_SEND, 0, c.gen));

@@ -27,8 +27,9 @@ impl std::fmt::Debug for Ring {
 
 impl Ring {
     /// A ring of `entries` submission slots (completion queue 4x: polls of
-    /// clients in their handshake complete between batches).
-    pub(crate) fn new(entries: u32) -> io::Result<Self> {
+    /// clients in their handshake complete between batches), with a table
+    /// of `files` registered sockets (see [`Ring::register`]).
+    pub(crate) fn new(entries: u32, files: u32) -> io::Result<Self> {
         let built =
             IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_cqsize(entries * 4).build(entries);
         let (ring, deferred) = match built {
@@ -36,7 +37,16 @@ impl Ring {
             // Kernels before 6.1 lack DEFER_TASKRUN: a plain ring works the same, a little dearer.
             Err(_) => (IoUring::builder().setup_cqsize(entries * 4).build(entries)?, false),
         };
+        ring.submitter().register_files_sparse(files.max(1))?;
         Ok(Self { ring, deferred, enters: 0, sqes: 0 })
+    }
+
+    /// Puts `fd` in slot `slot` of the registered files (`-1` empties it),
+    /// so that operations on it name it as `types::Fixed(slot)` and the
+    /// kernel skips looking the descriptor up (and counting references to
+    /// it: this process has several threads) on every operation.
+    pub(crate) fn register(&mut self, slot: u32, fd: i32) -> io::Result<()> {
+        self.ring.submitter().register_files_update(slot, &[fd]).map(drop)
     }
 
     /// Free submission slots.
