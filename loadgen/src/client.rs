@@ -434,7 +434,7 @@ impl Client {
         for seq in self.answered_seq.saturating_add(1)..=upto {
             let due = self.slots.due(seq);
             if due >= ctx.window.0 && due < ctx.window.1 {
-                let _ = stats.input_latency.record(rx_mono.saturating_sub(due).max(1) / 1000);
+                let _ = stats.input_latency.record((rx_mono.saturating_sub(due) / 1000).max(1));
             }
         }
         self.answered_seq = self.answered_seq.max(upto);

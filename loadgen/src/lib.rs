@@ -25,6 +25,31 @@
 //! clients share a core so its first client can hand the room id to the
 //! others without locks). The calling thread only draws progress.
 //!
+//! # What the figures mean
+//! - Tick latency: the kernel's receive timestamp of the read that
+//!   completed a state message minus its `server_time_us`. The loadgen's
+//!   own delay in reading is not in it; two messages in one read share the
+//!   later one's stamp (counted in the report, with how late that could be).
+//! - Input latency: from each input slot's due time (open loop, see
+//!   `schedule`) to the arrival of the first tick including it; the
+//!   loadgen's lag in serving the slot is in it and reported beside it.
+//! - The report says when the loadgen was the limit of a run
+//!   ([`Report::loadgen_limits`]).
+//!
+//! # What comes next, and where it goes
+//! - Reconnecting (`--reconnect-every`): a client's phases already run
+//!   from connecting to playing and back to done; a reconnect is a new
+//!   socket in the same client (its `gen` bumped so the old socket's
+//!   completions are ignored, its registered-file slot updated) whose
+//!   room request is a `resume` with the token `joined` carried.
+//! - Following `cfm redirect`: the target a client connects to is one
+//!   `net::Target`; a redirect gives the client its own.
+//! - `wss://`: TLS sits between the socket's bytes and `ws::Reader` / the
+//!   client's `tx`; the batches move ciphertext, and a record is timed by
+//!   the stamp of the read that completed it.
+//! - `--game NAME`: inputs come from `scenario::input`; a generator over
+//!   the game's `input_schema` (in `joined`) takes its place.
+//!
 //! # Example
 //! ```no_run
 //! let mut cfg = tickforge_loadgen::LoadConfig::default();

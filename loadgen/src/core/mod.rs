@@ -380,8 +380,13 @@ impl Core {
         for &local in &reads {
             let c = &mut self.clients[local as usize];
             if c.phase == Phase::Playing && !c.input_queued {
+                // A socket that took no input keeps its slots waiting
+                // (they stay due, timed from then): try it again soon,
+                // not on every step.
+                let next = c.slots.due(c.sent_seq + 1);
+                let next = if c.tx_blocked { next.max(now + c.slots.period_ns / 4) } else { next };
                 c.input_queued = true;
-                self.wheel.insert(c.slots.due(c.sent_seq + 1), local << 1 | W_INPUT);
+                self.wheel.insert(next, local << 1 | W_INPUT);
             }
             if c.phase.is_reading() && !c.read_queued && c.wants_mid(now) {
                 c.read_due_ns = c.next_read(now);

@@ -89,8 +89,9 @@ impl Core {
         c.tx = Vec::new();
         self.active -= 1;
         if registered {
-            // The table holds the socket open until its slot is emptied.
-            self.ring.register(local, -1)?;
+            // The table holds the socket open until its slot is emptied
+            // (should that fail, the ring's end closes it).
+            let _ = self.ring.register(local, -1);
         }
         if polling {
             self.room_for(1)?;
@@ -429,18 +430,19 @@ impl Core {
     /// `joined`: the client plays from its first input slot on.
     fn on_joined(&mut self, local: u32, room: RoomId, now: u64) -> io::Result<()> {
         let ppr = self.plan.cfg.players_per_room;
+        let c = &mut self.clients[local as usize];
+        let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        if self.ring.register(local, fd).is_err() {
+            return self.ended(local, End::Closed("io".into()));
+        }
+        c.registered = true;
         self.ctx.stats.joined += 1;
         self.live.clients.fetch_add(1, Ordering::Relaxed);
-        let c = &mut self.clients[local as usize];
         let (index, group) = (c.index, c.index / ppr);
         if c.decoder {
             self.ctx.stats.decoders += 1;
         }
         c.phase = Phase::Playing;
-        if let Some(fd) = c.fd.as_ref().map(AsRawFd::as_raw_fd) {
-            self.ring.register(local, fd)?;
-            c.registered = true;
-        }
         let offset = (scenario::phase(index) * self.grid.steps_per_period as f64) as u64;
         c.slots = Slots { first_ns: self.grid.first_slot(now, offset), period_ns: self.grid.period_ns() };
         c.input_queued = true;
