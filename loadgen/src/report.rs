@@ -16,6 +16,8 @@ pub struct Latency {
     pub count: u64,
     /// Mean.
     pub mean: f64,
+    /// Smallest sample.
+    pub min: u64,
     /// 50th percentile.
     pub p50: u64,
     /// 90th percentile.
@@ -40,6 +42,7 @@ impl Latency {
         Self {
             count: h.len(),
             mean: h.mean(),
+            min: h.min(),
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),
             p99: h.value_at_quantile(0.99),

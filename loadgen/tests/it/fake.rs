@@ -50,9 +50,17 @@ pub(crate) struct Behaviour {
 /// Rooms: id -> (seats, players).
 pub(crate) type Rooms = Arc<Mutex<HashMap<String, (u32, u32)>>>;
 
+/// How long each handshake took on the fake's side: from the accept to
+/// the 101 written.
+pub(crate) type Handshakes = Arc<Mutex<Vec<Duration>>>;
+
 pub(crate) struct FakeServer {
     pub(crate) addr: SocketAddr,
     pub(crate) rooms: Rooms,
+    pub(crate) handshakes: Handshakes,
+    /// In echo mode, how long each input was in fact held: from when the
+    /// fake read it to when it wrote the tick including it.
+    pub(crate) holds: Handshakes,
     stop: Arc<AtomicBool>,
 }
 
@@ -61,8 +69,10 @@ impl FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let rooms = Rooms::default();
+        let handshakes = Handshakes::default();
+        let holds = Handshakes::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (rooms.clone(), stop.clone());
+        let (r, s, h, held) = (rooms.clone(), stop.clone(), handshakes.clone(), holds.clone());
         thread::spawn(move || {
             // Blocking accepts: a connection is served the moment it comes
             // (Drop wakes this loop with a connection of its own).
@@ -71,11 +81,12 @@ impl FakeServer {
                     return;
                 }
                 let Ok(stream) = stream else { return };
-                let (r, s) = (r.clone(), s.clone());
-                thread::spawn(move || serve(stream, behaviour, &r, &s));
+                let accepted = Instant::now();
+                let (r, s, h, held) = (r.clone(), s.clone(), h.clone(), held.clone());
+                thread::spawn(move || serve(stream, behaviour, &r, &s, accepted, &h, &held));
             }
         });
-        Self { addr, rooms, stop }
+        Self { addr, rooms, handshakes, holds, stop }
     }
 
     pub(crate) fn url(&self) -> String {
@@ -153,7 +164,15 @@ impl Ticker {
 }
 
 #[allow(clippy::result_large_err)] // tungstenite's callback signature
-fn serve(mut stream: TcpStream, behaviour: Behaviour, rooms: &Rooms, stop: &AtomicBool) {
+fn serve(
+    mut stream: TcpStream,
+    behaviour: Behaviour,
+    rooms: &Rooms,
+    stop: &AtomicBool,
+    accepted: Instant,
+    handshakes: &Handshakes,
+    holds: &Handshakes,
+) {
     stream.set_nonblocking(false).unwrap();
     stream.set_nodelay(true).unwrap();
     if let Some(status) = behaviour.refuse {
@@ -176,6 +195,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, rooms: &Rooms, stop: &Atom
         Ok(resp)
     };
     let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else { return };
+    handshakes.lock().unwrap().push(accepted.elapsed());
     ws.get_mut().set_nonblocking(true).unwrap();
     let period = Duration::from_secs_f64(1.0 / 30.0);
     let mut rng = Rng::new(7);
@@ -184,8 +204,9 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, rooms: &Rooms, stop: &Atom
         Ticker { format, behaviour, rng, next_id: 16, state, sent: Vec::new(), acked: None, input_seq: InputSeq(0) };
     let mut room: Option<String> = None;
     let mut next_tick = Instant::now() + period;
-    // Echo mode: inputs waiting for their tick, with when it is due.
-    let mut echoes: VecDeque<(Instant, InputSeq)> = VecDeque::new();
+    // Echo mode: inputs waiting for their tick: when it is due, the seq,
+    // when the input was read.
+    let mut echoes: VecDeque<(Instant, InputSeq, Instant)> = VecDeque::new();
     let send = |ws: &mut tungstenite::WebSocket<TcpStream>, bytes: Vec<u8>| match format {
         Format::Bin => ws.send(Message::binary(bytes)),
         Format::Json => ws.send(Message::text(String::from_utf8(bytes).unwrap())),
@@ -211,7 +232,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, rooms: &Rooms, stop: &Atom
                 };
                 if let Some(seq) = handle(&bytes, format, &mut ws, &send, rooms, &mut room, &mut t.acked) {
                     match behaviour.echo_hold {
-                        Some(hold) => echoes.push_back((Instant::now() + hold, seq)),
+                        Some(hold) => {
+                            let now = Instant::now();
+                            echoes.push_back((now + hold, seq, now));
+                        }
                         None => t.input_seq = seq,
                     }
                 }
@@ -224,8 +248,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, rooms: &Rooms, stop: &Atom
         let mut out = Vec::new();
         if behaviour.echo_hold.is_some() {
             while echoes.front().is_some_and(|e| e.0 <= now) {
-                t.input_seq = echoes.pop_front().unwrap().1;
+                let (_, seq, read) = echoes.pop_front().unwrap();
+                t.input_seq = seq;
                 out.extend(t.next());
+                holds.lock().unwrap().push(read.elapsed());
             }
         } else if now >= next_tick {
             next_tick += period;
