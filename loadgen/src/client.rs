@@ -362,7 +362,14 @@ impl Client {
         if let Some(session) = self.session.as_mut() {
             match session.handle_message(payload) {
                 Ok(()) => {}
-                Err(SessionError::Delta { .. }) => ctx.error(|e| e.delta += 1),
+                Err(SessionError::Delta { .. }) => {
+                    ctx.error(|e| e.delta += 1);
+                    // The tick arrived all the same: it is timed and
+                    // counted, though not applied (nor acked).
+                    if let Ok(Some(h)) = codec::decode_tick_header(ctx.format, payload) {
+                        self.on_tick(&h, payload.len(), rx, rx_mono, ctx);
+                    }
+                }
                 Err(_) => ctx.error(|e| e.protocol += 1),
             }
             while let Some(event) = self.session.as_mut().and_then(|s| s.poll_event()) {

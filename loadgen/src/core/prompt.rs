@@ -113,10 +113,14 @@ impl Core {
         c.phase = Phase::Closing;
         c.deadline_ns = now + LINGER.as_nanos() as u64;
         let mask = self.ctx.mask();
-        c.tx.clear();
+        // After what a short send left (the tail of a whole frame), so the
+        // stream stays framed; when not all of it goes, the socket is
+        // closed without waiting.
         ws::write_close(1000, "load run over", mask, &mut c.tx);
         let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        if c.close_seen || send_direct(fd, &c.tx).is_err() {
+        let all_sent = matches!(send_direct(fd, &c.tx), Ok(n) if n == c.tx.len());
+        c.tx.clear();
+        if c.close_seen || !all_sent {
             return self.close(local);
         }
         self.setup.push(local);
