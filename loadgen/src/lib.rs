@@ -177,12 +177,13 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{k}"))
             .spawn(move || {
-                let stats = pin(cpu)
+                // Counted on the way out however the core ends, a panic
+                // included, so the watching thread never waits forever.
+                let _done = Finished(finished);
+                pin(cpu)
                     .and_then(|()| Core::new(k, plan, live))
                     .and_then(Core::run)
-                    .map_err(|e| format!("core {k} on CPU {cpu}: {e}"));
-                finished.fetch_add(1, Ordering::Release);
-                stats
+                    .map_err(|e| format!("core {k} on CPU {cpu}: {e}"))
             })
             .map_err(|e| LoadError::Executor(format!("core {k}: {e}")))?;
         handles.push(handle);
@@ -197,6 +198,15 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     }
     let measured = plan.measure_end.saturating_duration_since(plan.measure_start).as_secs_f64();
     Ok(Report::build(total, params, machine, measured, watched.cost, watched.intervals))
+}
+
+/// Counts a core as finished when dropped.
+struct Finished(Arc<AtomicUsize>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Pins the calling thread to `cpu` and asks for precise timer wake-ups
