@@ -54,6 +54,13 @@ pub(crate) type Rooms = Arc<Mutex<HashMap<String, (u32, u32)>>>;
 /// the 101 written.
 pub(crate) type Handshakes = Arc<Mutex<Vec<Duration>>>;
 
+/// What one connection's thread records for the tests to read.
+struct Records {
+    handshakes: Handshakes,
+    holds: Handshakes,
+    writes: Handshakes,
+}
+
 pub(crate) struct FakeServer {
     pub(crate) addr: SocketAddr,
     pub(crate) rooms: Rooms,
@@ -96,8 +103,9 @@ impl FakeServer {
                 }
                 let Ok(stream) = stream else { return };
                 let accepted = Instant::now();
-                let (r, s, h, held, wrote) = (r.clone(), s.clone(), h.clone(), held.clone(), wrote.clone());
-                thread::spawn(move || serve(stream, behaviour, &r, &s, accepted, &h, &held, &wrote));
+                let records = Records { handshakes: h.clone(), holds: held.clone(), writes: wrote.clone() };
+                let (r, s) = (r.clone(), s.clone());
+                thread::spawn(move || serve(stream, behaviour, &r, &s, accepted, &records));
             }
         });
         Self { addr, rooms, handshakes, holds, writes, stop }
@@ -184,10 +192,9 @@ fn serve(
     rooms: &Rooms,
     stop: &AtomicBool,
     accepted: Instant,
-    handshakes: &Handshakes,
-    holds: &Handshakes,
-    writes: &Handshakes,
+    records: &Records,
 ) {
+    let Records { handshakes, holds, writes } = records;
     stream.set_nonblocking(false).unwrap();
     stream.set_nodelay(true).unwrap();
     if let Some(status) = behaviour.refuse {

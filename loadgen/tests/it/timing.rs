@@ -12,10 +12,6 @@ use tickforge_protocol::Format;
 
 const MS: u64 = 1000;
 
-fn run(behaviour: Behaviour, clients: usize, format: Format) -> Report {
-    run_on(&FakeServer::start(behaviour), clients, format)
-}
-
 /// Attempts at a run the loadgen was not starved in (a host busy with
 /// other work delays it: it then says so, and its figures include its lag).
 const ATTEMPTS: usize = 3;
