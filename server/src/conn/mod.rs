@@ -67,8 +67,9 @@ enum Phase {
 pub(crate) struct HandOff {
     /// The shard hosting the room.
     pub(crate) target: usize,
-    /// The join, answered on arrival.
-    pub(crate) request: (RequestId, Request),
+    /// The join, answered on arrival (boxed: a hand-off is rare, and the
+    /// driver task holds this across a wait).
+    pub(crate) request: Box<(RequestId, Request)>,
 }
 
 /// A connection's state carried to another shard.
@@ -568,7 +569,7 @@ impl Connection {
         }
         match reply {
             Reply::HandOff { shard } => match kept {
-                Some(body) => self.handoff = Some(HandOff { target: shard, request: (id, body) }),
+                Some(body) => self.handoff = Some(HandOff { target: shard, request: Box::new((id, body)) }),
                 None => self.reply(id, Reply::Rej(RejectCode::Internal, "misrouted request".into()), false, now),
             },
             reply => self.reply(id, reply, is_hello, now),

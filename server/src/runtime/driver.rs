@@ -11,7 +11,7 @@
 //! when the connection leaves its room or is asked to close.
 
 use super::shard::{ConnCell, Shard};
-use crate::conn::{Connection, HandOff};
+use crate::conn::{Connection, HandOff, Moving};
 use crate::http::routes::{self, Answer};
 use crate::http::{self, parse_head, RequestHead};
 use crate::metrics::ShardMetrics;
@@ -45,15 +45,16 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, permit: Option<St
     drop(permit);
 }
 
-/// Runs a connection handed in from another shard.
-pub(crate) async fn serve_arrived(shard: Rc<Shard>, stream: TcpStream, conn: Connection) {
+/// Runs a connection handed in from another shard (already registered as
+/// `cell`).
+pub(crate) async fn serve_arrived(shard: Rc<Shard>, stream: TcpStream, cell: Rc<ConnCell>) {
     let _open = OpenConnection::new(shard.state.metrics());
     // The sender checked this shard's connections gauge before handing off
     // (`ShardState::is_full`); a permit can still be missing when several
     // hand-offs crossed, and the connection is then served over the limit
     // by that small, bounded margin rather than dropped mid-session.
     let permit = shard.permits.try_acquire_static_permit(1).ok();
-    let task = AssertUnwindSafe(run_websocket(&shard, stream, conn));
+    let task = AssertUnwindSafe(run_websocket(&shard, stream, cell));
     if let Err(panic) = task.catch_unwind().await {
         log_panic(&shard, panic.as_ref());
     }
@@ -88,18 +89,28 @@ impl Drop for OpenConnection<'_> {
 
 async fn serve_inner(shard: &Rc<Shard>, mut stream: TcpStream, have_permit: bool) {
     let _ = stream.set_nodelay(true);
-    let Some((head, rest)) = read_head(shard, &mut stream).await else { return };
+    // Boxed: the HTTP phase lives for one request head, and its locals
+    // would otherwise size every connection's task for its whole life.
+    let Some(cell) = Box::pin(http_phase(shard, &mut stream, have_permit)).await else { return };
+    run_websocket(shard, stream, cell).await;
+}
+
+/// The request head and its answer; for a WebSocket upgrade, the 101 and
+/// the connection registered on the shard (then its task runs it).
+async fn http_phase(shard: &Rc<Shard>, stream: &mut TcpStream, have_permit: bool) -> Option<Rc<ConnCell>> {
+    let (head, rest) = read_head(shard, stream).await?;
     match routes::answer(&shard.state, &head, have_permit) {
-        Answer::Plain { bytes, status } => answer(shard, &mut stream, &bytes, status).await,
+        Answer::Plain { bytes, status } => {
+            answer(shard, stream, &bytes, status).await;
+            None
+        }
         Answer::Upgrade { accepted, echo, session } => {
-            if !write_within(shard, &mut stream, &ws::switching_protocols(&accepted)).await {
-                return;
+            if !write_within(shard, stream, &ws::switching_protocols(&accepted)).await {
+                return None;
             }
             shard.state.metrics().http_status(101);
-            // The request head is not needed for the connection's life.
-            drop(head);
             let conn = Connection::new(&shard.state, accepted.format, echo, rest, session, Instant::now());
-            run_websocket(shard, stream, conn).await;
+            Some(shard.insert(stream.as_raw_fd(), conn))
         }
     }
 }
@@ -192,30 +203,47 @@ enum Wake {
     Notified,
 }
 
-/// Runs a WebSocket connection to its end, or until it moves to another
-/// shard.
-async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, conn: Connection) {
-    let cell = shard.insert(stream.as_raw_fd(), conn);
-    let handoff = drive(shard, &cell, &mut stream).await;
-    shard.remove(&cell);
+/// Runs a WebSocket connection (registered as `cell`) to its end, or until
+/// it moves to another shard. The connection's state lives in the shard's
+/// slab, never in this future (whose size every connection's task keeps
+/// for its whole life).
+async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, cell: Rc<ConnCell>) {
+    let relocation = {
+        let handoff = drive(shard, &cell, &mut stream).await;
+        shard.remove(&cell);
+        end(shard, cell, handoff)
+    };
+    match relocation {
+        // Boxed: rare, and its future would otherwise enlarge every
+        // connection's task.
+        Some((target, moving, already_read)) => {
+            Box::pin(super::relocate::send(shard, target, stream, already_read, *moving)).await;
+        }
+        None => {
+            let _ = stream.close().await;
+        }
+    }
+}
+
+/// The connection's end, once its task is done with the socket: what moves
+/// to another shard (with a hand-off), or its close counted and its seat
+/// given back.
+fn end(shard: &Shard, cell: Rc<ConnCell>, handoff: Option<HandOff>) -> Option<(usize, Box<Moving>, Vec<u8>)> {
     let Ok(cell) = Rc::try_unwrap(cell) else {
         // Nothing else keeps a connection past its removal; if something
         // did, the socket still closes here.
         warn!(shard = shard.state.id, "connection still referenced at its end");
-        return;
+        return None;
     };
     let mut conn = cell.conn.into_inner();
     match handoff {
         Some(HandOff { target, request }) => {
-            let (moving, already_read) = conn.into_moving(request);
-            // Boxed: rare, and its future would otherwise enlarge every
-            // connection's task.
-            Box::pin(super::relocate::send(shard, target, stream, already_read, moving)).await;
+            let (moving, already_read) = conn.into_moving(*request);
+            Some((target, Box::new(moving), already_read))
         }
         None => {
             conn.finish();
-            drop(conn);
-            let _ = stream.close().await;
+            None
         }
     }
 }
@@ -243,7 +271,8 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
         };
         let want_read = match next {
             // Everything answered before the join goes out first.
-            Next::HandOff(handoff) => return flush_all(shard, cell, stream).await.then_some(handoff),
+            // Boxed: rare, and as large as the driver's other states.
+            Next::HandOff(handoff) => return Box::pin(flush_all(shard, cell, stream)).await.then_some(handoff),
             Next::End => return None,
             Next::ShutdownWrite => {
                 let _ = stream.shutdown(std::net::Shutdown::Write).await;

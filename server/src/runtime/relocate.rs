@@ -54,7 +54,8 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 debug!(shard = shard.state.id, from, "connection handed in");
                 ShardMetrics::inc(&shard.state.metrics().handoffs_in);
                 let conn = Connection::arrived(&shard.state, payload, already_read, Instant::now());
-                glommio::spawn_local(super::driver::serve_arrived(shard.clone(), stream, conn)).detach();
+                let cell = shard.insert(stream.as_raw_fd(), conn);
+                glommio::spawn_local(super::driver::serve_arrived(shard.clone(), stream, cell)).detach();
             }
         })
         .detach();
