@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// Join a cluster through Redis (`--cluster`, `--public-url`, ...).
     /// Default none: a single server, no Redis.
     pub cluster: Option<ClusterConfig>,
+    /// Speak TLS on the port (`--tls-cert`/`--tls-key`, or
+    /// `--tls-self-signed`): `https://` for every route, `wss://` for
+    /// `/ws`, TLS 1.2 and 1.3 only, ALPN `http/1.1`. The handshake timeout
+    /// covers the TLS handshake. Default none: plain TCP.
+    pub tls: Option<crate::tls::TlsSource>,
 }
 
 /// Resource bounds, each with its outcome when hit.
@@ -88,8 +93,9 @@ pub struct Limits {
     /// Seats of a room created without `max_players` (and by
     /// `join_or_create`). Default 8; a full room answers `rej room_full`.
     pub default_players_per_room: u32,
-    /// Time from accept to a complete HTTP request head. Default 5 s; a
-    /// slower client (slowloris) is disconnected without an answer.
+    /// Time from accept to a complete HTTP request head, the TLS handshake
+    /// included on a TLS port. Default 5 s; a slower client (slowloris,
+    /// plain or TLS) is disconnected without an answer.
     pub handshake_timeout: Duration,
     /// Control messages (answers, indications) queued for one connection.
     /// Default 256; a connection that lets more pile up is closed 1008
@@ -124,6 +130,7 @@ impl Default for ServerConfig {
             ping_timeout: Duration::from_secs(15),
             games: GameRegistry::with_builtin(),
             cluster: None,
+            tls: None,
         }
     }
 }

@@ -85,6 +85,13 @@ pub struct ShardMetrics {
     pub pass_enters: AtomicU64,
     /// Operations (receives and sends) the tick passes submitted.
     pub pass_submissions: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed or timed out (plain HTTP to the TLS
+    /// port, a refused handshake, a slowloris).
+    pub tls_handshake_failures: AtomicU64,
+    /// TLS connections dropped for a fault after their handshake.
+    pub tls_errors: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -218,6 +225,14 @@ impl Metrics {
             "Receives and sends the tick passes submitted.",
             &|s| &s.pass_submissions,
         );
+        counter(&mut out, "tickforge_tls_handshakes_total", "TLS handshakes completed.", &|s| &s.tls_handshakes);
+        counter(
+            &mut out,
+            "tickforge_tls_handshake_failures_total",
+            "TLS handshakes failed or timed out (plain HTTP to the TLS port included).",
+            &|s| &s.tls_handshake_failures,
+        );
+        counter(&mut out, "tickforge_tls_errors_total", "TLS connections dropped for a fault.", &|s| &s.tls_errors);
 
         let name = "tickforge_tick_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to step a room and fan its tick out.\n# TYPE {name} histogram");

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) directory: Directory,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The TLS configuration, on a TLS port (reloadable).
+    pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
 }
 
 /// One shard's state.

@@ -24,3 +24,5 @@ mod rooms;
 mod shards;
 /// The binary at start: a port in use, bind errors, logs on a pipe and a terminal.
 mod start;
+/// TLS: wss and https with real clients, dropped handshakes, reloads.
+mod tls;
