@@ -44,6 +44,13 @@ pub struct ServerConfig {
     /// `hello` closes with 1008), or pass it in the handshake as
     /// `/ws?token=...` (a wrong one is answered 403). Default none.
     pub token: Option<String>,
+    /// Signed identities (`--auth-secret`, `--auth-secret-file`): when set,
+    /// a connection must send `hello` with a JWT signed HS256 with this
+    /// secret (claims `sub`, `exp`, optionally `name`) before any other
+    /// request, or pass it as `/ws?token=` (a bad one is answered 403). A
+    /// refused token gets `rej unauthorized` saying why and closes 1008.
+    /// Default none. Not with [`ServerConfig::token`].
+    pub auth: Option<crate::auth::AuthSecret>,
     /// Mount `/echo`: every message echoed back (for Autobahn only).
     pub echo: bool,
     /// Send a ping to a connection silent for this long. Default 15 s.
@@ -125,6 +132,7 @@ impl Default for ServerConfig {
             empty_room_grace: Duration::from_secs(30),
             allowed_origins: Vec::new(),
             token: None,
+            auth: None,
             echo: false,
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(15),
@@ -235,6 +243,9 @@ impl ServerConfig {
             if d.is_zero() {
                 return bad(setting, "must be more than 0".into());
             }
+        }
+        if self.auth.is_some() && self.token.is_some() {
+            return bad("--token", "cannot be used with --auth-secret: pick the shared token or signed tokens".into());
         }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;

@@ -43,6 +43,7 @@
 //! server.wait().expect("every shard drained");
 //! ```
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 mod conn;

@@ -7,6 +7,7 @@ use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tickforge_server::auth::AuthSecret;
 use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::config::{parse_byte_size, parse_duration};
 use tickforge_server::tls::TlsSource;
@@ -92,6 +93,12 @@ struct Cli {
     /// Require `hello` with this token before other requests.
     #[arg(long)]
     token: Option<String>,
+    /// Require `hello` with a JWT signed HS256 with this secret (claims sub, exp, name?); not with --token.
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
+    /// As --auth-secret, the secret read from FILE (one trailing newline trimmed).
+    #[arg(long, value_name = "FILE")]
+    auth_secret_file: Option<std::path::PathBuf>,
     /// Speak TLS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP reloads it.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -259,7 +266,21 @@ fn main() -> ExitCode {
         eprintln!("tickforge: --tls-self-signed cannot be used with --tls-cert: pick one certificate");
         return ExitCode::from(2);
     }
-    let config = cli.into_config();
+    let auth = match (&cli.auth_secret, &cli.auth_secret_file) {
+        (Some(_), Some(_)) => Some(Err("--auth-secret cannot be used with --auth-secret-file: pick one".to_owned())),
+        (Some(s), None) => Some(AuthSecret::new(s.as_bytes()).map_err(|e| format!("--auth-secret: {e}"))),
+        (None, Some(path)) => Some(AuthSecret::from_file(path).map_err(|e| format!("--auth-secret-file {e}"))),
+        (None, None) => None,
+    };
+    let auth = match auth.transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tickforge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = cli.into_config();
+    config.auth = auth;
     if let Err(e) = config.validate() {
         // A value from the file is named as the file's key.
         let key = e.setting.trim_start_matches("--");

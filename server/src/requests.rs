@@ -25,6 +25,8 @@ pub(crate) struct Session {
     pub(crate) session_id: Option<String>,
     /// Whether `hello` passed the token (always true without a token).
     pub(crate) authed: bool,
+    /// Who its signed token named (`--auth-secret`).
+    pub(crate) user: Option<crate::auth::Identity>,
 }
 
 /// The connection a request came from: what requests read and change.
@@ -66,7 +68,8 @@ impl From<Result<Confirm, (RejectCode, String)>> for Reply {
 /// answer [`Reply::HandOff`] (false for a join that arrived with a
 /// hand-off: the connection is not moved twice).
 pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_move: bool) -> Reply {
-    let needs_hello = shard.config().token.is_some() && !who.session.authed;
+    let config = shard.config();
+    let needs_hello = (config.token.is_some() || config.auth.is_some()) && !who.session.authed;
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
@@ -88,6 +91,11 @@ fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Resu
         if token != Some(expected.as_str()) {
             return Err((RejectCode::Unauthorized, "token refused".into()));
         }
+    }
+    if let Some(secret) = &shard.config().auth {
+        let identity = crate::auth::verify(secret, token.unwrap_or(""), unix_now_us() / 1_000_000)
+            .map_err(|e| (RejectCode::Unauthorized, e.to_string()))?;
+        session.user = Some(identity);
     }
     session.authed = true;
     let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();

@@ -598,6 +598,7 @@ mod tests {
             metrics: Metrics::new(1),
             directory: Directory::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            tls: None,
         };
         Rc::new(ShardState::new(0, shared))
     }

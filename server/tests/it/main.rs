@@ -16,6 +16,8 @@ mod config_file;
 mod games;
 /// HTTP routes and statuses; handshake refusals.
 mod http;
+/// Signed identities: every refused token, `?token=`, the minting script.
+mod identity;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
