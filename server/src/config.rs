@@ -36,6 +36,12 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// How long an empty room lives before it is disposed of. Default 30 s.
     pub empty_room_grace: Duration,
+    /// How long a seat whose connection ended without `leave_room` is held
+    /// for a `resume` (its avatar idle, neutral input), from the room's
+    /// next tick on. Default 10 s; 0 frees seats at once (and `joined`
+    /// carries no usable resume token). A held seat counts against
+    /// `max_players`.
+    pub reconnect_grace: Duration,
     /// `Origin` values allowed to open a WebSocket; empty = any. A refused
     /// Origin gets 403. A request without `Origin` (not a browser) passes.
     pub allowed_origins: Vec<String>,
@@ -114,6 +120,9 @@ pub struct Limits {
     pub send_stall: Duration,
     /// Consecutive undecodable messages before closing with 1007. Default 5.
     pub max_decode_errors: u32,
+    /// Spectators per room (`watch_room`). Default 32; beyond it
+    /// `rej room_full`. Each costs its room one more tick frame a tick.
+    pub max_spectators_per_room: u32,
     /// How far a player may fall behind its room: its newest ack this old,
     /// or this long of ticks its connection could not take. Default 5 s;
     /// then it is closed 1008 (too slow) while the room goes on.
@@ -130,6 +139,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
             empty_room_grace: Duration::from_secs(30),
+            reconnect_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             token: None,
             auth: None,
@@ -157,6 +167,7 @@ impl Default for Limits {
             control_queue: 256,
             send_stall: Duration::from_secs(10),
             max_decode_errors: 5,
+            max_spectators_per_room: 32,
             slow_client: Duration::from_secs(5),
         }
     }

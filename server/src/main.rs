@@ -81,6 +81,12 @@ struct Cli {
     /// An empty room is disposed of after this long.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     empty_room_grace: Duration,
+    /// A seat whose connection ended is held this long for a resume (0: freed at once).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    reconnect_grace: Duration,
+    /// Spectators per room (watch_room); beyond it rej room_full.
+    #[arg(long, default_value_t = 32)]
+    max_spectators_per_room: u32,
     /// Ping a connection silent this long.
     #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -160,6 +166,7 @@ impl Cli {
         c.tick_hz = self.tick_hz;
         c.drain_timeout = self.drain_timeout;
         c.empty_room_grace = self.empty_room_grace;
+        c.reconnect_grace = self.reconnect_grace;
         c.allowed_origins = self.allowed_origins;
         c.token = self.token;
         c.echo = self.echo;
@@ -183,6 +190,7 @@ impl Cli {
         l.send_stall = self.send_stall;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
+        l.max_spectators_per_room = self.max_spectators_per_room;
         if let Some(redis_url) = self.cluster {
             let mut k = ClusterConfig::new(redis_url, self.public_url.unwrap_or_default());
             k.node_id = self.node_id.unwrap_or_default();
@@ -354,7 +362,7 @@ mod tests {
                 assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
             }
         }
-        assert_eq!(seen, 13);
+        assert_eq!(seen, 14);
         assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
     }
 }

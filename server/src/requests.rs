@@ -123,11 +123,13 @@ fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool
     let slow_ticks = (shard.config().limits.slow_client.as_secs_f64() * f64::from(tick_hz)).ceil().max(1.0);
     config.max_ack_lag_ticks = slow_ticks as u64;
     config.max_skipped_ticks = slow_ticks as u32;
+    config.reconnect_grace_us = u64::try_from(shard.config().reconnect_grace.as_micros()).unwrap_or(u64::MAX);
+    config.max_spectators = shard.config().limits.max_spectators_per_room;
     config
 }
 
 fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
-    let (seat, joined) = Seat::take(slot, who.outbox.clone())?;
+    let (seat, joined, _resume_token) = Seat::take(slot, who.outbox.clone())?;
     *who.seat = Some(seat);
     shard.publish(slot);
     Ok(Confirm::Joined(joined))

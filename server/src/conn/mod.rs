@@ -322,12 +322,18 @@ impl Connection {
         self.phase = Phase::Done;
     }
 
-    /// Gives the seat back, if any. The connection's task is woken: it
-    /// drives the socket itself from now on.
+    /// The connection is ending (or closing) without `leave_room`: its
+    /// seat, if any, is held for a `resume` for the reconnect grace (not
+    /// when the server shuts down), else freed with `reason`; a spectator
+    /// stops watching. The connection's task is woken: it drives the
+    /// socket itself from now on.
     fn leave(&mut self, reason: &str) {
         if let Some(seat) = self.seat.take() {
             let slot = seat.slot().clone();
-            seat.leave(reason);
+            let hold = reason != CloseReason::ShuttingDown.label() && !self.shard.refusing();
+            if seat.disconnect(reason, hold) {
+                ShardMetrics::inc(&self.metrics().seats_held);
+            }
             self.shard.publish(&slot);
             self.outbox.wake();
         }
@@ -492,11 +498,17 @@ impl Connection {
                     return;
                 }
                 match &self.seat {
-                    Some(seat) => seat.input(seq, ack, data),
-                    None => {
+                    Some(seat) if !seat.is_spectator() => seat.input(seq, ack, data),
+                    // A spectator has no avatar to move: as if in no room.
+                    _ => {
                         ShardMetrics::inc(&self.metrics().inputs_dropped);
                         if self.not_in_room.allow(now) {
-                            self.indicate_error(RejectCode::NotInRoom, "input while in no room: dropped".into());
+                            let why = if self.seat.is_some() {
+                                "input while watching (a spectator has no seat): dropped"
+                            } else {
+                                "input while in no room: dropped"
+                            };
+                            self.indicate_error(RejectCode::NotInRoom, why.into());
                         }
                     }
                 }

@@ -236,6 +236,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
             Ok(report) => {
                 metrics.tick(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), t.period_ns / 1000);
                 ShardMetrics::add(&metrics.messages_out, report.sent as u64);
+                ShardMetrics::add(&metrics.seats_expired, report.seats_expired as u64);
                 if let Some(panic) = report.panicked {
                     ShardMetrics::inc(&metrics.room_panics);
                     let room = t.slot.room.borrow();

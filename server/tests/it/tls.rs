@@ -235,6 +235,8 @@ fn a_stuck_tls_client_is_closed_as_too_slow_while_the_others_get_every_tick() {
     let server = tls_server(&pki, |c| {
         c.limits.slow_client = Duration::from_millis(500);
         c.limits.send_stall = Duration::from_millis(500);
+        // Freed at once: `player_left`, not a held seat.
+        c.reconnect_grace = Duration::ZERO;
     });
     let tls = pki.client(BOTH);
     let mut good = connect_tls(server.addr, &tls, "/ws", Some(Format::Json)).unwrap();
