@@ -650,6 +650,10 @@ window.__tickforge = {
   get status() {
     return statusState;
   },
+  /** The WebSocket URL the page connects to (wss:// under https). */
+  get url() {
+    return wsUrl;
+  },
   get joined() {
     return joined;
   },

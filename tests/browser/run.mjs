@@ -22,6 +22,10 @@ const base = (process.env.TICKFORGE_URL ?? "").replace(/\/$/, "");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const screenshot = path.resolve(process.env.SCREENSHOT ?? path.join(repo, "target/browser/screenshot.png"));
 const OVERALL_TIMEOUT_MS = 180_000;
+// Over https the server runs on its own --tls-self-signed certificate (made
+// at its start): the browser is told to accept it, and nothing else changes
+// (the page derives wss:// from https://).
+const tls = base.startsWith("https:");
 
 if (!base) {
   console.error("TICKFORGE_URL is not set (e.g. http://127.0.0.1:7700)");
@@ -160,8 +164,8 @@ async function main() {
   });
   const pageErrors = [];
   try {
-    const ctxA = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const ctxA = await browser.newContext({ viewport: { width: 1280, height: 860 }, ignoreHTTPSErrors: tls });
+    const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 }, ignoreHTTPSErrors: tls });
     let a = null;
     let b = null;
     let roomId = null;
@@ -179,7 +183,11 @@ async function main() {
       await waitText(a, "status", "t === 'connected'", 5000);
       roomId = (await text(a, "#room")).trim();
       assert(roomId && roomId !== "–", `#room is ${JSON.stringify(roomId)}`);
-      return `room ${roomId}`;
+      if (tls) {
+        const url = await a.evaluate(() => window.__tickforge.url ?? "");
+        assert(!url || url.startsWith("wss://"), `the page connected to ${url}`);
+      }
+      return `room ${roomId}${tls ? " (https, wss)" : ""}`;
     });
 
     await check("#tick advances", async () => {

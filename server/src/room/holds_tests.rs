@@ -61,7 +61,7 @@ fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
     let (again, token2, key) = room.resume(&token, b.clone()).unwrap();
     assert_eq!((again.player_id, again.entity_id), (me, entity));
     assert_ne!(token2, token);
-    assert_eq!(token2.len(), 32);
+    assert_eq!(token2.len(), 22);
     assert_eq!(key, SeatKey::Player { player: me, epoch: 1 });
     assert_eq!(room.resume(&token, Outbox::new(Format::Bin, 4)).unwrap_err().0, RejectCode::NotFound, "single use");
     // The next tick is a full state; the input sequence restarted.

@@ -22,7 +22,6 @@
 
 use crate::game::{Game, GameRoom, PlayerInput};
 use crate::outbox::Outbox;
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -160,20 +159,18 @@ pub struct WatchInfo {
     pub tick_hz: u32,
 }
 
-/// A fresh resume token: 128 random bits as 32 lowercase hex digits.
+/// A fresh resume token: 128 random bits, base64url without padding (22
+/// characters).
 ///
 /// # Panics
 /// When the system's random source fails (it cannot on Linux once booted;
 /// a guessable token would be worse than stopping).
 #[must_use]
 pub fn new_resume_token() -> String {
+    use base64::Engine as _;
     let mut bytes = [0u8; 16];
     getrandom::getrandom(&mut bytes).expect("the system random source failed");
-    let mut s = String::with_capacity(32);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Compares two tokens in time independent of where they differ.
