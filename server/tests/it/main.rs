@@ -20,6 +20,8 @@ mod http;
 mod identity;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
+/// Reconnection: held seats, resume, takeover, grace expiry, drain.
+mod resume;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.
