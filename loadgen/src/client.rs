@@ -245,12 +245,13 @@ async fn client(core: &Core, index: usize) {
             max_players: Some(cfg.players_per_room as u32),
             tick_hz: cfg.tick_hz,
             private: false,
+            options: None,
         }
     } else {
         let waited = Instant::now();
         loop {
             match core.room(group) {
-                RoomSlot::Ready(room_id) => break Request::JoinRoom { room_id },
+                RoomSlot::Ready(room_id) => break Request::JoinRoom { room_id, reservation: None },
                 RoomSlot::Failed => {
                     core.error(|e| *e.join_failed.entry("no_room".into()).or_default() += 1);
                     return close(&mut ws).await;

@@ -5,8 +5,9 @@
 //! may make it allocate, and returns a [`DecodeError`] that keeps a
 //! request's `id` when it can still be read, so the server can `rej` it.
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, EncodeError};
 use crate::ids::{InputSeq, RequestId, Tick};
+use crate::input::{BinInput, RawInput, MAX_INPUT_BYTES};
 use crate::message::{ClientMsg, Request, ServerMsg, StateBytes, TickMsg};
 use bincode::config::{self, Configuration, Limit};
 use serde::Deserialize;
@@ -92,34 +93,99 @@ impl Format {
 }
 
 /// Appends a client message to `out`.
-pub fn encode_client(format: Format, msg: &ClientMsg, out: &mut Vec<u8>) {
-    match format {
-        Format::Bin => {
-            bincode::encode_into_std_write(msg, out, config::standard()).expect("writing to a Vec cannot fail");
+///
+/// In `tickforge.v1.bin` a client message is its variant index (`req` 0,
+/// `input` 1, `ack` 2) and its fields; an input's data follows its `ack`
+/// as the bytes of its fields and runs to the end of the message.
+///
+/// # Errors
+/// [`EncodeError::InputForm`] for an `input` whose data is held in the
+/// other form (`out` is then unchanged).
+pub fn encode_client(format: Format, msg: &ClientMsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    if let ClientMsg::Input { data, .. } = msg {
+        if data.format() != format {
+            return Err(EncodeError::InputForm { format, held: data.format() });
         }
-        Format::Json => serde_json::to_writer(out, msg).expect("client messages always serialize"),
     }
+    let cfg = config::standard();
+    let written = match (format, msg) {
+        (Format::Json, _) => {
+            serde_json::to_writer(out, msg).expect("client messages of the right form always serialize");
+            return Ok(());
+        }
+        (Format::Bin, ClientMsg::Req { id, body }) => bincode::encode_into_std_write((0u32, id, body), out, cfg),
+        (Format::Bin, ClientMsg::Input { seq, ack, data }) => {
+            let written = bincode::encode_into_std_write((1u32, seq, ack), out, cfg);
+            if let RawInput::Bin(data) = data {
+                out.extend_from_slice(data.as_bytes());
+            }
+            written
+        }
+        (Format::Bin, ClientMsg::Ack { tick }) => bincode::encode_into_std_write((2u32, tick), out, cfg),
+    };
+    written.expect("writing to a Vec cannot fail");
+    Ok(())
 }
 
 /// Decodes a client message of at most `max_size` bytes.
 ///
+/// A binary `input` is decoded without allocating.
+///
 /// # Errors
 /// [`DecodeError::TooLarge`] over `max_size`; [`DecodeError::UnsupportedRequest`]
-/// for an unknown request type; [`DecodeError::Malformed`] otherwise.
+/// for an unknown request type; [`DecodeError::Malformed`] otherwise
+/// (a value past its bounds included: see [`crate::value`]).
 pub fn decode_client(format: Format, bytes: &[u8], max_size: usize) -> Result<ClientMsg, DecodeError> {
     if bytes.len() > max_size {
         return Err(DecodeError::TooLarge { size: bytes.len(), max: max_size });
     }
     match format {
-        Format::Bin => match bincode::decode_from_slice::<ClientMsg, _>(bytes, bin_config()) {
-            Ok((msg, used)) if used == bytes.len() => Ok(msg),
-            Ok((_, used)) => Err(DecodeError::Malformed {
-                id: bin_request_id(bytes),
-                detail: format!("{} bytes after the message", bytes.len() - used).into(),
-            }),
-            Err(e) => Err(bin_failure(bytes, &e.to_string())),
-        },
+        Format::Bin => decode_client_bin(bytes),
         Format::Json => serde_json::from_slice::<ClientMsg>(bytes).map_err(|e| json_failure(bytes, &e.to_string())),
+    }
+}
+
+fn decode_client_bin(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    let failed = |e: bincode::error::DecodeError| bin_failure(bytes, &bin_detail(&e));
+    let (variant, head) = bincode::decode_from_slice::<u32, _>(bytes, bin_config()).map_err(failed)?;
+    let rest = &bytes[head..];
+    let (msg, used) = match variant {
+        0 => {
+            let ((id, body), used) =
+                bincode::decode_from_slice::<(RequestId, Request), _>(rest, bin_config()).map_err(failed)?;
+            (ClientMsg::Req { id, body }, used)
+        }
+        1 => {
+            let ((seq, ack), used) =
+                bincode::decode_from_slice::<(InputSeq, Option<Tick>), _>(rest, bin_config()).map_err(failed)?;
+            let data = &rest[used..];
+            let data = BinInput::new(data).ok_or_else(|| DecodeError::Malformed {
+                id: None,
+                detail: format!("input data of {} bytes is over {MAX_INPUT_BYTES}", data.len()).into(),
+            })?;
+            return Ok(ClientMsg::Input { seq, ack, data: RawInput::Bin(data) });
+        }
+        2 => {
+            let (tick, used) = bincode::decode_from_slice::<Tick, _>(rest, bin_config()).map_err(failed)?;
+            (ClientMsg::Ack { tick }, used)
+        }
+        n => return Err(DecodeError::Malformed { id: None, detail: format!("unknown client message #{n}").into() }),
+    };
+    if used != rest.len() {
+        return Err(DecodeError::Malformed {
+            id: bin_request_id(bytes),
+            detail: format!("{} bytes after the message", rest.len() - used).into(),
+        });
+    }
+    Ok(msg)
+}
+
+/// A bincode error for a person: a bound's own text, not its debug form.
+fn bin_detail(e: &bincode::error::DecodeError) -> String {
+    match e {
+        bincode::error::DecodeError::OtherString(s) => s.clone(),
+        bincode::error::DecodeError::UnexpectedEnd { .. } => "the message ends early".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -200,7 +266,7 @@ pub fn decode_server(format: Format, bytes: &[u8]) -> Result<ServerMsg, DecodeEr
         Format::Bin => match bincode::decode_from_slice::<ServerMsg, _>(bytes, bin_config()) {
             Ok((msg, used)) if used == bytes.len() => Ok(msg),
             Ok((_, used)) => Err(malformed(format!("{} bytes after the message", bytes.len() - used))),
-            Err(e) => Err(malformed(e.to_string())),
+            Err(e) => Err(malformed(bin_detail(&e))),
         },
         Format::Json => match serde_json::from_slice::<JsonTick<'_>>(bytes) {
             Ok(t) if t.ty == "tick" => Ok(ServerMsg::Tick(TickMsg {

@@ -10,6 +10,7 @@
 
 use crate::config::TICK_HZ_RANGE;
 use crate::game::Game;
+use crate::metrics::ShardMetrics;
 use crate::outbox::Outbox;
 use crate::room::{RoomConfig, RoomSlot, Seat};
 use crate::shard_state::{unix_now_us, ShardState};
@@ -17,6 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::ids::{RoomId, SessionId};
 use tickforge_protocol::message::{Confirm, RejectCode, Request};
+use tickforge_protocol::value::ValueMap;
 
 /// A connection's session state that requests read and change.
 #[derive(Clone, Debug, Default)]
@@ -73,16 +75,37 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
+    let none = |m: &Option<ValueMap>| m.as_ref().is_none_or(|m| m.is_empty());
     match body {
         Request::Hello { token, client: _ } => hello(shard, who.session, token.as_deref()).into(),
-        Request::ListRooms { game } => Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) }),
-        Request::CreateRoom { game, max_players, tick_hz, private } => {
+        Request::ListRooms { game, filter } if none(&filter) => {
+            Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) })
+        }
+        Request::CreateRoom { game, max_players, tick_hz, private, options } if none(&options) => {
             create_room(shard, who, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id } => join_room(shard, who, &room_id, may_move),
-        Request::JoinOrCreate { game } => join_or_create(shard, who, &game, may_move),
+        Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
+        Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, who, &game, may_move),
         Request::LeaveRoom => leave_room(shard, who.seat).into(),
+        Request::Resume { room_id, resume_token } => resume(shard, who, &room_id, &resume_token, may_move),
+        Request::WatchRoom { room_id } => watch_room(shard, who, &room_id, may_move),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
+        // Filters, options, reservations and game messages are in the
+        // contract but not served yet.
+        other => {
+            Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
+        }
+    }
+}
+
+/// What of a request this server does not serve yet, for the reason text.
+fn not_yet(body: &Request) -> &'static str {
+    match body {
+        Request::ListRooms { .. } => "list_rooms with a filter",
+        Request::CreateRoom { .. } => "create_room with options",
+        Request::JoinRoom { .. } => "join_room with a reservation",
+        Request::JoinOrCreate { .. } => "join_or_create with options",
+        other => other.name(),
     }
 }
 
@@ -99,7 +122,11 @@ fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Resu
     }
     session.authed = true;
     let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();
-    Ok(Confirm::Welcome { session_id: SessionId(id), server_version: env!("CARGO_PKG_VERSION").to_owned() })
+    Ok(Confirm::Welcome {
+        session_id: SessionId(id),
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        user_id: session.user.as_ref().map(|u| u.user_id.clone()),
+    })
 }
 
 fn not_in_a_room(seat: &Option<Seat>) -> Result<(), (RejectCode, String)> {
@@ -129,7 +156,7 @@ fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool
 }
 
 fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
-    let (seat, joined, _resume_token) = Seat::take(slot, who.outbox.clone())?;
+    let (seat, joined) = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref())?;
     *who.seat = Some(seat);
     shard.publish(slot);
     Ok(Confirm::Joined(joined))
@@ -201,6 +228,75 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: 
     let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
     match shard.create_room(game, config) {
         Ok(slot) => join(shard, who, &slot).into(),
+        Err((code, reason)) => Reply::Rej(code, reason),
+    }
+}
+
+/// Where a room is, for a request naming it: here, on another shard (the
+/// connection moves there, when it may), or nowhere.
+enum Located {
+    Here(Rc<RoomSlot>),
+    Elsewhere(Reply),
+}
+
+fn locate(shard: &ShardState, room_id: &RoomId, may_move: bool, unknown: impl FnOnce() -> String) -> Located {
+    if let Some(slot) = shard.room(room_id) {
+        return Located::Here(slot);
+    }
+    Located::Elsewhere(match shard.shared.directory.get(room_id) {
+        Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
+            RejectCode::Overloaded,
+            format!("room {room_id} is on shard {}, which is at its connection limit", entry.shard),
+        ),
+        Some(entry) if entry.shard != shard.id && may_move => Reply::HandOff { shard: entry.shard },
+        _ => Reply::Rej(RejectCode::NotFound, unknown()),
+    })
+}
+
+/// `resume`: takes back a held seat (or one whose old connection is still
+/// open) with its newest token, on whichever shard the room is.
+fn resume(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, token: &str, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
+        return Reply::Rej(code, reason);
+    }
+    let slot = match locate(shard, room_id, may_move, || {
+        format!("no room {room_id}: its seats are gone (unknown, used or expired resume token)")
+    }) {
+        Located::Here(slot) => slot,
+        Located::Elsewhere(reply) => return reply,
+    };
+    let held_before = slot.room.borrow().held_count();
+    match Seat::resume(&slot, token, who.outbox.clone()) {
+        Ok((seat, joined)) => {
+            let m = shard.metrics();
+            ShardMetrics::inc(&m.resumes);
+            if slot.room.borrow().held_count() == held_before {
+                // No held seat was taken: the seat's old connection was open.
+                ShardMetrics::inc(&m.takeovers);
+            }
+            *who.seat = Some(seat);
+            shard.publish(&slot);
+            Reply::Cfm(Confirm::Joined(joined))
+        }
+        Err((code, reason)) => Reply::Rej(code, reason),
+    }
+}
+
+/// `watch_room`: the room's ticks without a seat.
+fn watch_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
+        return Reply::Rej(code, reason);
+    }
+    let slot = match locate(shard, room_id, may_move, || format!("no room {room_id}")) {
+        Located::Here(slot) => slot,
+        Located::Elsewhere(reply) => return reply,
+    };
+    match Seat::watch(&slot, who.outbox.clone()) {
+        Ok((seat, watching)) => {
+            *who.seat = Some(seat);
+            shard.publish(&slot);
+            Reply::Cfm(Confirm::Watching(watching))
+        }
         Err((code, reason)) => Reply::Rej(code, reason),
     }
 }

@@ -167,7 +167,7 @@ impl ShardState {
     /// Publishes a room's player count to the directory.
     pub(crate) fn publish(&self, slot: &RoomSlot) {
         let room = slot.room.borrow();
-        self.shared.directory.update(room.id(), room.player_count() as u32);
+        self.shared.directory.update(room.id(), room.player_count() as u32, room.spectator_count() as u32);
     }
 
     /// The public rooms of every shard (optionally of one game).

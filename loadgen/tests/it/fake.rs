@@ -189,7 +189,9 @@ fn handle(
                     entity_id: EntityId(player),
                     tick_hz: 30,
                     max_players: seats,
+                    resume_token: String::new(),
                     schema: testutil::schema(),
+                    input_schema: tickforge_protocol::message::InputData::schema().clone(),
                 }),
             };
             match body {
@@ -200,7 +202,7 @@ fn handle(
                     *room = Some(room_id.clone());
                     joined(&room_id, seats, 1)
                 }
-                Request::JoinRoom { room_id } => match rooms.get_mut(&room_id.0) {
+                Request::JoinRoom { room_id, .. } => match rooms.get_mut(&room_id.0) {
                     Some((seats, players)) if *players < *seats => {
                         *players += 1;
                         *room = Some(room_id.0.clone());

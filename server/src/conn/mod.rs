@@ -103,7 +103,7 @@ pub(crate) struct Connection {
     decode_errors: u32,
     inputs: RateLimit,
     requests: RateLimit,
-    not_in_room: Throttle,
+    input_notice: Throttle,
     last_rx: Instant,
     pinged: bool,
     last_tx_progress: Instant,
@@ -137,7 +137,7 @@ impl Connection {
             decode_errors: 0,
             inputs: RateLimit::new(limits.inputs_per_sec, now),
             requests: RateLimit::new(limits.requests_per_sec, now),
-            not_in_room: Throttle::new(Duration::from_secs(1)),
+            input_notice: Throttle::new(Duration::from_secs(1)),
             last_rx: now,
             pinged: false,
             last_tx_progress: now,
@@ -497,19 +497,23 @@ impl Connection {
                 if !self.input_allowed(now) {
                     return;
                 }
-                match &self.seat {
-                    Some(seat) if !seat.is_spectator() => seat.input(seq, ack, data),
+                // An input outside the room's input schema is dropped like
+                // one in no room: one `error` indication a second at most
+                // (not an undecodable message: no 1007 for it).
+                let dropped = match &self.seat {
+                    Some(seat) if !seat.is_spectator() => {
+                        seat.input(seq, ack, &data).err().map(|e| (e.reject_code(), format!("input dropped: {e}")))
+                    }
                     // A spectator has no avatar to move: as if in no room.
-                    _ => {
-                        ShardMetrics::inc(&self.metrics().inputs_dropped);
-                        if self.not_in_room.allow(now) {
-                            let why = if self.seat.is_some() {
-                                "input while watching (a spectator has no seat): dropped"
-                            } else {
-                                "input while in no room: dropped"
-                            };
-                            self.indicate_error(RejectCode::NotInRoom, why.into());
-                        }
+                    Some(_) => {
+                        Some((RejectCode::NotInRoom, "input while watching (a spectator has no seat): dropped".into()))
+                    }
+                    None => Some((RejectCode::NotInRoom, "input while in no room: dropped".into())),
+                };
+                if let Some((code, reason)) = dropped {
+                    ShardMetrics::inc(&self.metrics().inputs_dropped);
+                    if self.input_notice.allow(now) {
+                        self.indicate_error(code, reason);
                     }
                 }
             }
@@ -562,7 +566,14 @@ impl Connection {
         self.sync(now);
         let is_hello = matches!(body, Request::Hello { .. });
         let kept = match &body {
-            Request::JoinRoom { .. } | Request::JoinOrCreate { .. } if may_move => Some(body.clone()),
+            Request::JoinRoom { .. }
+            | Request::JoinOrCreate { .. }
+            | Request::Resume { .. }
+            | Request::WatchRoom { .. }
+                if may_move =>
+            {
+                Some(body.clone())
+            }
             _ => None,
         };
         let had_seat = self.seat.is_some();

@@ -44,16 +44,17 @@ fn baselines(msgs: &[ServerMsg]) -> Vec<Option<Tick>> {
 fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
     let mut room = room(4, 4);
     let a = Outbox::new(Format::Bin, 64);
-    let (joined, token) = room.join(a.clone()).unwrap();
+    let joined = room.join(a.clone(), None).unwrap();
+    let token = joined.resume_token.clone();
     let (me, entity) = (joined.player_id, joined.entity_id);
-    room.input(me, InputSeq(40), None, InputData { move_x: 100, move_y: 0, buttons: 0 });
+    room.input(me, InputSeq(40), None, tickforge_protocol::message::InputData { move_x: 100, move_y: 0, buttons: 0 });
     room.tick(1_000_000);
     room.ack(me, Tick(1));
     assert!(room.disconnect(SeatKey::Player { player: me, epoch: 0 }, "disconnected", true));
     assert_eq!((room.player_count(), room.held_count()), (1, 1));
     assert_eq!(room.outboxes().count(), 0, "a held seat has no connection to drive");
     // Neutral input while held.
-    assert_eq!(room.players[0].input, InputData::default());
+    assert_eq!(room.players[0].input, InputValues::default());
     room.tick(1_000_000 + TICK_US);
     // Resume on a new connection: same player and entity, a new token.
     let b = Outbox::new(Format::Json, 64);
@@ -65,7 +66,7 @@ fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
     assert_eq!(key, SeatKey::Player { player: me, epoch: 1 });
     assert_eq!(room.resume(&token, Outbox::new(Format::Bin, 4)).unwrap_err().0, RejectCode::NotFound, "single use");
     // The next tick is a full state; the input sequence restarted.
-    room.input(me, InputSeq(1), None, InputData { move_x: -5, move_y: 0, buttons: 0 });
+    room.input(me, InputSeq(1), None, tickforge_protocol::message::InputData { move_x: -5, move_y: 0, buttons: 0 });
     room.tick(1_000_000 + 2 * TICK_US);
     let msgs = drain(&b);
     assert_eq!(baselines(&msgs), vec![None]);
@@ -78,9 +79,10 @@ fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
 #[test]
 fn the_grace_frees_the_seat_and_tells_the_others() {
     let mut room = room(4, 4);
-    let (dropped, token) = room.join(Outbox::new(Format::Json, 64)).unwrap();
+    let dropped = room.join(Outbox::new(Format::Json, 64), None).unwrap();
+    let token = dropped.resume_token.clone();
     let other = Outbox::new(Format::Json, 64);
-    room.join(other.clone()).unwrap();
+    room.join(other.clone(), None).unwrap();
     drain(&other);
     room.disconnect(SeatKey::Player { player: dropped.player_id, epoch: 0 }, "disconnected", true);
     let start = 5_000_000;
@@ -102,11 +104,11 @@ fn the_grace_frees_the_seat_and_tells_the_others() {
 #[test]
 fn no_hold_without_a_grace_when_asked_not_to_or_once_closed() {
     let mut room = room(4, 4);
-    let (p, _) = room.join(Outbox::new(Format::Bin, 8)).unwrap();
+    let p = room.join(Outbox::new(Format::Bin, 8), None).unwrap();
     assert!(!room.disconnect(SeatKey::Player { player: p.player_id, epoch: 0 }, "shutting_down", false));
     assert_eq!(room.player_count(), 0);
     room.config.reconnect_grace_us = 0;
-    let (p, _) = room.join(Outbox::new(Format::Bin, 8)).unwrap();
+    let p = room.join(Outbox::new(Format::Bin, 8), None).unwrap();
     assert!(!room.disconnect(SeatKey::Player { player: p.player_id, epoch: 0 }, "disconnected", true));
     assert_eq!(room.player_count(), 0);
 }
@@ -115,7 +117,8 @@ fn no_hold_without_a_grace_when_asked_not_to_or_once_closed() {
 fn a_resume_takes_the_seat_from_a_connection_still_open() {
     let mut room = room(4, 4);
     let old = Outbox::new(Format::Bin, 8);
-    let (p, token) = room.join(old.clone()).unwrap();
+    let p = room.join(old.clone(), None).unwrap();
+    let token = p.resume_token.clone();
     let new = Outbox::new(Format::Bin, 8);
     let (_, _, key) = room.resume(&token, new.clone()).unwrap();
     assert_eq!(old.close_reason(), Some(CloseReason::ResumedElsewhere));
@@ -130,7 +133,7 @@ fn a_resume_takes_the_seat_from_a_connection_still_open() {
 fn spectators_are_bounded_get_ticks_and_take_no_seat() {
     let mut room = room(1, 2);
     let player = Outbox::new(Format::Bin, 64);
-    room.join(player.clone()).unwrap();
+    room.join(player.clone(), None).unwrap();
     let watchers: Vec<_> = (0..2).map(|_| Outbox::new(Format::Json, 64)).collect();
     let keys: Vec<_> = watchers.iter().map(|w| room.watch(w.clone()).unwrap().1).collect();
     let err = room.watch(Outbox::new(Format::Json, 4)).unwrap_err();
@@ -203,7 +206,8 @@ proptest! {
             match op {
                 Op::Join => {
                     let outbox = Outbox::new(Format::Bin, 1024);
-                    if let Ok((joined, token)) = room.join(outbox.clone()) {
+                    if let Ok(joined) = room.join(outbox.clone(), None) {
+                        let token = joined.resume_token.clone();
                         conns.push((outbox, Some(SeatKey::Player { player: joined.player_id, epoch: 0 })));
                         seats.insert(joined.player_id, Known { newest: token, stale: Vec::new(), holder: Some(conns.len() - 1) });
                     }

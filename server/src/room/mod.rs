@@ -20,6 +20,7 @@
 //! no longer touch it. Spectators receive the ticks like players, without
 //! a seat or an avatar.
 
+use crate::auth::Identity;
 use crate::game::{Game, GameRoom, PlayerInput};
 use crate::outbox::Outbox;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,7 +30,8 @@ use tickforge_protocol::codec::{Format, TickHeader};
 use tickforge_protocol::delta::{self, Delta};
 use tickforge_protocol::error::CloseReason;
 use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RoomId, Tick};
-use tickforge_protocol::message::{Indication, InputData, Joined, RejectCode, RoomInfo, ServerMsg};
+use tickforge_protocol::input::{InputError, InputValues, RawInput};
+use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg, Watching};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
 
 #[cfg(test)]
@@ -97,7 +99,7 @@ struct Player {
     id: PlayerId,
     entity: EntityId,
     outbox: Rc<Outbox>,
-    input: InputData,
+    input: InputValues,
     input_seq: InputSeq,
     /// A resume restarts the sequence: the next input of any `seq` is the
     /// newest.
@@ -146,17 +148,6 @@ pub enum SeatKey {
         /// Its id in the room.
         id: u32,
     },
-}
-
-/// What `watch_room` is confirmed with, before the wire form.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchInfo {
-    /// The room.
-    pub room_id: RoomId,
-    /// Its game.
-    pub game: String,
-    /// Its tick rate.
-    pub tick_hz: u32,
 }
 
 /// A fresh resume token: 128 random bits, base64url without padding (22
@@ -309,6 +300,8 @@ impl Room {
             players: self.players.len() as u32,
             max_players: self.config.max_players,
             tick_hz: self.config.tick_hz,
+            spectators: self.spectators.len() as u32,
+            metadata: Default::default(),
         }
     }
 
@@ -383,13 +376,15 @@ impl Room {
         self.closed.as_deref()
     }
 
-    /// Seats a player whose connection writes through `outbox`; the others
-    /// get `player_joined`. The caller sends the returned `joined`.
+    /// Seats a player whose connection writes through `outbox` (signed in
+    /// as `identity`, when identities are on); the others get
+    /// `player_joined`. The caller sends the returned `joined`, which holds
+    /// the seat's first resume token (empty without a reconnect grace).
     ///
     /// # Errors
     /// `room_full` with no free seat; `not_found` once the room closed;
     /// `overloaded` when player ids are exhausted.
-    pub fn join(&mut self, outbox: Rc<Outbox>) -> Result<(Joined, String), (RejectCode, String)> {
+    pub fn join(&mut self, outbox: Rc<Outbox>, identity: Option<&Identity>) -> Result<Joined, (RejectCode, String)> {
         if let Some(why) = &self.closed {
             return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
         }
@@ -403,14 +398,20 @@ impl Room {
         let id = PlayerId(self.next_player);
         self.next_player += 1;
         let entity = self.sim.add_player(id);
-        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id } };
+        let notice = ServerMsg::Ind {
+            body: Indication::PlayerJoined {
+                player_id: id,
+                user_id: identity.map(|i| i.user_id.clone()),
+                name: identity.and_then(|i| i.name.clone()),
+            },
+        };
         self.notify(&notice);
         let token = new_resume_token();
         self.players.push(Player {
             id,
             entity,
             outbox,
-            input: InputData::default(),
+            input: InputValues::default(),
             input_seq: InputSeq(0),
             seq_restarted: false,
             last_ack: None,
@@ -419,7 +420,7 @@ impl Room {
             epoch: 0,
             held: None,
         });
-        Ok((self.joined(id, entity), token))
+        Ok(self.joined(id, entity, token))
     }
 
     /// Sends an indication to every connected player and spectator (a
@@ -430,7 +431,7 @@ impl Room {
         }
     }
 
-    fn joined(&self, player_id: PlayerId, entity_id: EntityId) -> Joined {
+    fn joined(&self, player_id: PlayerId, entity_id: EntityId, token: String) -> Joined {
         Joined {
             room_id: self.id.clone(),
             game: self.game_name.clone(),
@@ -438,7 +439,11 @@ impl Room {
             entity_id,
             tick_hz: self.config.tick_hz,
             max_players: self.config.max_players,
+            // Without a grace no seat is ever held: a token would only
+            // mislead the client into trying.
+            resume_token: if self.config.reconnect_grace_us == 0 { String::new() } else { token },
             schema: self.game.schema().clone(),
+            input_schema: self.game.input_schema().clone(),
         }
     }
 
@@ -481,9 +486,15 @@ impl Room {
         p.seq_restarted = true;
         p.last_ack = None;
         p.first_tick = first_tick;
+        let reconnected = ServerMsg::Ind { body: Indication::PlayerReconnected { player_id: p.id } };
         let (id, entity, token, key) =
             (p.id, p.entity, p.token.clone(), SeatKey::Player { player: p.id, epoch: p.epoch });
-        Ok((self.joined(id, entity), token, key))
+        // Everyone but the player itself, whose new connection gets its
+        // `joined` first.
+        for outbox in self.outboxes().filter(|o| !Rc::ptr_eq(o, &self.players[at].outbox)) {
+            let _ = outbox.push_msg(&reconnected);
+        }
+        Ok((self.joined(id, entity, token.clone()), token, key))
     }
 
     /// The connection that took `key` is gone without `leave_room`: with
@@ -504,8 +515,9 @@ impl Room {
             return false;
         }
         p.held = Some(Held { until_us: None });
-        p.input = InputData::default();
+        p.input = InputValues::default();
         self.held += 1;
+        self.notify(&ServerMsg::Ind { body: Indication::PlayerDisconnected { player_id: player } });
         true
     }
 
@@ -522,7 +534,7 @@ impl Room {
     /// # Errors
     /// `room_full` at [`RoomConfig::max_spectators`]; `not_found` once the
     /// room closed.
-    pub fn watch(&mut self, outbox: Rc<Outbox>) -> Result<(WatchInfo, SeatKey), (RejectCode, String)> {
+    pub fn watch(&mut self, outbox: Rc<Outbox>) -> Result<(Watching, SeatKey), (RejectCode, String)> {
         if let Some(why) = &self.closed {
             return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
         }
@@ -533,8 +545,14 @@ impl Room {
         let id = self.next_spectator;
         self.next_spectator = self.next_spectator.wrapping_add(1).max(1);
         self.spectators.push(Spectator { id, outbox, last_ack: None, first_tick: self.tick.next() });
-        let info = WatchInfo { room_id: self.id.clone(), game: self.game_name.clone(), tick_hz: self.config.tick_hz };
-        Ok((info, SeatKey::Spectator { id }))
+        let watching = Watching {
+            room_id: self.id.clone(),
+            game: self.game_name.clone(),
+            tick_hz: self.config.tick_hz,
+            schema: self.game.schema().clone(),
+            input_schema: self.game.input_schema().clone(),
+        };
+        Ok((watching, SeatKey::Spectator { id }))
     }
 
     /// Removes a player (left, disconnected, closed); the others get
@@ -554,17 +572,34 @@ impl Room {
 
     /// A player's input frame: the newest `seq` wins, older ones are
     /// ignored; `ack` as in [`Room::ack`].
-    pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: InputData) {
+    pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: impl Into<InputValues>) {
         if let Some(p) = self.players.iter_mut().find(|p| p.id == player && p.held.is_none()) {
             if seq > p.input_seq || p.seq_restarted {
                 p.seq_restarted = false;
                 p.input_seq = seq;
-                p.input = data;
+                p.input = data.into();
             }
             if let Some(tick) = ack {
                 Self::record_ack(&mut p.last_ack, tick, self.tick);
             }
         }
+    }
+
+    /// An input frame as received: its data read with the game's input
+    /// schema, then as [`Room::input`]. Refused data drops the whole input.
+    ///
+    /// # Errors
+    /// The [`InputError`] of data that does not fit the schema.
+    pub fn input_raw(
+        &mut self,
+        player: PlayerId,
+        seq: InputSeq,
+        ack: Option<Tick>,
+        data: &RawInput,
+    ) -> Result<(), InputError> {
+        let values = self.game.input_schema().decode(data)?;
+        self.input(player, seq, ack, values);
+        Ok(())
     }
 
     /// A player's ack: the newest tick it applied. Acks only move forward;
@@ -768,7 +803,7 @@ mod tests {
     use crate::game::arena::Arena;
     use crate::outbox::OutboxItem;
     use tickforge_protocol::codec;
-    use tickforge_protocol::message::Confirm;
+    use tickforge_protocol::message::{Confirm, InputData};
     use tickforge_protocol::session::{ClientSession, Event};
 
     fn room(max_players: u32) -> Room {
@@ -778,7 +813,7 @@ mod tests {
     /// Joins a player and hands its `joined` to a fresh client session.
     fn join(room: &mut Room, format: Format) -> (Rc<Outbox>, ClientSession, PlayerId) {
         let outbox = Outbox::new(format, 64);
-        let (joined, _token) = room.join(outbox.clone()).expect("a free seat");
+        let joined = room.join(outbox.clone(), None).expect("a free seat");
         let mut session = ClientSession::new(format);
         let mut bytes = Vec::new();
         codec::encode_server(
@@ -940,7 +975,7 @@ mod tests {
         let mut room = room(2);
         let (a_box, mut a, _) = join(&mut room, Format::Json);
         let (_b_box, _b, b_id) = join(&mut room, Format::Json);
-        let err = room.join(Outbox::new(Format::Json, 4)).unwrap_err();
+        let err = room.join(Outbox::new(Format::Json, 4), None).unwrap_err();
         assert_eq!(err, (RejectCode::RoomFull, "room r-0-1 has 2 of 2 players".to_owned()));
         assert!(room.leave(b_id, "left"));
         assert!(!room.leave(b_id, "left"));
@@ -954,7 +989,7 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                Event::Indication(Indication::PlayerJoined { player_id: b_id }),
+                Event::Indication(Indication::PlayerJoined { player_id: b_id, user_id: None, name: None }),
                 Event::Indication(Indication::PlayerLeft { player_id: b_id, reason: "left".into() }),
             ]
         );
@@ -1006,7 +1041,7 @@ mod tests {
         let game = Arc::new(BoomGame(Arena::default().schema().clone()));
         let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1);
         let outbox = Outbox::new(Format::Json, 8);
-        room.join(outbox.clone()).unwrap();
+        room.join(outbox.clone(), None).unwrap();
         let report = room.tick(0);
         assert_eq!(report.panicked.as_deref(), Some("boom"));
         assert_eq!(room.closed(), Some("game error: boom"));

@@ -9,12 +9,13 @@
 //! connection leaves the seat dangling: [`Seat::is_held`] says so, and the
 //! connection drops it.
 
-use super::{Room, SeatKey, WatchInfo};
+use super::{Room, SeatKey};
 use crate::outbox::Outbox;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
-use tickforge_protocol::message::{InputData, Joined, RejectCode};
+use tickforge_protocol::input::{InputError, RawInput};
+use tickforge_protocol::message::{Joined, RejectCode, Watching};
 
 /// A room on a shard, shared by its tick schedule, its players' seats and
 /// the shard's room map.
@@ -40,19 +41,24 @@ pub struct Seat {
 }
 
 impl Seat {
-    /// Seats the connection writing through `outbox` in the room of `slot`;
-    /// returns the `joined` and the seat's resume token.
+    /// Seats the connection writing through `outbox` (signed in as
+    /// `identity`) in the room of `slot`; the `joined` holds the seat's
+    /// resume token.
     ///
     /// # Errors
     /// As [`Room::join`]: `room_full`, `not_found` (closed), `overloaded`.
-    pub fn take(slot: &Rc<RoomSlot>, outbox: Rc<Outbox>) -> Result<(Self, Joined, String), (RejectCode, String)> {
-        let (joined, token) = slot.room.borrow_mut().join(outbox)?;
+    pub fn take(
+        slot: &Rc<RoomSlot>,
+        outbox: Rc<Outbox>,
+        identity: Option<&crate::auth::Identity>,
+    ) -> Result<(Self, Joined), (RejectCode, String)> {
+        let joined = slot.room.borrow_mut().join(outbox, identity)?;
         let key = SeatKey::Player { player: joined.player_id, epoch: 0 };
-        Ok((Self { slot: slot.clone(), key }, joined, token))
+        Ok((Self { slot: slot.clone(), key }, joined))
     }
 
     /// Takes back the seat whose resume token is `token` (see
-    /// [`Room::resume`]); returns the `joined` and the seat's new token.
+    /// [`Room::resume`]); the `joined` holds the seat's new token.
     ///
     /// # Errors
     /// `not_found`: no seat has this token, or the room closed.
@@ -60,16 +66,16 @@ impl Seat {
         slot: &Rc<RoomSlot>,
         token: &str,
         outbox: Rc<Outbox>,
-    ) -> Result<(Self, Joined, String), (RejectCode, String)> {
-        let (joined, token, key) = slot.room.borrow_mut().resume(token, outbox)?;
-        Ok((Self { slot: slot.clone(), key }, joined, token))
+    ) -> Result<(Self, Joined), (RejectCode, String)> {
+        let (joined, _, key) = slot.room.borrow_mut().resume(token, outbox)?;
+        Ok((Self { slot: slot.clone(), key }, joined))
     }
 
     /// Watches the room of `slot` as a spectator (see [`Room::watch`]).
     ///
     /// # Errors
     /// `room_full` at the spectator bound; `not_found` once closed.
-    pub fn watch(slot: &Rc<RoomSlot>, outbox: Rc<Outbox>) -> Result<(Self, WatchInfo), (RejectCode, String)> {
+    pub fn watch(slot: &Rc<RoomSlot>, outbox: Rc<Outbox>) -> Result<(Self, Watching), (RejectCode, String)> {
         let (info, key) = slot.room.borrow_mut().watch(outbox)?;
         Ok((Self { slot: slot.clone(), key }, info))
     }
@@ -115,12 +121,17 @@ impl Seat {
         room.closed().is_none() && room.holds(self.key)
     }
 
-    /// A player's input frame (see [`Room::input`]); a spectator has none.
-    pub fn input(&self, seq: InputSeq, ack: Option<Tick>, data: InputData) {
-        if let SeatKey::Player { player, .. } = self.key {
-            if self.is_held() {
-                self.slot.room.borrow_mut().input(player, seq, ack, data);
+    /// A player's input frame as received (see [`Room::input_raw`]); a
+    /// spectator has none, and a seat resumed elsewhere takes none.
+    ///
+    /// # Errors
+    /// The data does not fit the game's input schema: the input is dropped.
+    pub fn input(&self, seq: InputSeq, ack: Option<Tick>, data: &RawInput) -> Result<(), InputError> {
+        match self.key {
+            SeatKey::Player { player, .. } if self.is_held() => {
+                self.slot.room.borrow_mut().input_raw(player, seq, ack, data)
             }
+            _ => Ok(()),
         }
     }
 

@@ -78,7 +78,7 @@ fn every_refused_token_says_why_and_closes_1008() {
 fn a_request_before_hello_is_unauthorized_and_a_good_token_opens_the_rest() {
     let server = auth_server();
     let mut c = connect(&server, Format::Json);
-    assert_eq!(c.call_rej(Request::JoinOrCreate { game: "arena".into() }), RejectCode::Unauthorized);
+    assert_eq!(c.call_rej(Request::JoinOrCreate { game: "arena".into(), options: None }), RejectCode::Unauthorized);
     assert!(matches!(c.call(Request::Hello { token: Some(token("alice")), client: None }), Confirm::Welcome { .. }));
     c.join_or_create("arena");
     c.next_tick();

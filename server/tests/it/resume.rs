@@ -8,7 +8,7 @@ use tickforge_protocol::Format;
 
 /// The players `room_list` shows in `room`.
 pub(crate) fn players_listed<S: Socket>(c: &mut Client<S>, room: &str) -> u32 {
-    match c.call(Request::ListRooms { game: None }) {
+    match c.call(Request::ListRooms { game: None, filter: None }) {
         Confirm::RoomList { rooms } => rooms.iter().find(|r| r.room_id.0 == room).map_or(0, |r| r.players),
         other => panic!("{other:?}"),
     }

@@ -284,7 +284,7 @@ fn a_wss_connection_moves_to_the_rooms_shard_with_its_tls_session() {
         }
     }
     let mut guest = guest.expect("a connection on the other shard");
-    let join = guest.request(Request::JoinRoom { room_id: room.clone() });
+    let join = guest.request(Request::JoinRoom { room_id: room.clone(), reservation: None });
     let ping = guest.request(Request::Ping { client_time_us: 9 });
     assert!(matches!(guest.answer(join), Ok(Confirm::Joined(_))));
     assert!(matches!(guest.answer(ping), Ok(Confirm::Pong { client_time_us: 9, .. })));

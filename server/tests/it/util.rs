@@ -252,7 +252,7 @@ impl<S: Socket> Client<S> {
     /// Sends a client message as is.
     pub(crate) fn send_msg(&mut self, msg: &ClientMsg) {
         let mut out = Vec::new();
-        codec::encode_client(self.format, msg, &mut out);
+        codec::encode_client(self.format, msg, &mut out).expect("input data held in this client's form");
         self.send_payload(out);
     }
 
@@ -347,7 +347,7 @@ impl<S: Socket> Client<S> {
 
     /// `join_or_create` `game`; returns the `joined`.
     pub(crate) fn join_or_create(&mut self, game: &str) -> Joined {
-        match self.call(Request::JoinOrCreate { game: game.into() }) {
+        match self.call(Request::JoinOrCreate { game: game.into(), options: None }) {
             Confirm::Joined(j) => j,
             other => panic!("expected joined, got {other:?}"),
         }
