@@ -54,14 +54,14 @@ fn wait_healthy(port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> anyhow::R
 /// An idle client connection, plain or TLS: held open, never read.
 #[allow(dead_code)]
 enum Idle {
-    Plain(tungstenite::WebSocket<TcpStream>),
+    Plain(Box<tungstenite::WebSocket<TcpStream>>),
     Tls(Box<tungstenite::WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>>),
 }
 
 fn connect(port: u16, tls: Option<&Arc<rustls::ClientConfig>>) -> anyhow::Result<Idle> {
     let socket = TcpStream::connect(("127.0.0.1", port))?;
     Ok(match tls {
-        None => Idle::Plain(tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), socket)?.0),
+        None => Idle::Plain(Box::new(tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), socket)?.0)),
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from("localhost")?;
             let stream = rustls::StreamOwned::new(rustls::ClientConnection::new(config.clone(), name)?, socket);
