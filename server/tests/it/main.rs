@@ -26,6 +26,8 @@ mod resume;
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.
 mod shards;
+/// Spectators: watch_room, the bound, no input effect, counts.
+mod spectators;
 /// The binary at start: a port in use, bind errors, logs on a pipe and a terminal.
 mod start;
 /// TLS: wss and https with real clients, dropped handshakes, reloads.
