@@ -100,3 +100,22 @@ fn spectators_are_bounded_and_the_unknown_room_is_not_found() {
     }
     assert_eq!(metric(&server.metrics(), "tickforge_seats_held_total"), 0);
 }
+
+#[test]
+fn a_spectator_on_the_other_shard_moves_to_the_rooms_shard() {
+    let server = TestServer::with(|c| c.shards = 2);
+    let shard_of = |c: &mut Client| match c.call(Request::Hello { token: None, client: None }) {
+        Confirm::Welcome { session_id, .. } => session_id.0.split('-').nth(1).unwrap().to_string(),
+        other => panic!("{other:?}"),
+    };
+    let mut player = connect(&server, Format::Bin);
+    let room = player.join_or_create("arena").room_id;
+    let home = room.0.split('-').nth(1).unwrap().to_string();
+    let mut watcher = (0..64)
+        .map(|_| connect(&server, Format::Json))
+        .find_map(|mut c| (shard_of(&mut c) != home).then_some(c))
+        .expect("a connection on the other shard");
+    assert!(matches!(watcher.call(Request::WatchRoom { room_id: room.clone() }), Confirm::Watching(_)));
+    assert_eq!(watcher.next_tick().baseline, None);
+    assert_eq!(metric(&server.metrics(), "tickforge_handoffs_in_total"), 1);
+}
