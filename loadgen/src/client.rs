@@ -120,6 +120,8 @@ pub(crate) struct Ctx {
     pub(crate) rng: u64,
     /// Scratch for encoding a message before it is framed.
     pub(crate) scratch: Vec<u8>,
+    /// Scratch for the plaintext a TLS read gave.
+    pub(crate) plain: Vec<u8>,
 }
 
 impl Ctx {
@@ -184,8 +186,10 @@ pub(crate) struct Client {
     pub(crate) handshake: Option<Box<crate::handshake::Handshake>>,
     reader: Reader,
     /// Bytes to send: an input frame, a pong, a close, or what a short
-    /// send left over.
+    /// send left over (plaintext: over TLS, [`Client::outgoing`] seals it).
     pub(crate) tx: Vec<u8>,
+    /// `wss://`: the TLS session between the socket and `reader`/`tx`.
+    pub(crate) tls: Option<Box<crate::tls::ClientTls>>,
     /// The last send came back short or would block: no new input until
     /// `tx` drains (its slots wait, and are timed from when they were due).
     pub(crate) tx_blocked: bool,
@@ -244,6 +248,7 @@ impl Client {
             handshake: None,
             reader: Reader::default(),
             tx: Vec::new(),
+            tls: None,
             tx_blocked: false,
             session: None,
             decoder,
@@ -265,6 +270,57 @@ impl Client {
             ticks_in_read: 0,
             read_ns: 0,
             prev_read_ns: 0,
+        }
+    }
+
+    /// What a send takes next: `tx`, or over TLS the ciphertext of `tx`
+    /// (sealed now).
+    pub(crate) fn outgoing(&mut self) -> &[u8] {
+        match self.tls.as_mut() {
+            Some(tls) => {
+                tls.seal(&mut self.tx);
+                &tls.out
+            }
+            None => &self.tx,
+        }
+    }
+
+    /// A send took the first `n` bytes of [`Client::outgoing`]; returns
+    /// whether bytes are left.
+    pub(crate) fn sent(&mut self, n: usize) -> bool {
+        let buf = match self.tls.as_mut() {
+            Some(tls) => &mut tls.out,
+            None => &mut self.tx,
+        };
+        buf.drain(..n.min(buf.len()));
+        !buf.is_empty()
+    }
+
+    /// Socket bytes: through TLS first on `wss://` (a fault or the
+    /// server's `close_notify` ends the connection), then as
+    /// [`Client::on_bytes`].
+    pub(crate) fn on_wire(&mut self, data: &[u8], rx: Rx, now_ns: u64, ctx: &mut Ctx) {
+        let Some(tls) = self.tls.as_mut() else { return self.on_bytes(data, rx, now_ns, ctx) };
+        let mut plain = std::mem::take(&mut ctx.plain);
+        plain.clear();
+        let fed = tls.feed(data, &mut plain);
+        if !plain.is_empty() {
+            self.on_bytes(&plain, rx, now_ns, ctx);
+        }
+        ctx.plain = plain;
+        match fed {
+            Ok(false) => {}
+            Ok(true) => {
+                if self.end.is_none() && self.phase != Phase::Closing {
+                    self.end = Some(End::Closed("close_notify".into()));
+                }
+                self.close_seen = true;
+            }
+            Err(_) => {
+                if self.end.is_none() && self.phase != Phase::Closing {
+                    self.end = Some(End::Closed("tls".into()));
+                }
+            }
         }
     }
 
@@ -538,6 +594,7 @@ mod tests {
             new_errors: 0,
             rng: 7,
             scratch: Vec::new(),
+            plain: Vec::new(),
         }
     }
 

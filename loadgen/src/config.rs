@@ -65,6 +65,12 @@ pub struct LoadConfig {
     pub spin_before_park: Duration,
     /// Show a progress bar (the binary turns it off when stdout is no TTY).
     pub progress: bool,
+    /// For a `wss://` URL: the PEM certificate(s) the server's chain must
+    /// lead to (`--ca FILE`). Default none.
+    pub ca: Option<std::path::PathBuf>,
+    /// For a `wss://` URL: take any certificate (`--insecure`; the binary
+    /// warns on stderr). Default false.
+    pub insecure: bool,
 }
 
 impl Default for LoadConfig {
@@ -89,6 +95,8 @@ impl Default for LoadConfig {
             decode_every: 8,
             spin_before_park: Duration::ZERO,
             progress: false,
+            ca: None,
+            insecure: false,
         }
     }
 }

@@ -68,6 +68,7 @@ mod core;
 mod handshake;
 mod net;
 mod schedule;
+mod tls;
 mod uring;
 mod ws;
 
@@ -142,7 +143,7 @@ pub enum LoadError {
 /// are counted in [`Report::errors`] instead.
 pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     cfg.validate()?;
-    let target = net::Target::parse(&cfg.url)?;
+    let target = net::Target::parse_with(&cfg.url, || tls::client_config(cfg.ca.as_deref(), cfg.insecure))?;
     net::probe(&target, cfg.format, cfg.handshake_timeout.max(cfg.connect_timeout))?;
     raise_nofile();
     let machine = Machine::current();

@@ -26,9 +26,15 @@ use tickforge_protocol::Format;
                   be made (bad flag, unreachable server, refused handshake)."
 )]
 struct Cli {
-    /// Server WebSocket URL.
+    /// Server WebSocket URL: ws://HOST:PORT/PATH, or wss:// (with --ca or --insecure).
     #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
     url: String,
+    /// For wss://: trust the PEM certificate(s) in FILE (e.g. the server's, or its CA).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// For wss://: take any certificate, unverified (testing only; says so on stderr).
+    #[arg(long)]
+    insecure: bool,
     /// Simulated clients (one socket each).
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -190,6 +196,14 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     cfg.handshake_timeout = cli.handshake_timeout;
     cfg.spin_before_park = cli.spin;
     cfg.progress = !cli.quiet && std::io::stdout().is_terminal();
+    cfg.ca = cli.ca.clone();
+    cfg.insecure = cli.insecure && cli.ca.is_none();
+    if cfg.insecure && cli.url.starts_with("wss:") {
+        eprintln!(
+            "tickforge-loadgen: WARNING: --insecure: the server's TLS certificate is NOT verified; \
+             anyone in the path could read and change this traffic. Use --ca FILE outside a test bench."
+        );
+    }
     // A `LoadError`'s message already names its cause ("cannot connect to
     // ADDR: Connection refused (os error 111)"), and some variants expose
     // that cause as `source()` too: wrapped whole, `{:#}` below would print

@@ -87,6 +87,7 @@ impl Core {
         c.handshake = None;
         c.head = Vec::new();
         c.tx = Vec::new();
+        c.tls = None;
         self.active -= 1;
         if registered {
             // The table holds the socket open until its slot is emptied
@@ -118,8 +119,13 @@ impl Core {
         // closed without waiting.
         ws::write_close(1000, "load run over", mask, &mut c.tx);
         let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        let all_sent = matches!(send_direct(fd, &c.tx), Ok(n) if n == c.tx.len());
+        let out = c.outgoing();
+        let len = out.len();
+        let all_sent = matches!(send_direct(fd, out), Ok(n) if n == len);
         c.tx.clear();
+        if let Some(tls) = c.tls.as_mut() {
+            tls.out.clear();
+        }
         if c.close_seen || !all_sent {
             return self.close(local);
         }
@@ -272,12 +278,30 @@ impl Core {
                     return self.close(local);
                 }
                 let hs = Handshake::new(&self.plan.target, self.plan.cfg.format);
-                if !matches!(send_direct(fd, &hs.request), Ok(n) if n == hs.request.len()) {
+                let c = &mut self.clients[local as usize];
+                if let Some((config, name)) = &self.plan.target.tls {
+                    // wss: the ClientHello now; rustls holds the upgrade
+                    // request until the handshake is done.
+                    match crate::tls::ClientTls::new(config, name.clone()) {
+                        Ok(tls) => c.tls = Some(Box::new(tls)),
+                        Err(_) => {
+                            self.ctx.error(|e| e.handshake_failed += 1);
+                            self.fail_room(index)?;
+                            return self.close(local);
+                        }
+                    }
+                }
+                c.tx.clear();
+                c.tx.extend_from_slice(&hs.request);
+                let out = c.outgoing();
+                let len = out.len();
+                let sent = matches!(send_direct(fd, out), Ok(n) if n == len);
+                c.sent(len);
+                if !sent {
                     self.ctx.error(|e| e.handshake_failed += 1);
                     self.fail_room(index)?;
                     return self.close(local);
                 }
-                let c = &mut self.clients[local as usize];
                 c.handshake = Some(Box::new(hs));
                 c.phase = Phase::Handshaking;
                 c.deadline_ns = now + self.plan.cfg.handshake_timeout.as_nanos() as u64;
@@ -297,7 +321,7 @@ impl Core {
                         }
                         Ok((n, stamp)) => {
                             let rx = Rx { wall_ns: stamp.unwrap_or_else(wall_now_ns), stamped: stamp.is_some() };
-                            c.on_bytes(&self.direct[..n], rx, now, &mut self.ctx);
+                            c.on_wire(&self.direct[..n], rx, now, &mut self.ctx);
                             if n < self.direct.len() {
                                 break;
                             }
@@ -348,7 +372,21 @@ impl Core {
             self.fail_room(index)?;
             return self.close(local);
         }
-        c.head.extend_from_slice(&self.direct[..n]);
+        match c.tls.as_mut() {
+            None => c.head.extend_from_slice(&self.direct[..n]),
+            Some(tls) => {
+                // The TLS handshake's messages, then the 101: plaintext to
+                // the head, rustls's answers (and the request it held) out.
+                let fed = tls.feed(&self.direct[..n], &mut c.head);
+                let out = std::mem::take(&mut tls.out);
+                let sent = out.is_empty() || matches!(send_direct(fd, &out), Ok(k) if k == out.len());
+                if fed.is_err() || !sent {
+                    self.ctx.error(|e| e.handshake_failed += 1);
+                    self.fail_room(index)?;
+                    return self.close(local);
+                }
+            }
+        }
         let answer = c.handshake.as_ref().map_or(Answer::Failed("no handshake".into()), |h| h.answer(&c.head));
         match answer {
             Answer::Incomplete => self.arm_poll(local, libc::POLLIN),
@@ -417,9 +455,9 @@ impl Core {
         self.ctx.frame_payload(&payload, &mut c.tx);
         self.ctx.scratch = payload;
         let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        match send_direct(fd, &c.tx) {
+        match send_direct(fd, c.outgoing()) {
             Ok(n) => {
-                c.tx.drain(..n);
+                c.sent(n);
             }
             Err(_) => {
                 self.fail_room(index)?;
