@@ -338,6 +338,11 @@ impl Core {
                 if c.phase != Phase::Playing {
                     continue;
                 }
+                if c.next_drop_ns != 0 && now >= c.next_drop_ns {
+                    // --reconnect-every: this client's socket goes now.
+                    self.reconnect(local, now)?;
+                    continue;
+                }
                 let due = c.slots.due(c.sent_seq + 1);
                 if due > now {
                     c.input_queued = true;

@@ -85,6 +85,12 @@ fn wss_refusals_name_the_problem() {
     let (other_ca, _, _) = pki(&dir.join("other"));
     let server = server(cert, key);
     let url = format!("wss://127.0.0.1:{}/ws", server.local_addr().port());
+    // A reconnect interval too short to mean anything.
+    let mut cfg = config(url.clone());
+    cfg.insecure = true;
+    cfg.reconnect_every = Some(Duration::from_millis(10));
+    let err = tickforge_loadgen::run(cfg).unwrap_err();
+    assert!(err.to_string().contains("--reconnect-every must be at least 100ms"), "{err}");
     // No trust given.
     let err = tickforge_loadgen::run(config(url.clone())).unwrap_err();
     assert!(matches!(&err, LoadError::Config(m) if m.contains("--ca FILE") && m.contains("--insecure")), "{err}");
@@ -103,5 +109,45 @@ fn wss_refusals_name_the_problem() {
     assert!(err.to_string().contains("certificate"), "{err}");
     server.shutdown();
     server.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reconnect_every_drops_and_resumes_with_the_state_exact() {
+    let _one = crate::one_run();
+    let dir = std::env::temp_dir().join(format!("tickforge-loadgen-resume-{}", std::process::id()));
+    let (ca, cert, key) = pki(&dir);
+    let tls_server = server(cert, key);
+    let mut plain = tickforge_server::ServerConfig::default();
+    plain.listen = "127.0.0.1:0".parse().unwrap();
+    plain.shards = 1;
+    plain.pin = false;
+    let plain_server = tickforge_server::start(plain).unwrap();
+    let urls = [
+        format!("ws://127.0.0.1:{}/ws", plain_server.local_addr().port()),
+        format!("wss://127.0.0.1:{}/ws", tls_server.local_addr().port()),
+    ];
+    for url in urls {
+        let mut cfg = config(url.clone());
+        cfg.ca = Some(ca.clone());
+        cfg.duration = Duration::from_secs(4);
+        cfg.reconnect_every = Some(Duration::from_millis(700));
+        let report = tickforge_loadgen::run(cfg).unwrap();
+        eprintln!("{}", report.table());
+        let r = &report.reconnects;
+        assert!(r.drops >= 16, "{url}: {}", report.table());
+        assert!(r.resumes + 16 >= r.drops && r.resumes > 0, "{url}: {}", report.table());
+        assert_eq!((r.refused, r.state_errors_after_resume), (0, 0), "{url}: {}", report.table());
+        assert_eq!(report.errors_total, 0, "{url}: {}", report.table());
+        assert!(r.resume_latency_us.count > 0);
+        assert_eq!(report.clients.joined, 16, "a resume is not a new join");
+        assert!(report.table().contains("reconnects:"));
+    }
+    let m = plain_server.metrics().render();
+    assert!(m.lines().any(|l| l.starts_with("tickforge_resumes_total ") && !l.ends_with(" 0")), "{m}");
+    for s in [tls_server, plain_server] {
+        s.shutdown();
+        s.wait().unwrap();
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
