@@ -40,6 +40,9 @@ pub(crate) struct Requester<'a> {
     pub(crate) session: &'a mut Session,
     /// Its seat, when it is in a room.
     pub(crate) seat: &'a mut Option<Seat>,
+    /// Whether a join may pick a room of another node (a `redirect`):
+    /// false once another node could not give a seat for this request.
+    pub(crate) remote: bool,
 }
 
 /// The answer to a request.
@@ -55,6 +58,8 @@ pub(crate) enum Reply {
         /// The shard hosting the room.
         shard: usize,
     },
+    /// The answer waits on another node of the cluster (a seat there).
+    Later(crate::cluster::serve::Later),
 }
 
 impl From<Result<Confirm, (RejectCode, String)>> for Reply {
@@ -84,7 +89,7 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
         Request::CreateRoom { game, max_players, tick_hz, private, options } if none(&options) => {
             create_room(shard, who, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
+        Request::JoinRoom { room_id, reservation } => join_room(shard, who, &room_id, reservation.as_deref(), may_move),
         Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, who, &game, may_move),
         Request::LeaveRoom => leave_room(shard, who.seat).into(),
         Request::Resume { room_id, resume_token } => resume(shard, who, &room_id, &resume_token, may_move),
@@ -103,7 +108,6 @@ fn not_yet(body: &Request) -> &'static str {
     match body {
         Request::ListRooms { .. } => "list_rooms with a filter",
         Request::CreateRoom { .. } => "create_room with options",
-        Request::JoinRoom { .. } => "join_room with a reservation",
         Request::JoinOrCreate { .. } => "join_or_create with options",
         other => other.name(),
     }
@@ -156,6 +160,7 @@ fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool
 }
 
 fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
+    crate::cluster::serve::check_unreserved_seat(shard, slot)?;
     let (seat, joined) = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref())?;
     *who.seat = Some(seat);
     shard.publish(slot);
@@ -186,12 +191,28 @@ fn create_room(
     join(shard, who, &slot)
 }
 
-fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
+fn join_room(
+    shard: &ShardState,
+    who: Requester<'_>,
+    room_id: &RoomId,
+    reservation: Option<&str>,
+    may_move: bool,
+) -> Reply {
     if let Err((code, reason)) = not_in_a_room(who.seat) {
         return Reply::Rej(code, reason);
     }
     if let Some(slot) = shard.room(room_id) {
+        if let Some(token) = reservation {
+            if let Err((code, reason)) = crate::cluster::serve::redeem(shard, room_id, token) {
+                return Reply::Rej(code, reason);
+            }
+        }
         return join(shard, who, &slot).into();
+    }
+    if reservation.is_none() && who.remote {
+        if let Some(later) = crate::cluster::serve::join_elsewhere(shard, room_id) {
+            return Reply::Later(later);
+        }
     }
     match shard.shared.directory.get(room_id) {
         Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
@@ -215,7 +236,15 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: 
     // directory's (slightly stale) counts; a local one wins a tie.
     let local = shard.fullest_open_room(name);
     let local_players = local.as_ref().map(|s| s.room.borrow().player_count() as u32);
-    if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, shard.id) {
+    let other_shard = shard.shared.directory.fullest_open_elsewhere(name, shard.id);
+    if who.remote {
+        // The fullest room of the cluster, or a new room on a less-loaded node.
+        let best_here = local_players.max(other_shard.as_ref().map(|o| o.2));
+        if let Some(later) = crate::cluster::serve::join_or_create_elsewhere(shard, name, best_here) {
+            return Reply::Later(later);
+        }
+    }
+    if let Some((other, _, remote_players)) = other_shard {
         let better = local_players.is_none_or(|l| remote_players > l);
         if may_move && better && shard.can_hand_off() && !shard.is_full(other) {
             return Reply::HandOff { shard: other };
@@ -230,6 +259,18 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: 
         Ok(slot) => join(shard, who, &slot).into(),
         Err((code, reason)) => Reply::Rej(code, reason),
     }
+}
+
+/// A new public room of `name` with the server's defaults (a room another
+/// node asked for).
+///
+/// # Errors
+/// As [`ShardState::create_room`]; `not_found` for an unknown game.
+pub(crate) fn new_public_room(shard: &ShardState, name: &str) -> Result<Rc<RoomSlot>, (RejectCode, String)> {
+    let game = game(shard, name)?;
+    let limits = &shard.config().limits;
+    let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
+    shard.create_room(game, config)
 }
 
 /// Where a room is, for a request naming it: here, on another shard (the

@@ -51,8 +51,19 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
             None => error(404, &format!("no such path: {}", head.path), &[]),
         },
         Route::Healthz if shard.refusing() => error(503, "draining: shutting down", &[]),
-        Route::Healthz => ok("text/plain; charset=utf-8", b"ok\n"),
-        Route::Metrics => ok("text/plain; version=0.0.4; charset=utf-8", shard.shared.metrics.render().as_bytes()),
+        Route::Healthz => match shard.cluster.as_ref().map(|k| k.cluster.health()) {
+            Some(crate::cluster::Health::Degraded(why)) => {
+                ok("text/plain; charset=utf-8", format!("degraded: {why}\n").as_bytes())
+            }
+            _ => ok("text/plain; charset=utf-8", b"ok\n"),
+        },
+        Route::Metrics => {
+            let mut text = shard.shared.metrics.render();
+            if let Some(k) = &shard.cluster {
+                text.push_str(&k.cluster.stats().render());
+            }
+            ok("text/plain; version=0.0.4; charset=utf-8", text.as_bytes())
+        }
         Route::Rooms => {
             let rooms = shard.list_rooms(None);
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();

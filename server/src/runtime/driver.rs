@@ -366,6 +366,10 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
             if outbox.take_notified() {
                 return Poll::Ready(Wake::Notified);
             }
+            // A request waiting on another node of the cluster.
+            if cell.conn.borrow_mut().poll_later(cx, Instant::now()) {
+                return Poll::Ready(Wake::Notified);
+            }
             outbox.set_waker(cx.waker(), true);
             // Through TLS, the outbox's bytes are encrypted first.
             cell.seal(&mut cell.conn.borrow_mut(), Instant::now());

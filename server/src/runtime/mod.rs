@@ -48,6 +48,7 @@ pub(crate) fn start(
     stop: Arc<AtomicBool>,
     directory: crate::directory::Directory,
     tls: Option<Arc<crate::tls::TlsAcceptor>>,
+    cluster: Option<crate::cluster::serve::ClusterLink>,
 ) -> Result<Running, StartError> {
     let shards = config.shards;
     let (addr, fds) = listen::bind_listeners(config.listen, shards)?;
@@ -57,7 +58,7 @@ pub(crate) fn start(
     } else {
         PoolPlacement::Unbound(shards)
     };
-    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls };
+    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls, cluster };
     let listeners = Arc::new(listen::Listeners(Mutex::new(fds)));
     let mesh = relocate::mesh(shards);
     let threads = LocalExecutorPoolBuilder::new(placement)

@@ -1,0 +1,348 @@
+//! The server's side of the cluster: what a shard does with the
+//! [`Cluster`] handle. It publishes the shard's rooms, keeps the shard's
+//! seat reservations, answers other nodes' requests for the shard's rooms,
+//! lists the rooms of every node, and turns a join of a room elsewhere into
+//! a `redirect`.
+//!
+//! Nothing here waits on Redis: a request to another node is a future the
+//! connection polls with its socket ([`Later`]), and everything else reads
+//! the view or queues a row.
+
+use super::records::{JsonMap, RefuseCode, RoomRecord};
+use super::requests::{RequestError, SeatOwner, SeatResult, ShardInbox};
+use super::reservations::{Reservation, ReservationBook, ReservationError};
+use super::view::RoomRef;
+use super::{Cluster, Refusal};
+use crate::room::{Room, RoomSlot};
+use crate::shard_state::ShardState;
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tickforge_protocol::ids::RoomId;
+use tickforge_protocol::message::{Confirm, RejectCode, RoomInfo};
+use tickforge_protocol::value::ValueMap;
+
+/// Seat reservations one shard keeps at most (live ones, and used or
+/// expired ones remembered for a clear "used"/"expired" answer): a bound
+/// on the book's memory, about 100 bytes a token. Beyond it a request for
+/// a seat here is refused as `overloaded`.
+pub(crate) const MAX_RESERVATIONS_PER_SHARD: usize = 16_384;
+
+/// How often a shard releases the seats of expired reservations and
+/// republishes the rooms whose free seats changed.
+const EXPIRY_SWEEP: Duration = Duration::from_millis(250);
+
+/// The cluster as the runtime hands it to the shards: the handle and each
+/// shard's inbox, taken once by the shard it belongs to.
+#[derive(Clone, Debug)]
+pub(crate) struct ClusterLink {
+    /// The node's membership.
+    pub(crate) cluster: Cluster,
+    inboxes: Arc<Mutex<Vec<Option<ShardInbox>>>>,
+}
+
+impl ClusterLink {
+    /// The link for a node whose shards' inboxes are `inboxes` (by shard id).
+    pub(crate) fn new(cluster: Cluster, inboxes: Vec<ShardInbox>) -> Self {
+        Self { cluster, inboxes: Arc::new(Mutex::new(inboxes.into_iter().map(Some).collect())) }
+    }
+
+    /// Shard `id`'s inbox (once).
+    fn take_inbox(&self, id: usize) -> Option<ShardInbox> {
+        super::node::lock(&self.inboxes).get_mut(id).and_then(Option::take)
+    }
+}
+
+/// One shard's part of the cluster: the handle and the shard's reservations.
+#[derive(Debug)]
+pub(crate) struct ShardCluster {
+    /// The node's membership.
+    pub(crate) cluster: Cluster,
+    link: ClusterLink,
+    book: RefCell<ReservationBook>,
+}
+
+impl ShardCluster {
+    /// Shard `id`'s part of the cluster of `link`.
+    pub(crate) fn new(link: &ClusterLink) -> Self {
+        Self {
+            cluster: link.cluster.clone(),
+            link: link.clone(),
+            book: RefCell::new(ReservationBook::new(MAX_RESERVATIONS_PER_SHARD)),
+        }
+    }
+
+    /// Seats of `room` held by live reservations.
+    pub(crate) fn held(&self, room: &RoomId) -> u32 {
+        self.book.borrow_mut().held(room, Instant::now())
+    }
+
+    /// Uses a reservation for `room`.
+    ///
+    /// # Errors
+    /// Why it is not honoured (the contract answers `not_found` for all).
+    pub(crate) fn redeem(&self, room: &RoomId, token: &str) -> Result<(), ReservationError> {
+        self.book.borrow_mut().redeem(room, token, Instant::now())?;
+        self.cluster.reservation_redeemed(token);
+        Ok(())
+    }
+
+    /// The room's directory row (`reserved`: its seats held by reservations).
+    pub(crate) fn record(room: &Room, reserved: u32) -> RoomRecord {
+        let info = room.info();
+        let mut r = RoomRecord::new(info.room_id, info.game, info.max_players, info.tick_hz);
+        r.players = info.players;
+        r.spectators = info.spectators;
+        r.reserved = reserved;
+        r.private = room.is_private();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&info.metadata) {
+            r.metadata = m;
+        }
+        r
+    }
+}
+
+/// A room row of another node as `room_list` shows it.
+fn info_of(r: &RoomRecord) -> RoomInfo {
+    RoomInfo {
+        room_id: r.room_id.clone(),
+        game: r.game.clone(),
+        players: r.players,
+        max_players: r.max_players,
+        tick_hz: r.tick_hz,
+        spectators: r.spectators,
+        metadata: serde_json::from_value::<ValueMap>(serde_json::Value::Object(r.metadata.clone())).unwrap_or_default(),
+    }
+}
+
+/// The public rooms of every live node: this node's as they are now (`local`),
+/// the others' as last read from Redis, sorted by id.
+pub(crate) fn list_rooms(cluster: &Cluster, game: Option<&str>, mut local: Vec<RoomInfo>) -> Vec<RoomInfo> {
+    let view = cluster.view();
+    let me = cluster.node_id();
+    local.extend(view.list(game, None).into_iter().filter(|r| r.node.node_id != me).map(|r| info_of(r.room)));
+    local.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+    local
+}
+
+/// Where a room of another node is: its node's id, or `None` when the view
+/// knows no such room elsewhere.
+pub(crate) fn remote_owner(cluster: &Cluster, room: &RoomId) -> Option<String> {
+    let view = cluster.view();
+    view.room(room).filter(|r| r.node.node_id != cluster.node_id()).map(|r| r.node.node_id.clone())
+}
+
+/// The fullest public room of `game` on another live node with a free seat
+/// (by the view): `(node, room, seats taken)`.
+pub(crate) fn fullest_remote(cluster: &Cluster, game: &str) -> Option<(String, RoomId, u32)> {
+    let view = cluster.view();
+    let me = cluster.node_id();
+    let empty = JsonMap::new();
+    view.list(Some(game), None)
+        .into_iter()
+        .filter(|r: &RoomRef<'_>| r.node.node_id != me && !r.node.draining)
+        .filter(|r| r.room.free_seats() > 0 && r.room.options == empty)
+        .max_by(|a, b| {
+            let taken = |r: &RoomRef<'_>| r.room.players + r.room.reserved;
+            taken(a).cmp(&taken(b)).then_with(|| b.room.room_id.cmp(&a.room.room_id))
+        })
+        .map(|r| (r.node.node_id.clone(), r.room.room_id.clone(), r.room.players + r.room.reserved))
+}
+
+/// The least-loaded live node other than this one, when it is less loaded
+/// than this one (where a new room should go).
+pub(crate) fn least_loaded_elsewhere(cluster: &Cluster) -> Option<String> {
+    let view = cluster.view();
+    view.least_loaded().filter(|n| n.node_id != cluster.node_id()).map(|n| n.node_id.clone())
+}
+
+/// What a request waiting on another node ends in.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// The answer to send.
+    Answer(Result<Confirm, (RejectCode, String)>),
+    /// The other node could not give a seat: answer the request here,
+    /// without asking other nodes.
+    Local,
+}
+
+/// A request's answer that waits on another node (polled by its
+/// connection; resolves within the cluster's request timeout).
+pub(crate) struct Later(pub(crate) Pin<Box<dyn Future<Output = Settled>>>);
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Later")
+    }
+}
+
+/// The client reject for a failed node request.
+fn reject_of(e: &RequestError) -> (RejectCode, String) {
+    let code = match e.code() {
+        RefuseCode::NotFound => RejectCode::NotFound,
+        RefuseCode::RoomFull => RejectCode::RoomFull,
+        RefuseCode::Refused => RejectCode::Refused,
+        RefuseCode::BadRequest => RejectCode::BadRequest,
+        RefuseCode::Internal => RejectCode::Internal,
+        _ => RejectCode::Overloaded,
+    };
+    (code, e.to_string())
+}
+
+/// A redirect once `seat` resolves; with `fallback`, a failure answers the
+/// request here instead of rejecting it.
+pub(crate) fn redirect(seat: super::ReplyFuture<SeatResult>, fallback: bool) -> Later {
+    Later(Box::pin(async move {
+        match seat.await {
+            Ok(s) => {
+                Settled::Answer(Ok(Confirm::Redirect { url: s.url, room_id: s.room_id, reservation: s.reservation }))
+            }
+            Err(_) if fallback => Settled::Local,
+            Err(e) => Settled::Answer(Err(reject_of(&e))),
+        }
+    }))
+}
+
+/// A shard answering other nodes' requests for its rooms.
+struct ShardOwner(Rc<ShardState>);
+
+impl SeatOwner for ShardOwner {
+    fn reserve(&self, room_id: &RoomId, ttl: Duration) -> Result<Reservation, Refusal> {
+        let state = &self.0;
+        let Some(k) = state.cluster.as_ref() else {
+            return Err(Refusal::new(RefuseCode::Internal, "this shard is not in a cluster"));
+        };
+        let Some(slot) = state.room(room_id) else {
+            return Err(Refusal::new(RefuseCode::NotFound, format!("no room {room_id} on {}", k.cluster.node_id())));
+        };
+        let (open, players, max) = {
+            let room = slot.room.borrow();
+            (room.closed().is_none(), room.player_count() as u32, room.config().max_players)
+        };
+        if !open {
+            return Err(Refusal::new(RefuseCode::NotFound, format!("room {room_id} is closed")));
+        }
+        let now = Instant::now();
+        let held = k.book.borrow_mut().held(room_id, now);
+        if players + held >= max {
+            return Err(Refusal::new(
+                RefuseCode::RoomFull,
+                format!("room {room_id} has {players} of {max} players and {held} reserved seats"),
+            ));
+        }
+        let r = k.book.borrow_mut().reserve(room_id, now, ttl)?;
+        state.publish(&slot);
+        Ok(r)
+    }
+
+    fn create(&self, game: &str, options: &JsonMap) -> Result<RoomId, Refusal> {
+        let state = &self.0;
+        if !options.is_empty() {
+            return Err(Refusal::new(RefuseCode::BadRequest, "rooms with options are not supported by this server"));
+        }
+        let refuse = |(code, reason): (RejectCode, String)| {
+            let code = match code {
+                RejectCode::NotFound => RefuseCode::NotFound,
+                RejectCode::BadRequest => RefuseCode::BadRequest,
+                _ => RefuseCode::Overloaded,
+            };
+            Refusal::new(code, reason)
+        };
+        let slot: Rc<RoomSlot> = crate::requests::new_public_room(state, game).map_err(refuse)?;
+        let id = slot.room.borrow().id().clone();
+        Ok(id)
+    }
+}
+
+/// Starts shard `state`'s cluster tasks (when the node is in a cluster):
+/// answering other nodes' requests, and releasing expired reservations.
+pub(crate) fn spawn_tasks(state: &Rc<ShardState>) {
+    let Some(k) = state.cluster.as_ref() else { return };
+    if let Some(inbox) = k.link.take_inbox(state.id) {
+        glommio::spawn_local(super::serve_requests(inbox, ShardOwner(state.clone()))).detach();
+    }
+    let weak = Rc::downgrade(state);
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(EXPIRY_SWEEP).await;
+            let Some(state) = weak.upgrade() else { return };
+            let Some(k) = state.cluster.as_ref() else { return };
+            let changed = k.book.borrow_mut().expire(Instant::now());
+            for room in changed {
+                if let Some(slot) = state.room(&room) {
+                    state.publish(&slot);
+                }
+            }
+        }
+    })
+    .detach();
+}
+
+/// How a reservation refusal reads to the client (`rej not_found`).
+pub(crate) fn reservation_reject(room: &RoomId, e: &ReservationError) -> (RejectCode, String) {
+    (RejectCode::NotFound, format!("cannot join room {room}: {e}"))
+}
+
+/// The reservation-held seats of `room` on a shard without a cluster: none.
+pub(crate) fn held_in(state: &ShardState, room: &RoomId) -> u32 {
+    state.cluster.as_ref().map_or(0, |k| k.held(room))
+}
+
+/// Uses reservation `token` for `room` of this shard.
+///
+/// # Errors
+/// `not_found` (the contract's answer to an unknown, used, expired or
+/// forged reservation), with a reason that says which.
+pub(crate) fn redeem(state: &ShardState, room: &RoomId, token: &str) -> Result<(), (RejectCode, String)> {
+    match state.cluster.as_ref() {
+        Some(k) => k.redeem(room, token).map_err(|e| reservation_reject(room, &e)),
+        None => Err(reservation_reject(room, &ReservationError::Unknown)),
+    }
+}
+
+/// Refuses a join of `slot` when its free seats are all held by
+/// reservations.
+///
+/// # Errors
+/// `room_full`, saying how many seats are reserved.
+pub(crate) fn check_unreserved_seat(state: &ShardState, slot: &RoomSlot) -> Result<(), (RejectCode, String)> {
+    let room = slot.room.borrow();
+    if room.closed().is_some() || state.has_unreserved_seat(&room) {
+        // A closed room answers its own `not_found` in the join.
+        return Ok(());
+    }
+    let (players, max) = (room.player_count(), room.config().max_players);
+    let held = held_in(state, room.id());
+    Err((RejectCode::RoomFull, format!("room {} has {players} of {max} players and {held} reserved seats", room.id())))
+}
+
+/// A `join_room` of a room that another node holds: a seat reserved there,
+/// answered as a redirect (`None`: no other node lists it).
+pub(crate) fn join_elsewhere(state: &ShardState, room: &RoomId) -> Option<Later> {
+    let k = state.cluster.as_ref()?;
+    let node = remote_owner(&k.cluster, room)?;
+    Some(redirect(k.cluster.reserve_on(&node, room), false))
+}
+
+/// A `join_or_create` that another node answers better: the fullest open
+/// room of the cluster when it is fuller than `best_here` (the seats taken
+/// in this node's fullest open room), else, with no open room here, a new
+/// room on a less-loaded node. `None`: answer it here. When the other node
+/// gives no seat, the request is answered here after all.
+pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here: Option<u32>) -> Option<Later> {
+    let k = state.cluster.as_ref()?;
+    if let Some((node, room, taken)) = fullest_remote(&k.cluster, game) {
+        if best_here.is_none_or(|here| taken > here) {
+            return Some(redirect(k.cluster.reserve_on(&node, &room), true));
+        }
+        return None;
+    }
+    if best_here.is_some() {
+        return None;
+    }
+    let node = least_loaded_elsewhere(&k.cluster)?;
+    Some(redirect(k.cluster.create_on(&node, game, &JsonMap::new()), true))
+}
