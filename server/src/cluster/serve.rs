@@ -346,3 +346,88 @@ pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here
     let node = least_loaded_elsewhere(&k.cluster)?;
     Some(redirect(k.cluster.create_on(&node, game, &JsonMap::new()), true))
 }
+
+/// A `POST /matchmake` body: a game, or a room.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchmakeBody {
+    game: Option<String>,
+    room_id: Option<RoomId>,
+}
+
+/// The HTTP status for a node request that gave no seat.
+fn status_of(e: &RequestError) -> u16 {
+    match e.code() {
+        RefuseCode::NotFound => 404,
+        RefuseCode::BadRequest => 400,
+        _ => 503,
+    }
+}
+
+/// Answers `POST /matchmake` (`body`: its JSON) with a seat of the cluster,
+/// as `(status, whole HTTP answer)`: `{"game":...}` gets a seat in the
+/// fullest open room of that game (else in a new room on the least-loaded
+/// node), `{"room_id":...}` a seat in that room. 200 with
+/// `{"url","room_id","reservation"}`; 400 a bad body, 404 an unknown game
+/// or room, 503 no capacity (or no cluster). Waits at most the cluster's
+/// request timeout per node asked (two at most), never on Redis itself.
+pub(crate) async fn matchmake(state: &ShardState, body: &[u8]) -> (u16, Vec<u8>) {
+    let fail = |status: u16, why: &str| (status, crate::http::error(status, why, &[]));
+    let Some(k) = state.cluster.as_ref() else {
+        return fail(503, "POST /matchmake picks a seat in a cluster: this server runs without --cluster");
+    };
+    let cluster = &k.cluster;
+    let shape = r#"expected {"game":"NAME"} or {"room_id":"ID"}"#;
+    let asked: MatchmakeBody = match serde_json::from_slice(body) {
+        Ok(b) => b,
+        Err(e) => return fail(400, &format!("bad body: {e}; {shape}")),
+    };
+    let seat = match (asked.game, asked.room_id) {
+        (Some(_), Some(_)) | (None, None) => return fail(400, &format!("bad body: {shape}")),
+        (None, Some(room)) => {
+            let node = if state.shared.directory.get(&room).is_some() {
+                cluster.node_id().to_owned()
+            } else {
+                match remote_owner(cluster, &room) {
+                    Some(node) => node,
+                    None => return fail(404, &format!("no room {room} in the cluster")),
+                }
+            };
+            cluster.reserve_on(&node, &room).await
+        }
+        (Some(game), None) => {
+            if state.config().games.get(&game).is_none() {
+                let names: Vec<_> = state.config().games.names().collect();
+                return fail(404, &format!("no game {game:?}; this cluster hosts {}", names.join(", ")));
+            }
+            let fullest = {
+                let view = cluster.view();
+                view.fullest_open(&game, None).map(|r| (r.node.node_id.clone(), r.room.room_id.clone()))
+            };
+            let reserved = match fullest {
+                Some((node, room)) => cluster.reserve_on(&node, &room).await.ok(),
+                None => None,
+            };
+            match reserved {
+                Some(seat) => Ok(seat),
+                None => {
+                    let least = cluster.view().least_loaded().map(|n| n.node_id.clone());
+                    let Some(node) = least else {
+                        return fail(
+                            503,
+                            &format!("no capacity: every node of the cluster is full or draining ({game})"),
+                        );
+                    };
+                    cluster.create_on(&node, &game, &JsonMap::new()).await
+                }
+            }
+        }
+    };
+    match seat {
+        Ok(seat) => {
+            let json = serde_json::to_vec(&seat).unwrap_or_default();
+            (200, crate::http::response(200, "application/json", &[], &json))
+        }
+        Err(e) => fail(status_of(&e), &e.to_string()),
+    }
+}

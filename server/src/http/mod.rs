@@ -11,6 +11,10 @@ use std::borrow::Cow;
 /// The largest request head accepted, bytes; a longer one is answered 400.
 pub const MAX_HEAD: usize = 8 * 1024;
 
+/// The largest `POST /matchmake` body accepted, bytes; a longer one is
+/// answered 400.
+pub const MAX_BODY: usize = 4 * 1024;
+
 /// Headers accepted in a request head; more is answered 400.
 pub const MAX_HEADERS: usize = 48;
 
@@ -152,6 +156,8 @@ pub enum Route {
     Metrics,
     /// `/rooms`.
     Rooms,
+    /// `/matchmake` (POST): a seat in the cluster.
+    Matchmake,
     /// `/ws`: the game WebSocket.
     Ws,
     /// `/echo` (only with `--echo`): the echo WebSocket.
@@ -165,6 +171,7 @@ pub fn route(path: &str, echo: bool) -> Option<Route> {
         "/healthz" => Some(Route::Healthz),
         "/metrics" => Some(Route::Metrics),
         "/rooms" => Some(Route::Rooms),
+        "/matchmake" => Some(Route::Matchmake),
         "/ws" => Some(Route::Ws),
         "/echo" if echo => Some(Route::Echo),
         _ => web::asset(path).map(|_| Route::Page),

@@ -22,6 +22,31 @@ pub(crate) enum Answer {
         /// The session the connection starts with.
         session: Session,
     },
+    /// `POST /matchmake`: read a body of `len` bytes, then answer it with
+    /// [`crate::cluster::serve::matchmake`].
+    Matchmake {
+        /// The body's length (`Content-Length`, at most [`super::MAX_BODY`]).
+        len: usize,
+    },
+}
+
+/// The length of a request's body, from `Content-Length`.
+///
+/// # Errors
+/// Why the body is refused (answered 400): chunked, no length, a bad one,
+/// over [`super::MAX_BODY`].
+fn body_length(head: &RequestHead) -> Result<usize, String> {
+    if head.header("Transfer-Encoding").is_some() {
+        return Err("a chunked body is not accepted: send Content-Length".into());
+    }
+    let Some(value) = head.header("Content-Length") else {
+        return Err("POST /matchmake needs a JSON body with Content-Length".into());
+    };
+    let len: usize = value.parse().map_err(|_| format!("bad Content-Length: {value:?}"))?;
+    if len > super::MAX_BODY {
+        return Err(format!("body of {len} bytes is over the {} byte limit", super::MAX_BODY));
+    }
+    Ok(len)
 }
 
 impl Answer {
@@ -38,6 +63,19 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
     let Some(route) = route(&head.path, config.echo) else {
         return Answer::plain(error(404, &format!("no such path: {}", head.path), &[]));
     };
+    if route == Route::Matchmake {
+        if head.method != "POST" {
+            let why = format!("{} is not allowed on /matchmake: use POST", head.method);
+            return Answer::plain(error(405, &why, &[("Allow", "POST")]));
+        }
+        if shard.refusing() {
+            return Answer::plain(error(503, "draining: shutting down", &[]));
+        }
+        return match body_length(head) {
+            Ok(len) => Answer::Matchmake { len },
+            Err(why) => Answer::plain(error(400, &why, &[])),
+        };
+    }
     let is_ws = matches!(route, Route::Ws | Route::Echo);
     let head_only = !is_ws && head.method == "HEAD";
     if !is_ws && head.method != "GET" && !head_only {
@@ -69,6 +107,7 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
             ok("application/json", &body)
         }
+        Route::Matchmake => error(405, "use POST", &[("Allow", "POST")]),
         Route::Ws | Route::Echo => {
             if shard.refusing() {
                 error(503, "server shutting down", &[])

@@ -352,3 +352,104 @@ fn a_reservation_at_a_server_without_a_cluster_is_not_found() {
     }
     joined(join_with(&mut d, &room, None).expect("the seat is free"));
 }
+
+/// `POST /matchmake` with `body` (and its Content-Length).
+fn matchmake(node: &Node, body: &str) -> crate::util::HttpAnswer {
+    let request = format!(
+        "POST /matchmake HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    crate::util::http_raw(node.addr, request.as_bytes())
+}
+
+/// A 200 answer's (url, room, reservation).
+fn seat(answer: &crate::util::HttpAnswer) -> (String, RoomId, String) {
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.header("Content-Type").as_deref(), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+    let text = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned();
+    (text("url"), RoomId(text("room_id")), text("reservation"))
+}
+
+#[test]
+fn post_matchmake_answers_a_seat_of_the_cluster_and_refuses_bad_bodies() {
+    let Some(redis) = Redis::start("post_matchmake_answers_a_seat_of_the_cluster") else { return };
+    let a = Node::start(&redis, "a");
+    let b = Node::start(&redis, "b");
+    let mut owner = a.client();
+    let room = create(&mut owner, 4).room_id;
+    wait_for("A's room at B", WAIT, || b.lists(&room));
+
+    // By game, at B: the open room on A; by room, at B: that room.
+    for body in [r#"{"game":"arena"}"#.to_owned(), format!(r#"{{"room_id":"{room}"}}"#)] {
+        let (url, to_room, reservation) = seat(&matchmake(&b, &body));
+        assert_eq!((url, &to_room), (a.url(), &room), "{body}");
+        let mut p = a.client();
+        joined(join_with(&mut p, &room, Some(&reservation)).expect("the reservation is honoured"));
+    }
+    // At A, for its own room: a seat on A.
+    let (url, _, reservation) = seat(&matchmake(&a, &format!(r#"{{"room_id":"{room}"}}"#)));
+    assert_eq!(url, a.url());
+    let mut p = a.client();
+    joined(join_with(&mut p, &room, Some(&reservation)).unwrap());
+
+    // Bad bodies: 400 with a text body saying why.
+    let bad = [
+        ("not JSON", "arena"),
+        ("empty object", "{}"),
+        ("both", &format!(r#"{{"game":"arena","room_id":"{room}"}}"#)),
+        ("unknown field", r#"{"game":"arena","mode":"x"}"#),
+        ("wrong type", r#"{"game":7}"#),
+    ];
+    for (what, body) in bad {
+        let answer = matchmake(&b, body);
+        assert_eq!(answer.status, 400, "{what}: {answer:?}");
+        assert!(answer.body.starts_with("bad body"), "{what}: {}", answer.body);
+    }
+    let raw = |request: &str| crate::util::http_raw(b.addr, request.as_bytes());
+    let no_length = raw("POST /matchmake HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(no_length.status, 400);
+    assert!(no_length.body.contains("Content-Length"), "{}", no_length.body);
+    let big = raw("POST /matchmake HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    assert_eq!(big.status, 400);
+    assert!(big.body.contains("limit"), "{}", big.body);
+    let chunked = raw("POST /matchmake HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert_eq!(chunked.status, 400);
+    let get = http(b.addr, "GET", "/matchmake", "");
+    assert_eq!(get.status, 405);
+    assert_eq!(get.header("Allow").as_deref(), Some("POST"));
+    // Unknown game or room: 404.
+    for body in [r#"{"game":"chess"}"#, r#"{"room_id":"r-nowhere-0-1"}"#] {
+        let answer = matchmake(&b, body);
+        assert_eq!(answer.status, 404, "{body}: {answer:?}");
+        assert!(!answer.body.trim().is_empty());
+    }
+}
+
+#[test]
+fn post_matchmake_without_capacity_or_cluster_is_503() {
+    let Some(redis) = Redis::start("post_matchmake_without_capacity_or_cluster_is_503") else { return };
+    // One node of two connections, taken by two players in a full room.
+    let a = Node::with(&redis, "a", &["--max-connections", "2"]);
+    // The start-up probes' connections end first.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut owner = a.client();
+    let room = create(&mut owner, 2).room_id;
+    let mut second = a.client();
+    joined(join_with(&mut second, &room, None).unwrap());
+    wait_for("the room listed", WAIT, || a.rooms().contains(&(room.0.clone(), 2)));
+    std::thread::sleep(Duration::from_millis(1500));
+    let answer = matchmake(&a, r#"{"game":"arena"}"#);
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(answer.body.contains("capacity"), "{}", answer.body);
+    let answer = matchmake(&a, &format!(r#"{{"room_id":"{room}"}}"#));
+    assert_eq!(answer.status, 503, "a full room: {answer:?}");
+
+    let server = crate::util::TestServer::start();
+    let answer = crate::util::http_raw(
+        server.addr,
+        b"POST /matchmake HTTP/1.1\r\nHost: t\r\nContent-Length: 16\r\n\r\n{\"game\":\"arena\"}",
+    );
+    assert_eq!(answer.status, 503);
+    assert!(answer.body.contains("--cluster"), "{}", answer.body);
+}
