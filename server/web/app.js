@@ -27,7 +27,9 @@ const LOG_MAX = 60;
 const ACK_CATCH_UP_TICKS = 10;
 
 const params = new URLSearchParams(location.search);
-const wsUrl = params.get("ws") || wsUrlFor(location);
+/** The server we talk to: this page's, or `?ws=`; a cluster's `redirect`
+ * changes it to the server that holds our seat. */
+let wsUrl = params.get("ws") || wsUrlFor(location);
 const game = params.get("game") || "arena";
 const token = params.get("token");
 
@@ -78,6 +80,8 @@ let resumeTries = 0;
 let resumeTimer = null;
 /** Seats taken back with `resume` since the page loaded. */
 let resumes = 0;
+/** Joins a cluster sent to another server since the page loaded. */
+let redirects = 0;
 /** The room's ticks. */
 let room = new RoomState();
 /** The join to send once the current room is left: a request body, or null. */
@@ -455,6 +459,9 @@ function onConfirm(msg) {
     case "joined":
       onJoined(body, req && req.type === "resume");
       break;
+    case "redirect":
+      onRedirect(body);
+      break;
     case "watching":
       onWatching(body);
       break;
@@ -477,6 +484,17 @@ function onConfirm(msg) {
       break;
   }
   updateFigures();
+}
+
+/** A cluster's answer to a join: the seat is held for us (10 s) on another
+ * server. Connect there and join with the reservation. */
+function onRedirect(r) {
+  log(`room ${r.room_id} is on ${r.url}: following the redirect`);
+  wsUrl = r.url;
+  ui.endpoint.textContent = wsUrl;
+  wanted = { type: "join_room", room_id: r.room_id, reservation: r.reservation };
+  redirects += 1;
+  connect();
 }
 
 function onJoined(j, resumed) {
@@ -773,6 +791,10 @@ window.__tickforge = {
   get joined() {
     return joined;
   },
+  /** Joins redirected to another server of the cluster. */
+  get redirects() {
+    return redirects;
+  },
   get watching() {
     return watching;
   },
@@ -822,7 +844,6 @@ window.__tickforge = {
   connect,
   disconnect,
   joinRoom,
-  wsUrl,
 };
 
 ui.endpoint.textContent = wsUrl;

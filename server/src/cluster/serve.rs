@@ -16,6 +16,7 @@ use super::{Cluster, Refusal};
 use crate::room::{Room, RoomSlot};
 use crate::shard_state::ShardState;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -63,6 +64,9 @@ pub(crate) struct ShardCluster {
     pub(crate) cluster: Cluster,
     link: ClusterLink,
     book: RefCell<ReservationBook>,
+    /// Players this shard sent to each other node since the view was read
+    /// (when): their load as this shard reckons it until the next read.
+    sent: RefCell<(Option<Instant>, HashMap<String, u32>)>,
 }
 
 impl ShardCluster {
@@ -72,7 +76,52 @@ impl ShardCluster {
             cluster: link.cluster.clone(),
             link: link.clone(),
             book: RefCell::new(ReservationBook::new(MAX_RESERVATIONS_PER_SHARD)),
+            sent: RefCell::new((None, HashMap::new())),
         }
+    }
+
+    /// Players sent to `node` since the view of `read_at` was read.
+    fn sent_to(&self, node: &str, read_at: Option<Instant>) -> u32 {
+        let mut sent = self.sent.borrow_mut();
+        if sent.0 != read_at {
+            *sent = (read_at, HashMap::new());
+        }
+        sent.1.get(node).copied().unwrap_or(0)
+    }
+
+    /// Counts a player sent to `node`.
+    fn sending_to(&self, node: &str) {
+        *self.sent.borrow_mut().1.entry(node.to_owned()).or_default() += 1;
+    }
+
+    /// The least-loaded live node by share of capacity, this one included
+    /// (it wins a tie): this node's load as it is now, the others' as last
+    /// read plus the players this shard sent them since. `None`: every node
+    /// is full or draining.
+    pub(crate) fn least_loaded(&self) -> Option<String> {
+        let view = self.cluster.view();
+        let me = self.cluster.node_id();
+        let read_at = view.read_at();
+        let candidates: Vec<(u64, u64, bool, String)> = view
+            .nodes()
+            .filter(|n| !n.draining)
+            .map(|n| {
+                let players = if n.node_id == me {
+                    self.cluster.local_players()
+                } else {
+                    n.players.saturating_add(self.sent_to(&n.node_id, read_at))
+                };
+                (u64::from(players), u64::from(n.capacity), n.node_id == me, n.node_id.clone())
+            })
+            .filter(|(players, capacity, _, _)| players < capacity)
+            .collect();
+        candidates
+            .into_iter()
+            .min_by(|a, b| {
+                // a.players / a.capacity against b's, without division.
+                (a.0 * b.1).cmp(&(b.0 * a.1)).then_with(|| b.2.cmp(&a.2)).then_with(|| a.3.cmp(&b.3))
+            })
+            .map(|(_, _, _, id)| id)
     }
 
     /// Seats of `room` held by live reservations.
@@ -136,27 +185,25 @@ pub(crate) fn remote_owner(cluster: &Cluster, room: &RoomId) -> Option<String> {
 }
 
 /// The fullest public room of `game` on another live node with a free seat
-/// (by the view): `(node, room, seats taken)`.
-pub(crate) fn fullest_remote(cluster: &Cluster, game: &str) -> Option<(String, RoomId, u32)> {
-    let view = cluster.view();
-    let me = cluster.node_id();
+/// (by the view, counting the players this shard sent there since it was
+/// read): `(node, room, seats taken)`.
+fn fullest_remote(k: &ShardCluster, game: &str) -> Option<(String, RoomId, u32)> {
+    let view = k.cluster.view();
+    let me = k.cluster.node_id();
+    let read_at = view.read_at();
     let empty = JsonMap::new();
     view.list(Some(game), None)
         .into_iter()
-        .filter(|r: &RoomRef<'_>| r.node.node_id != me && !r.node.draining)
-        .filter(|r| r.room.free_seats() > 0 && r.room.options == empty)
-        .max_by(|a, b| {
-            let taken = |r: &RoomRef<'_>| r.room.players + r.room.reserved;
-            taken(a).cmp(&taken(b)).then_with(|| b.room.room_id.cmp(&a.room.room_id))
-        })
-        .map(|r| (r.node.node_id.clone(), r.room.room_id.clone(), r.room.players + r.room.reserved))
+        .filter(|r: &RoomRef<'_>| r.node.node_id != me && !r.node.draining && r.room.options == empty)
+        .map(|r| (r, r.room.players + r.room.reserved + k.sent_to(&room_key(&r.room.room_id), read_at)))
+        .filter(|(r, taken)| *taken < r.room.max_players)
+        .max_by(|(a, ta), (b, tb)| ta.cmp(tb).then_with(|| b.room.room_id.cmp(&a.room.room_id)))
+        .map(|(r, taken)| (r.node.node_id.clone(), r.room.room_id.clone(), taken))
 }
 
-/// The least-loaded live node other than this one, when it is less loaded
-/// than this one (where a new room should go).
-pub(crate) fn least_loaded_elsewhere(cluster: &Cluster) -> Option<String> {
-    let view = cluster.view();
-    view.least_loaded().filter(|n| n.node_id != cluster.node_id()).map(|n| n.node_id.clone())
+/// The key of a room in [`ShardCluster`]'s sent counts (nodes are keyed by id).
+fn room_key(room: &RoomId) -> String {
+    format!("room {room}")
 }
 
 /// What a request waiting on another node ends in.
@@ -242,6 +289,12 @@ impl SeatOwner for ShardOwner {
         let state = &self.0;
         if !options.is_empty() {
             return Err(Refusal::new(RefuseCode::BadRequest, "rooms with options are not supported by this server"));
+        }
+        // Asked for a seat in a new room because the asker saw no open
+        // room here: one may have opened since (the asker's view is up to
+        // a refresh old), so the fullest open room here is filled first.
+        if let Some(slot) = state.fullest_open_room(game) {
+            return Ok(slot.room.borrow().id().clone());
         }
         let refuse = |(code, reason): (RejectCode, String)| {
             let code = match code {
@@ -334,8 +387,10 @@ pub(crate) fn join_elsewhere(state: &ShardState, room: &RoomId) -> Option<Later>
 /// gives no seat, the request is answered here after all.
 pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here: Option<u32>) -> Option<Later> {
     let k = state.cluster.as_ref()?;
-    if let Some((node, room, taken)) = fullest_remote(&k.cluster, game) {
+    if let Some((node, room, taken)) = fullest_remote(k, game) {
         if best_here.is_none_or(|here| taken > here) {
+            k.sending_to(&node);
+            k.sending_to(&room_key(&room));
             return Some(redirect(k.cluster.reserve_on(&node, &room), true));
         }
         return None;
@@ -343,7 +398,10 @@ pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here
     if best_here.is_some() {
         return None;
     }
-    let node = least_loaded_elsewhere(&k.cluster)?;
+    let node = k.least_loaded().filter(|n| n != k.cluster.node_id())?;
+    k.sending_to(&node);
+    // The node seats the player in its own fullest open room of the game
+    // (one this shard does not see yet), else in a new one.
     Some(redirect(k.cluster.create_on(&node, game, &JsonMap::new()), true))
 }
 
@@ -411,13 +469,13 @@ pub(crate) async fn matchmake(state: &ShardState, body: &[u8]) -> (u16, Vec<u8>)
             match reserved {
                 Some(seat) => Ok(seat),
                 None => {
-                    let least = cluster.view().least_loaded().map(|n| n.node_id.clone());
-                    let Some(node) = least else {
+                    let Some(node) = k.least_loaded() else {
                         return fail(
                             503,
                             &format!("no capacity: every node of the cluster is full or draining ({game})"),
                         );
                     };
+                    k.sending_to(&node);
                     cluster.create_on(&node, &game, &JsonMap::new()).await
                 }
             }
