@@ -5,9 +5,9 @@
 //   A float token whose value is whole comes back as a `Float` (a number
 //   with its type), an integer token past 2^53 as a bigint, an integer
 //   token past the 64-bit range as a `Float` (serde_json reads it as f64).
-// - `formatFloat` writes a double the way serde_json (ryu) does: the
-//   shortest digits that read back exactly, always with a fraction or an
-//   exponent (`11.0`, `0.001`, `1e-7`, `1.5e300`, `1e16`).
+// - `formatFloat` writes a double the way serde_json does: the shortest
+//   digits that read back exactly, always with a fraction or an exponent
+//   (`11.0`, `0.001`, `1e-6`, `1e+16`, `1.5e+300`).
 // - `writeString` escapes as serde_json does (JSON.stringify's rules).
 
 import { DecodeError } from "./errors.js";
@@ -254,32 +254,30 @@ export function parseJson(text) {
 }
 
 /**
- * A double as serde_json writes it (ryu's shortest form, always with a
- * fraction or an exponent). The value must be finite.
+ * A double as serde_json writes it (its `zmij` formatter): the shortest
+ * digits that read back exactly; plain notation when the leading digit's
+ * decimal exponent is in -5..=15 (`11.0`, `0.00001`, `1000000000000000.0`),
+ * else `d.ddde±x` (`1e-6`, `1e+16`, `1.5e+300`). Always a fraction or an
+ * exponent. The value must be finite.
  * @param {number} v
  */
 export function formatFloat(v) {
   if (v === 0) return Object.is(v, -0) ? "-0.0" : "0.0";
   const sign = v < 0 ? "-" : "";
   // toExponential() with no argument gives the shortest digits that read
-  // back exactly, as ryu does: "d.ddde±x".
-  const e = Math.abs(v).toExponential();
-  const at = e.indexOf("e");
-  const digits = e.slice(0, at).replace(".", "");
+  // back exactly: "d.ddde±x".
+  const s = Math.abs(v).toExponential();
+  const at = s.indexOf("e");
+  const digits = s.slice(0, at).replace(".", "");
   const length = digits.length;
-  const kk = Number(e.slice(at + 1)) + 1; // 10^(kk-1) <= |v| < 10^kk
-  const k = kk - length;
+  const e = Number(s.slice(at + 1)); // |v| = d.ddd × 10^e
   let out;
-  if (k >= 0 && kk <= 16) {
-    out = `${digits}${"0".repeat(k)}.0`;
-  } else if (kk > 0 && kk <= 16) {
-    out = `${digits.slice(0, kk)}.${digits.slice(kk)}`;
-  } else if (kk > -5 && kk <= 0) {
-    out = `0.${"0".repeat(-kk)}${digits}`;
-  } else if (length === 1) {
-    out = `${digits}e${kk - 1}`;
+  if (e >= -5 && e <= 15) {
+    if (length - 1 <= e) out = `${digits}${"0".repeat(e - (length - 1))}.0`;
+    else if (e >= 0) out = `${digits.slice(0, e + 1)}.${digits.slice(e + 1)}`;
+    else out = `0.${"0".repeat(-e - 1)}${digits}`;
   } else {
-    out = `${digits[0]}.${digits.slice(1)}e${kk - 1}`;
+    out = `${digits[0]}${length > 1 ? `.${digits.slice(1)}` : ""}e${e >= 0 ? "+" : "-"}${Math.abs(e)}`;
   }
   return sign + out;
 }

@@ -388,7 +388,7 @@ function readFieldJson(type, v, name) {
 function readFieldsJson(fields, obj, out, where) {
   for (const fd of fields) {
     const v = obj[fd.name];
-    if (v === undefined || v === null) {
+    if (v === undefined || (v === null && fd.type !== "value")) {
       if (fd.mode === "opt") continue;
       if (fd.mode === "always") {
         out[fd.name] = typeof fd.fallback === "object" ? {} : fd.fallback;

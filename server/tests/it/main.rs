@@ -16,6 +16,8 @@ mod config_file;
 mod games;
 /// HTTP routes and statuses; handshake refusals.
 mod http;
+/// The JavaScript client's cross-language corpus (clients/js reads it).
+mod js_corpus;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
