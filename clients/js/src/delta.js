@@ -16,42 +16,51 @@ import { dequantize, quantize, stepPerTick } from "./schema.js";
 /** Most entities a decoded state may hold. */
 export const MAX_ENTITIES = 65536;
 
-const EMPTY_IDS = new Uint32Array(0);
-const EMPTY_KINDS = new Uint8Array(0);
-const EMPTY_VALUES = new Int32Array(0);
+const EMPTY = new Int32Array(0);
 
-/** A room's state at one tick: entities sorted by id, values quantized. */
+/**
+ * A room's state at one tick: entities sorted by id, values quantized.
+ *
+ * One Int32Array holds every entity, `stride` = 2 + the schema's field
+ * count numbers each: id (as i32 bits), kind index, then the field values
+ * in schema order.
+ */
 export class Snapshot {
   /**
    * @param {object} schema a compiled schema (compileSchema)
    * @param {number} tick
-   * @param {Uint32Array} ids ascending
-   * @param {Uint8Array} kinds
-   * @param {Int32Array} values `ids.length × schema.count`, entity-major
+   * @param {Int32Array} [data] `size × (2 + schema.count)` numbers, ids ascending
    */
-  constructor(schema, tick, ids = EMPTY_IDS, kinds = EMPTY_KINDS, values = EMPTY_VALUES) {
+  constructor(schema, tick, data = EMPTY) {
     this.schema = schema;
     this.tick = tick;
-    this.ids = ids;
-    this.kinds = kinds;
-    this.values = values;
+    this.stride = 2 + schema.count;
+    this.data = data;
+    /** How many entities it holds. */
+    this.size = data.length / this.stride;
     /** @type {(object | undefined)[] | null} */
     this.cache = null;
   }
 
-  /** How many entities it holds. */
-  get size() {
-    return this.ids.length;
+  /** The id of the entity at index `i`. */
+  idAt(i) {
+    return this.data[i * this.stride] >>> 0;
+  }
+
+  /** The kind index of the entity at index `i`. */
+  kindAt(i) {
+    return this.data[i * this.stride + 1];
   }
 
   /** The index of entity `id`, or -1. */
   indexOf(id) {
-    const ids = this.ids;
+    const d = this.data;
+    const stride = this.stride;
     let lo = 0;
-    let hi = ids.length - 1;
+    let hi = this.size - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const v = ids[mid];
+      const v = d[mid * stride] >>> 0;
       if (v === id) return mid;
       if (v < id) lo = mid + 1;
       else hi = mid - 1;
@@ -66,15 +75,16 @@ export class Snapshot {
 
   /** The entity at index `i` as an object: `{id, kind, ...fields}` (fixed fields real). Read-only, cached. */
   at(i) {
-    if (!this.cache) this.cache = new Array(this.ids.length);
+    if (!this.cache) this.cache = new Array(this.size);
     let e = this.cache[i];
     if (e === undefined) {
       const s = this.schema;
-      e = { id: this.ids[i], kind: s.kinds[this.kinds[i]] };
-      const base = i * s.count;
+      const base = i * this.stride;
+      e = { id: this.data[base] >>> 0, kind: s.kinds[this.data[base + 1]] };
       for (let f = 0; f < s.count; f++) {
         const fd = s.fields[f];
-        e[fd.name] = fd.scale ? this.values[base + f] / fd.scale : this.values[base + f];
+        const q = this.data[base + 2 + f];
+        e[fd.name] = fd.scale ? q / fd.scale : q;
       }
       this.cache[i] = e;
     }
@@ -89,7 +99,7 @@ export class Snapshot {
 
   /** Every entity as an object, in id order. */
   entities() {
-    const out = new Array(this.ids.length);
+    const out = new Array(this.size);
     for (let i = 0; i < out.length; i++) out[i] = this.at(i);
     return out;
   }
@@ -99,21 +109,34 @@ export class Snapshot {
     const k = this.schema.kindIndex.get(name);
     if (k === undefined) return 0;
     let n = 0;
-    for (let i = 0; i < this.kinds.length; i++) if (this.kinds[i] === k) n++;
+    for (let i = 1; i < this.data.length; i += this.stride) if (this.data[i] === k) n++;
     return n;
   }
 
   /** The quantized value of field `f` of the entity at index `i`. */
   quantized(i, f) {
-    return this.values[i * this.schema.count + f];
+    return this.data[i * this.stride + 2 + f];
   }
 
   /** The state as rows `[id, kind index, ...quantized values]` (for tests and tools). */
   rows() {
-    const n = this.schema.count;
     const out = [];
-    for (let i = 0; i < this.ids.length; i++) out.push([this.ids[i], this.kinds[i], ...this.values.subarray(i * n, i * n + n)]);
+    for (let i = 0; i < this.size; i++) {
+      const row = Array.from(this.data.subarray(i * this.stride, (i + 1) * this.stride));
+      row[0] >>>= 0;
+      out.push(row);
+    }
     return out;
+  }
+
+  /** A snapshot of rows `[id, kind index, ...quantized values]`, ids ascending. */
+  static fromRows(schema, tick, rows) {
+    const stride = 2 + schema.count;
+    const data = new Int32Array(rows.length * stride);
+    rows.forEach((r, i) => {
+      for (let k = 0; k < stride; k++) data[i * stride + k] = r[k] | 0;
+    });
+    return new Snapshot(schema, tick, data);
   }
 }
 
@@ -175,16 +198,24 @@ function nextId(r, prev) {
 const unknownEntity = (id) => new DeltaError("unknown_entity", `entity ${id} is not in the baseline`, { id });
 const badValue = (field) => new DeltaError("bad_value", `field ${JSON.stringify(field)} has an invalid value`, { field });
 
-/** Reusable scratch arrays of the walk (grown on demand). */
-const scratch = { ids: new Uint32Array(64), kinds: new Uint8Array(64), values: new Int32Array(64 * 12), removed: new Uint32Array(64) };
+/** Scratch space of the walks, grown on demand: kept entities, spawned ones, removed ids. */
+const scratch = { kept: new Int32Array(64 * 14), spawned: new Int32Array(16 * 14), removed: new Float64Array(64) };
 
-function grow(n, nf) {
-  if (scratch.ids.length < n) {
-    const size = Math.max(n, scratch.ids.length * 2);
-    scratch.ids = new Uint32Array(size);
-    scratch.kinds = new Uint8Array(size);
+function room(name, n) {
+  if (scratch[name].length < n) scratch[name] = new scratch[name].constructor(Math.max(n, scratch[name].length * 2));
+  return scratch[name];
+}
+
+/** Copies base entity `i` to `kept[out]`, advanced by dead reckoning. */
+function carry(kept, out, old, i, stride, integrating, ticksLow, tickHz) {
+  const src = i * stride;
+  const dst = out * stride;
+  for (let k = 0; k < stride; k++) kept[dst + k] = old[src + k];
+  for (let k = 0; k < integrating.length; k++) {
+    const pair = integrating[k];
+    const fi = 2 + pair[0];
+    kept[dst + fi] = (old[src + fi] + Math.imul(ticksLow, stepPerTick(old[src + 2 + pair[1]], tickHz))) | 0;
   }
-  if (scratch.values.length < n * nf) scratch.values = new Int32Array(Math.max(n * nf, scratch.values.length * 2));
 }
 
 /**
@@ -201,118 +232,92 @@ function grow(n, nf) {
 export function applyBin(schema, tickHz, base, tick, bytes) {
   const r = new Leb(bytes);
   const nf = schema.count;
+  const stride = 2 + nf;
   const fields = schema.fields;
   const integrating = schema.integrating;
   const fullMask = schema.fullMask;
-  const oldIds = base ? base.ids : EMPTY_IDS;
-  const oldKinds = base ? base.kinds : EMPTY_KINDS;
-  const oldValues = base ? base.values : EMPTY_VALUES;
-  const oldCount = oldIds.length;
+  const old = base ? base.data : EMPTY;
+  const oldCount = base ? base.size : 0;
   // Dead reckoning's displacement is ticks × step, wrapped to 32 bits: the
   // low 32 bits of `ticks` give the same bits (Math.imul).
   const ticksLow = base ? (tick - base.tick) | 0 : 0;
 
-  let n = count(r);
-  if (scratch.removed.length < n) scratch.removed = new Uint32Array(Math.max(n, scratch.removed.length * 2));
-  const removed = scratch.removed;
-  const removedCount = n;
+  const removedCount = count(r);
+  const removed = room("removed", removedCount);
   let prev = -1;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < removedCount; i++) {
     prev = nextId(r, prev);
     removed[i] = prev;
   }
 
-  grow(oldCount, nf);
-  const ids = scratch.ids;
-  const kinds = scratch.kinds;
-  const values = scratch.values;
-  let out = 0;
-  let oi = 0;
-  let ri = 0;
+  const kept = room("kept", oldCount * stride);
+  let out = 0; // entities written to `kept`
+  let oi = 0; // next base entity
+  let ri = 0; // next removed id
 
-  // Carries base entities with ids below `limit` into the output: removed
-  // ones dropped, the rest advanced by the prediction.
-  const advanceTo = (limit) => {
-    while (oi < oldCount) {
-      const id = oldIds[oi];
-      if (id >= limit) break;
-      oi++;
-      if (ri < removedCount) {
-        const rid = removed[ri];
-        if (rid === id) {
-          ri++;
-          continue;
-        }
-        if (rid < id) throw unknownEntity(rid);
-      }
-      carry(oi - 1);
-    }
-  };
-  const carry = (i) => {
-    ids[out] = oldIds[i];
-    kinds[out] = oldKinds[i];
-    const src = i * nf;
-    const dst = out * nf;
-    for (let f = 0; f < nf; f++) values[dst + f] = oldValues[src + f];
-    for (let k = 0; k < integrating.length; k++) {
-      const [fi, vi] = integrating[k];
-      values[dst + fi] = (oldValues[src + fi] + Math.imul(ticksLow, stepPerTick(oldValues[src + vi], tickHz))) | 0;
-    }
-    out++;
-  };
-
-  n = count(r);
+  let n = count(r);
   prev = -1;
-  for (let u = 0; u < n; u++) {
-    const id = nextId(r, prev);
+  for (let u = 0; u <= n; u++) {
+    // Carry base entities with ids below the next update's (all of them
+    // after the last update): removed ones dropped, the rest advanced by
+    // the prediction.
+    const limit = u < n ? nextId(r, prev) : Infinity;
+    while (oi < oldCount) {
+      const id = old[oi * stride] >>> 0;
+      if (id >= limit) break;
+      if (ri < removedCount && removed[ri] <= id) {
+        if (removed[ri] < id) throw unknownEntity(removed[ri]);
+        ri++;
+        oi++;
+        continue;
+      }
+      carry(kept, out++, old, oi++, stride, integrating, ticksLow, tickHz);
+    }
+    if (u === n) break;
+    const id = limit;
     prev = id;
-    advanceTo(id);
     const mask = r.u32();
-    if ((mask & ~fullMask) >>> 0 !== 0) {
-      const bit = 31 - Math.clz32((mask & ~fullMask) & -(mask & ~fullMask));
+    const extra = (mask & ~fullMask) >>> 0;
+    if (extra !== 0) {
+      const bit = 31 - Math.clz32(extra & -extra);
       throw new DeltaError("unknown_field", `field "bit ${bit}" is not in the schema`, { field: `bit ${bit}` });
     }
     // The update's entity must be the next base entity, and not removed.
-    if (oi >= oldCount || oldIds[oi] !== id || (ri < removedCount && removed[ri] === id)) throw unknownEntity(id);
-    oi++;
-    carry(oi - 1);
-    const dst = (out - 1) * nf;
+    if (oi >= oldCount || old[oi * stride] >>> 0 !== id || (ri < removedCount && removed[ri] === id)) throw unknownEntity(id);
+    carry(kept, out, old, oi++, stride, integrating, ticksLow, tickHz);
+    const dst = out++ * stride + 2;
     for (let f = 0; f < nf; f++) {
       if (mask & (1 << f)) {
-        const v = (values[dst + f] + r.signed()) | 0;
+        const v = (kept[dst + f] + r.signed()) | 0;
         const fd = fields[f];
         if (v < fd.lo || v > fd.hi) throw badValue(fd.name);
-        values[dst + f] = v;
+        kept[dst + f] = v;
       }
     }
   }
-  advanceTo(Infinity);
   if (ri < removedCount) throw unknownEntity(removed[ri]);
-  const kept = out;
 
   n = count(r);
-  const spawnIds = new Uint32Array(n);
-  const spawnKinds = new Uint8Array(n);
-  const spawnValues = new Int32Array(n * nf);
+  const spawned = room("spawned", n * stride);
   prev = -1;
   for (let s = 0; s < n; s++) {
     const id = nextId(r, prev);
     prev = id;
-    spawnIds[s] = id;
+    const at = s * stride;
+    spawned[at] = id | 0;
     const kind = r.byte();
-    spawnKinds[s] = kind;
+    spawned[at + 1] = kind;
     for (let f = 0; f < nf; f++) {
-      const fd = fields[f];
       let v;
-      if (fd.unsigned) {
+      if (fields[f].unsigned) {
         v = r.u32();
         if (v > 0x7fffffff) throw new DeltaError("bad_varint", "malformed varint in state bytes");
       } else v = r.signed();
-      spawnValues[s * nf + f] = v;
+      spawned[at + 2 + f] = v;
     }
     if (kind >= schema.kinds.length) throw new DeltaError("unknown_kind", `entity kind ${kind} is not in the schema`, { kindIndex: kind });
     for (let f = 0; f < nf; f++) {
-      const v = spawnValues[s * nf + f];
+      const v = spawned[at + 2 + f];
       if (v < fields[f].lo || v > fields[f].hi) throw badValue(fields[f].name);
     }
   }
@@ -320,44 +325,43 @@ export function applyBin(schema, tickHz, base, tick, bytes) {
     const left = bytes.length - r.pos;
     throw new DeltaError("trailing_bytes", `${left} bytes left over after the state`, { count: left });
   }
-  if (kept + n > MAX_ENTITIES) throw new DeltaError("too_many_entities", `state holds more than ${MAX_ENTITIES} entities`, { max: MAX_ENTITIES });
-  return merge(schema, tick, ids, kinds, values, kept, spawnIds, spawnKinds, spawnValues, n);
+  if (out + n > MAX_ENTITIES) throw new DeltaError("too_many_entities", `state holds more than ${MAX_ENTITIES} entities`, { max: MAX_ENTITIES });
+  return merge(schema, tick, kept, out, spawned, n);
 }
 
 /** Merges ascending spawns into ascending kept entities, refusing ids present in both. */
-function merge(schema, tick, ids, kinds, values, kept, sIds, sKinds, sValues, spawned) {
-  const nf = schema.count;
-  const total = kept + spawned;
-  const oIds = new Uint32Array(total);
-  const oKinds = new Uint8Array(total);
-  const oValues = new Int32Array(total * nf);
-  if (spawned === 0) {
-    oIds.set(ids.subarray(0, kept));
-    oKinds.set(kinds.subarray(0, kept));
-    oValues.set(values.subarray(0, kept * nf));
-    return new Snapshot(schema, tick, oIds, oKinds, oValues);
-  }
+function merge(schema, tick, kept, keptCount, spawned, spawnedCount) {
+  const stride = 2 + schema.count;
+  if (spawnedCount === 0) return new Snapshot(schema, tick, kept.slice(0, keptCount * stride));
+  const data = new Int32Array((keptCount + spawnedCount) * stride);
   let a = 0;
   let b = 0;
-  for (let o = 0; o < total; o++) {
-    let fromA;
-    if (a < kept && b < spawned) {
-      if (ids[a] === sIds[b]) throw new DeltaError("duplicate_entity", `entity ${ids[a]} spawned twice`, { id: ids[a] });
-      fromA = ids[a] < sIds[b];
-    } else fromA = a < kept;
-    if (fromA) {
-      oIds[o] = ids[a];
-      oKinds[o] = kinds[a];
-      oValues.set(values.subarray(a * nf, a * nf + nf), o * nf);
-      a++;
+  let o = 0;
+  while (a < keptCount || b < spawnedCount) {
+    let src;
+    let at;
+    if (a < keptCount && b < spawnedCount) {
+      const ia = kept[a * stride] >>> 0;
+      const ib = spawned[b * stride] >>> 0;
+      if (ia === ib) throw new DeltaError("duplicate_entity", `entity ${ia} spawned twice`, { id: ia });
+      if (ia < ib) {
+        src = kept;
+        at = a++ * stride;
+      } else {
+        src = spawned;
+        at = b++ * stride;
+      }
+    } else if (a < keptCount) {
+      src = kept;
+      at = a++ * stride;
     } else {
-      oIds[o] = sIds[b];
-      oKinds[o] = sKinds[b];
-      oValues.set(sValues.subarray(b * nf, b * nf + nf), o * nf);
-      b++;
+      src = spawned;
+      at = b++ * stride;
     }
+    for (let k = 0; k < stride; k++) data[o + k] = src[at + k];
+    o += stride;
   }
-  return new Snapshot(schema, tick, oIds, oKinds, oValues);
+  return new Snapshot(schema, tick, data);
 }
 
 // ---- the JSON state object ------------------------------------------------------------
@@ -427,24 +431,27 @@ export function applyJson(schema, base, tick, state) {
     throw new DeltaError("too_many_entities", `state holds more than ${MAX_ENTITIES} entities`, { max: MAX_ENTITIES });
   }
   const nf = schema.count;
+  const stride = 2 + nf;
   const removed = removedRaw.map((id) => {
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0xffffffff) {
       throw new DeltaError("json", "state JSON is malformed: removed holds a value that is not a u32");
     }
     return id;
   });
-  const sIds = new Uint32Array(spawnedRaw.length);
-  const sKinds = new Uint8Array(spawnedRaw.length);
-  const sValues = new Int32Array(spawnedRaw.length * nf);
+  const spawned = room("spawned", spawnedRaw.length * stride);
+  const spawnIds = [];
   spawnedRaw.forEach((obj, s) => {
     if (!isObject(obj)) throw new DeltaError("json", "state JSON is malformed: an entity is not an object");
     const id = readId(obj);
     if (typeof obj.kind !== "string") throw badValue("kind");
     const kind = schema.kindIndex.get(obj.kind);
     if (kind === undefined) throw new DeltaError("unknown_kind", `entity kind ${JSON.stringify(obj.kind)} is not in the schema`, { kindName: obj.kind });
-    if (readFields(schema, obj, sValues, s * nf) !== schema.fullMask) throw new DeltaError("missing_fields", `spawned entity ${id} lacks fields`, { id });
-    sIds[s] = id;
-    sKinds[s] = kind;
+    if (readFields(schema, obj, spawned, s * stride + 2) !== schema.fullMask) {
+      throw new DeltaError("missing_fields", `spawned entity ${id} lacks fields`, { id });
+    }
+    spawned[s * stride] = id | 0;
+    spawned[s * stride + 1] = kind;
+    spawnIds.push(id);
   });
   const updates = updatedRaw.map((obj) => {
     if (!isObject(obj)) throw new DeltaError("json", "state JSON is malformed: an entity is not an object");
@@ -455,18 +462,16 @@ export function applyJson(schema, base, tick, state) {
   });
   ascending(removed);
   ascending(updates.map((u) => u.id));
-  ascending(sIds);
+  ascending(spawnIds);
 
-  const oldIds = base ? base.ids : EMPTY_IDS;
-  const oldKinds = base ? base.kinds : EMPTY_KINDS;
-  const oldValues = base ? base.values : EMPTY_VALUES;
-  grow(oldIds.length, nf);
-  const { ids, kinds, values } = scratch;
+  const old = base ? base.data : EMPTY;
+  const oldCount = base ? base.size : 0;
+  const kept = room("kept", oldCount * stride);
   let out = 0;
   let ri = 0;
   let ui = 0;
-  for (let i = 0; i < oldIds.length; i++) {
-    const id = oldIds[i];
+  for (let i = 0; i < oldCount; i++) {
+    const id = old[i * stride] >>> 0;
     if (ri < removed.length) {
       if (removed[ri] < id) throw unknownEntity(removed[ri]);
       if (removed[ri] === id) {
@@ -475,14 +480,13 @@ export function applyJson(schema, base, tick, state) {
         continue;
       }
     }
-    ids[out] = id;
-    kinds[out] = oldKinds[i];
-    values.set(oldValues.subarray(i * nf, i * nf + nf), out * nf);
+    const dst = out * stride;
+    for (let k = 0; k < stride; k++) kept[dst + k] = old[i * stride + k];
     if (ui < updates.length) {
       const u = updates[ui];
       if (u.id < id) throw unknownEntity(u.id);
       if (u.id === id) {
-        for (let f = 0; f < nf; f++) if (u.mask & (1 << f)) values[out * nf + f] = u.values[f];
+        for (let f = 0; f < nf; f++) if (u.mask & (1 << f)) kept[dst + 2 + f] = u.values[f];
         ui++;
       }
     }
@@ -490,7 +494,7 @@ export function applyJson(schema, base, tick, state) {
   }
   if (ri < removed.length) throw unknownEntity(removed[ri]);
   if (ui < updates.length) throw unknownEntity(updates[ui].id);
-  return merge(schema, tick, ids, kinds, values, out, sIds, sKinds, sValues, sIds.length);
+  return merge(schema, tick, kept, out, spawned, spawnIds.length);
 }
 
 /** An entity's real field values from quantized ones (schema order). */

@@ -56,9 +56,6 @@ function numberValue(token, isFloat) {
   return new Float(v);
 }
 
-const WS = new Uint8Array(128);
-for (const c of [0x20, 0x09, 0x0a, 0x0d]) WS[c] = 1;
-
 /**
  * Parses JSON text exactly (see the module docs). Objects are plain
  * objects (a `__proto__` key is an own property); a key given twice keeps
@@ -68,189 +65,233 @@ for (const c of [0x20, 0x09, 0x0a, 0x0d]) WS[c] = 1;
  * @throws {DecodeError} for text that is not one JSON value
  */
 export function parseJson(text) {
-  let i = 0;
-  const n = text.length;
-  const fail = (what) => {
-    throw new DecodeError(`${what} at character ${i} of the JSON text`);
-  };
-  const skip = () => {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c < 128 && WS[c]) i++;
+  return new Parser(text).document();
+}
+
+// Character codes.
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const ZERO = 0x30;
+const NINE = 0x39;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+
+const ESCAPES = { 34: '"', 92: "\\", 47: "/", 98: "\b", 102: "\f", 110: "\n", 114: "\r", 116: "\t" };
+
+class Parser {
+  constructor(text) {
+    this.t = text;
+    this.i = 0;
+  }
+
+  fail(what) {
+    throw new DecodeError(`${what} at character ${this.i} of the JSON text`);
+  }
+
+  document() {
+    const v = this.value(0);
+    this.skip();
+    if (this.i < this.t.length) this.fail("trailing characters");
+    return v;
+  }
+
+  skip() {
+    const t = this.t;
+    let i = this.i;
+    for (;;) {
+      const c = t.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
       else break;
     }
-  };
-  const parseString = () => {
-    // text[i] === '"'
-    i++;
+    this.i = i;
+  }
+
+  // Nesting is bounded like serde_json's recursion limit (128).
+  value(depth) {
+    this.skip();
+    const t = this.t;
+    const c = t.charCodeAt(this.i);
+    if (c === 0x7b) return this.object(depth);
+    if (c === 0x5b) return this.array(depth);
+    if (c === QUOTE) return this.string();
+    if (c === 0x74 && t.startsWith("true", this.i)) {
+      this.i += 4;
+      return true;
+    }
+    if (c === 0x66 && t.startsWith("false", this.i)) {
+      this.i += 5;
+      return false;
+    }
+    if (c === 0x6e && t.startsWith("null", this.i)) {
+      this.i += 4;
+      return null;
+    }
+    if (c === MINUS || (c >= ZERO && c <= NINE)) return this.number();
+    return this.fail(this.i >= t.length ? "unexpected end" : "unexpected character");
+  }
+
+  object(depth) {
+    if (depth >= 128) this.fail("recursion limit exceeded");
+    const t = this.t;
+    this.i++;
+    const obj = {};
+    this.skip();
+    if (t.charCodeAt(this.i) === 0x7d) {
+      this.i++;
+      return obj;
+    }
+    for (;;) {
+      this.skip();
+      if (t.charCodeAt(this.i) !== QUOTE) this.fail("expected a key");
+      const key = this.string();
+      this.skip();
+      if (t.charCodeAt(this.i) !== 0x3a) this.fail("expected ':'");
+      this.i++;
+      const v = this.value(depth + 1);
+      if (key === "__proto__") Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
+      else obj[key] = v;
+      this.skip();
+      const c = t.charCodeAt(this.i);
+      this.i++;
+      if (c === 0x2c) continue;
+      if (c === 0x7d) return obj;
+      this.i--;
+      this.fail("expected ',' or '}'");
+    }
+  }
+
+  array(depth) {
+    if (depth >= 128) this.fail("recursion limit exceeded");
+    const t = this.t;
+    this.i++;
+    const arr = [];
+    this.skip();
+    if (t.charCodeAt(this.i) === 0x5d) {
+      this.i++;
+      return arr;
+    }
+    for (;;) {
+      arr.push(this.value(depth + 1));
+      this.skip();
+      const c = t.charCodeAt(this.i);
+      this.i++;
+      if (c === 0x2c) continue;
+      if (c === 0x5d) return arr;
+      this.i--;
+      this.fail("expected ',' or ']'");
+    }
+  }
+
+  string() {
+    const t = this.t;
+    let i = this.i + 1;
     let start = i;
     let out = "";
     for (;;) {
-      if (i >= n) fail("unterminated string");
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(start, i);
-        i++;
-        return out;
+      const c = t.charCodeAt(i);
+      if (c === QUOTE) {
+        this.i = i + 1;
+        return out + t.slice(start, i);
       }
-      if (c === 0x5c) {
-        out += text.slice(start, i);
-        i++;
-        const e = text[i++];
-        switch (e) {
-          case '"':
-            out += '"';
-            break;
-          case "\\":
-            out += "\\";
-            break;
-          case "/":
-            out += "/";
-            break;
-          case "b":
-            out += "\b";
-            break;
-          case "f":
-            out += "\f";
-            break;
-          case "n":
-            out += "\n";
-            break;
-          case "r":
-            out += "\r";
-            break;
-          case "t":
-            out += "\t";
-            break;
-          case "u": {
-            const hex = text.slice(i, i + 4);
-            if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("bad \\u escape");
-            let code = parseInt(hex, 16);
-            i += 4;
-            if (code >= 0xd800 && code <= 0xdbff) {
-              // serde_json wants a high surrogate followed by its low one.
-              const low = text.slice(i, i + 6);
-              if (!/^\\u[dD][c-fC-F][0-9a-fA-F]{2}$/.test(low)) fail("lone surrogate in a \\u escape");
-              code = 0x10000 + ((code - 0xd800) << 10) + (parseInt(low.slice(2), 16) - 0xdc00);
-              i += 6;
-            } else if (code >= 0xdc00 && code <= 0xdfff) {
-              fail("lone surrogate in a \\u escape");
-            }
-            out += String.fromCodePoint(code);
-            break;
+      if (c === BACKSLASH) {
+        out += t.slice(start, i);
+        const e = t.charCodeAt(i + 1);
+        if (e === 0x75) {
+          this.i = i;
+          out += this.unicodeEscape();
+          i = this.i;
+        } else {
+          const r = ESCAPES[e];
+          if (r === undefined) {
+            this.i = i;
+            this.fail("bad escape");
           }
-          default:
-            fail("bad escape");
+          out += r;
+          i += 2;
         }
         start = i;
         continue;
       }
-      if (c < 0x20) fail("control character in a string");
+      if (c < 0x20 || Number.isNaN(c)) {
+        this.i = i;
+        this.fail(Number.isNaN(c) ? "unterminated string" : "control character in a string");
+      }
       i++;
     }
-  };
-  const parseNumber = () => {
-    const start = i;
+  }
+
+  /** A \uXXXX escape (a surrogate pair as two) at this.i; leaves this.i after it. */
+  unicodeEscape() {
+    const t = this.t;
+    const hex = t.slice(this.i + 2, this.i + 6);
+    if (!/^[0-9a-fA-F]{4}$/.test(hex)) this.fail("bad \\u escape");
+    let code = parseInt(hex, 16);
+    this.i += 6;
+    if (code >= 0xd800 && code <= 0xdbff) {
+      // serde_json wants a high surrogate followed by its low one.
+      const low = t.slice(this.i, this.i + 6);
+      if (!/^\\u[dD][c-fC-F][0-9a-fA-F]{2}$/.test(low)) this.fail("lone surrogate in a \\u escape");
+      code = 0x10000 + ((code - 0xd800) << 10) + (parseInt(low.slice(2), 16) - 0xdc00);
+      this.i += 6;
+    } else if (code >= 0xdc00 && code <= 0xdfff) {
+      this.fail("lone surrogate in a \\u escape");
+    }
+    return String.fromCodePoint(code);
+  }
+
+  number() {
+    const t = this.t;
+    const start = this.i;
+    let i = start;
     let isFloat = false;
-    if (text[i] === "-") i++;
-    if (text[i] === "0") {
+    if (t.charCodeAt(i) === MINUS) i++;
+    let c = t.charCodeAt(i);
+    if (c === ZERO) {
       i++;
-    } else if (text[i] >= "1" && text[i] <= "9") {
-      while (text[i] >= "0" && text[i] <= "9") i++;
-    } else fail("bad number");
-    if (text[i] === ".") {
+    } else if (c > ZERO && c <= NINE) {
+      do i++;
+      while ((c = t.charCodeAt(i)) >= ZERO && c <= NINE);
+    } else {
+      this.i = i;
+      this.fail("bad number");
+    }
+    c = t.charCodeAt(i);
+    if (c === DOT) {
       isFloat = true;
       i++;
-      if (!(text[i] >= "0" && text[i] <= "9")) fail("bad number");
-      while (text[i] >= "0" && text[i] <= "9") i++;
+      c = t.charCodeAt(i);
+      if (!(c >= ZERO && c <= NINE)) {
+        this.i = i;
+        this.fail("bad number");
+      }
+      do i++;
+      while ((c = t.charCodeAt(i)) >= ZERO && c <= NINE);
     }
-    if (text[i] === "e" || text[i] === "E") {
+    if (c === 0x65 || c === 0x45) {
       isFloat = true;
       i++;
-      if (text[i] === "+" || text[i] === "-") i++;
-      if (!(text[i] >= "0" && text[i] <= "9")) fail("bad number");
-      while (text[i] >= "0" && text[i] <= "9") i++;
-    }
-    return numberValue(text.slice(start, i), isFloat);
-  };
-  // Nesting is bounded like serde_json's recursion limit (128).
-  const parseValue = (depth) => {
-    skip();
-    if (i >= n) fail("unexpected end");
-    const c = text[i];
-    if (c === "{") {
-      if (depth >= 128) fail("recursion limit exceeded");
-      i++;
-      const obj = {};
-      skip();
-      if (text[i] === "}") {
-        i++;
-        return obj;
+      c = t.charCodeAt(i);
+      if (c === PLUS || c === MINUS) c = t.charCodeAt(++i);
+      if (!(c >= ZERO && c <= NINE)) {
+        this.i = i;
+        this.fail("bad number");
       }
-      for (;;) {
-        skip();
-        if (text[i] !== '"') fail("expected a key");
-        const key = parseString();
-        skip();
-        if (text[i] !== ":") fail("expected ':'");
-        i++;
-        const v = parseValue(depth + 1);
-        if (key === "__proto__") Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
-        else obj[key] = v;
-        skip();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "}") {
-          i++;
-          return obj;
-        }
-        fail("expected ',' or '}'");
-      }
+      do i++;
+      while ((c = t.charCodeAt(i)) >= ZERO && c <= NINE);
     }
-    if (c === "[") {
-      if (depth >= 128) fail("recursion limit exceeded");
-      i++;
-      const arr = [];
-      skip();
-      if (text[i] === "]") {
-        i++;
-        return arr;
-      }
-      for (;;) {
-        arr.push(parseValue(depth + 1));
-        skip();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "]") {
-          i++;
-          return arr;
-        }
-        fail("expected ',' or ']'");
-      }
+    this.i = i;
+    // Short integers: no string to number conversion needed.
+    if (!isFloat && i - start < 10) {
+      let v = 0;
+      let k = start;
+      const neg = t.charCodeAt(k) === MINUS;
+      if (neg) k++;
+      for (; k < i; k++) v = v * 10 + (t.charCodeAt(k) - ZERO);
+      return neg ? (v === 0 ? 0 : -v) : v;
     }
-    if (c === '"') return parseString();
-    if (c === "t" && text.startsWith("true", i)) {
-      i += 4;
-      return true;
-    }
-    if (c === "f" && text.startsWith("false", i)) {
-      i += 5;
-      return false;
-    }
-    if (c === "n" && text.startsWith("null", i)) {
-      i += 4;
-      return null;
-    }
-    return parseNumber();
-  };
-  const v = parseValue(0);
-  skip();
-  if (i < n) fail("trailing characters");
-  return v;
+    return numberValue(t.slice(start, i), isFloat);
+  }
 }
 
 /**

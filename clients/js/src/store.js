@@ -202,7 +202,7 @@ export function lerpStates(from, to, alpha, maxJump = Infinity) {
   for (let i = 0; i < to.size; i++) {
     const e = to.at(i);
     const j = from.indexOf(e.id);
-    if (j < 0 || from.kinds[j] !== to.kinds[i] || !fixed.length) {
+    if (j < 0 || from.kindAt(j) !== to.kindAt(i) || !fixed.length) {
       out[i] = e;
       continue;
     }

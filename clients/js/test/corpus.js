@@ -38,8 +38,5 @@ export function hex(b) {
 
 /** A snapshot of rows `[id, kind, ...quantized values]` (the corpus's form). */
 export function snapshotOf(schema, tick, rows) {
-  const n = schema.count;
-  const values = new Int32Array(rows.length * n);
-  rows.forEach((r, i) => values.set(r.slice(2), i * n));
-  return new Snapshot(schema, tick, Uint32Array.from(rows, (r) => r[0]), Uint8Array.from(rows, (r) => r[1]), values);
+  return Snapshot.fromRows(schema, tick, rows);
 }
