@@ -72,3 +72,55 @@ test("interpolation between the two states around the time drawn", () => {
   const out = lerpStates(s.history[1].snapshot, s.history[2].snapshot, 0.5, 5);
   assert.equal(out[0].x, 20);
 });
+
+// The page's interpolation cases (they moved here with the code).
+const arena = {
+  kinds: ["player", "npc", "projectile"],
+  fields: ["x", "y", "vx", "vy"].map((name) => ({ name, type: { fixed: 16 } })).concat([
+    { name: "hp", type: "u8" },
+    { name: "score", type: "u16" },
+  ]),
+};
+const body = (id, kind, x, y) => ({ id, kind, x, y, vx: 0, vy: 0, hp: 100, score: 0 });
+const fullArena = { spawned: [body(1, "player", 10, 20), body(2, "npc", 500, 500)], updated: [], removed: [] };
+
+test("interpolation runs on the server's clock; spawns, removals and respawns are not smeared", () => {
+  const s = new StateStore({ schema: arena, tickHz: 10, format: "json" });
+  const at = (now) => new Map(s.interpolate(now).entities.map((e) => [e.id, e]));
+  const timed = (n, baseline) => ({ tick: n, baseline, server_time_us: n * 100_000 });
+  // Tick n is taken at n × 100 ms and arrives 900 ms later (tick 2 at 950):
+  // drawing runs 125 ms behind the newest tick.
+  s.apply(timed(1, null), fullArena, 1000);
+  s.apply(timed(2, 1), { updated: [{ id: 1, x: 20.0 }], spawned: [body(9, "projectile", 5, 5)], removed: [2] }, 1150);
+  assert.equal(s.offsetMs, 900, "the fastest delivery sets the offset");
+  assert.equal(at(1125).get(1).x, 10.0, "server time 100 ms: tick 1");
+  assert.equal(at(1175).get(1).x, 15.0, "server time 150 ms: half way");
+  assert.equal(at(1225).get(1).x, 20.0);
+  assert.equal(at(5000).get(1).x, 20.0, "never extrapolates past the newest tick");
+  assert.equal(at(1175).get(9).x, 5.0, "a new entity is drawn where it is");
+  assert.equal(at(1175).has(2), false, "a removed entity is not drawn");
+  assert.equal(at(1125).has(2), true, "but it is drawn before its removal");
+  s.apply(timed(3, 2), { updated: [{ id: 1, x: 900.0 }] }, 1200);
+  assert.equal(at(1275).get(1).x, 900.0, "a respawn across the map is drawn where it lands");
+  s.apply(timed(4, 3), {}, 1300);
+  assert.deepEqual(s.baselineTicks(), [3, 4]);
+  assert.equal(at(1175).get(1).x, 15.0, "older states stay drawable after the baselines moved on");
+  assert.deepEqual(new StateStore({ schema: arena, tickHz: 30, format: "json" }).interpolate(0).entities, []);
+});
+
+test("without increasing tick times the two newest states are interpolated from the arrival", () => {
+  const s = new StateStore({ schema: arena, tickHz: 10, format: "json" });
+  s.apply({ tick: 1, baseline: null, server_time_us: 0 }, fullArena, 1000);
+  s.apply({ tick: 2, baseline: 1, server_time_us: 0 }, { updated: [{ id: 1, x: 20.0 }] }, 1100);
+  const x = (now) => s.interpolate(now).entities.find((e) => e.id === 1).x;
+  assert.equal(x(1100), 10.0);
+  assert.equal(x(1150), 15.0);
+  assert.equal(x(1300), 20.0);
+});
+
+test("the drawing history is bounded", () => {
+  const s = new StateStore({ schema: arena, tickHz: 30, format: "json" });
+  s.apply({ tick: 1, baseline: null, server_time_us: 0 }, fullArena);
+  for (let t = 2; t < 40; t++) s.apply({ tick: t, baseline: t - 1, server_time_us: t }, {});
+  assert.equal(s.history.length, 8);
+});
