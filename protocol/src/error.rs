@@ -139,6 +139,9 @@ pub enum CloseReason {
     /// A server fault.
     #[error("internal error")]
     Internal,
+    /// An operator disconnected the player (the monitor's admin action).
+    #[error("disconnected by an operator")]
+    DisconnectedByOperator,
 }
 
 impl CloseReason {
@@ -151,7 +154,11 @@ impl CloseReason {
             Self::ProtocolError(_) => 1002,
             Self::WrongFrameType { .. } => 1003,
             Self::Undecodable { .. } | Self::InvalidUtf8 => 1007,
-            Self::Flooding { .. } | Self::TooSlow { .. } | Self::RefusedToken | Self::KeepaliveTimeout { .. } => 1008,
+            Self::Flooding { .. }
+            | Self::TooSlow { .. }
+            | Self::RefusedToken
+            | Self::KeepaliveTimeout { .. }
+            | Self::DisconnectedByOperator => 1008,
             Self::TooLarge { .. } => 1009,
             Self::Internal => 1011,
         }
@@ -173,6 +180,7 @@ impl CloseReason {
             Self::KeepaliveTimeout { .. } => "keepalive_timeout",
             Self::TooLarge { .. } => "too_large",
             Self::Internal => "internal",
+            Self::DisconnectedByOperator => "disconnected_by_operator",
         }
     }
 

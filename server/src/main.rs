@@ -91,6 +91,11 @@ struct Cli {
     /// Require `hello` with this token before other requests.
     #[arg(long)]
     token: Option<String>,
+    /// Turn on the monitor's admin actions (close a room, disconnect a player),
+    /// authorized by this token (Authorization: Bearer TOKEN); without it the
+    /// monitor is read-only.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Mount /echo, echoing every message (for Autobahn conformance runs).
     #[arg(long)]
     echo: bool,
@@ -145,6 +150,7 @@ impl Cli {
         c.empty_room_grace = self.empty_room_grace;
         c.allowed_origins = self.allowed_origins;
         c.token = self.token;
+        c.admin_token = self.admin_token;
         c.echo = self.echo;
         c.ping_interval = self.ping_interval;
         c.ping_timeout = self.ping_timeout;

@@ -16,7 +16,7 @@ pub const TICK_BUCKETS_US: [u64; 11] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 
 
 /// Every close label the server counts: [`CloseReason::label`] values, plus
 /// `peer_gone` (the socket ended without a close frame) and `other`.
-pub const CLOSE_LABELS: [(&str, u16); 14] = [
+pub const CLOSE_LABELS: [(&str, u16); 15] = [
     ("normal", 1000),
     ("shutting_down", 1001),
     ("protocol_error", 1002),
@@ -27,6 +27,7 @@ pub const CLOSE_LABELS: [(&str, u16); 14] = [
     ("too_slow", 1008),
     ("refused_token", 1008),
     ("keepalive_timeout", 1008),
+    ("disconnected_by_operator", 1008),
     ("too_large", 1009),
     ("internal", 1011),
     ("peer_gone", 1006),
@@ -34,7 +35,7 @@ pub const CLOSE_LABELS: [(&str, u16); 14] = [
 ];
 
 /// HTTP statuses the server answers, counted by code.
-pub const HTTP_STATUSES: [u16; 10] = [101, 200, 400, 403, 404, 405, 426, 500, 503, 0];
+pub const HTTP_STATUSES: [u16; 13] = [101, 200, 202, 400, 401, 403, 404, 405, 426, 429, 500, 503, 0];
 
 /// One shard's figures. Written by that shard only.
 #[derive(Debug, Default)]
@@ -169,6 +170,18 @@ impl Metrics {
 
     fn sum_gauge(&self, f: impl Fn(&ShardMetrics) -> &AtomicI64) -> i64 {
         self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
+    /// Connections closed since start, by [`CLOSE_LABELS`] index, over all shards.
+    #[must_use]
+    pub fn closes(&self) -> Vec<u64> {
+        (0..CLOSE_LABELS.len()).map(|i| self.sum(|s| s.closes[i].load(Relaxed))).collect()
+    }
+
+    /// Rejects and `error` indications since start, by [`RejectCode::ALL`] index, over all shards.
+    #[must_use]
+    pub fn rejects(&self) -> Vec<u64> {
+        (0..RejectCode::ALL.len()).map(|i| self.sum(|s| s.rejects[i].load(Relaxed))).collect()
     }
 
     /// Open connections over all shards.

@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::directory::Directory;
 use crate::game::Game;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::monitor::Monitor;
 use crate::room::{Room, RoomConfig, RoomSlot};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) directory: Directory,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The operator's monitor (`/monitor.json`, admin actions).
+    pub(crate) monitor: Monitor,
 }
 
 /// One shard's state.

@@ -604,6 +604,7 @@ mod tests {
             metrics: Metrics::new(1),
             directory: Directory::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            monitor: crate::monitor::Monitor::new(1, false, 0),
         };
         Rc::new(ShardState::new(0, shared))
     }

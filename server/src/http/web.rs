@@ -28,6 +28,10 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/render.js", content_type: JS, bytes: include_bytes!("../../web/render.js") },
     Asset { path: "/predict.js", content_type: JS, bytes: include_bytes!("../../web/predict.js") },
     Asset { path: "/style.css", content_type: CSS, bytes: include_bytes!("../../web/style.css") },
+    // The operator's monitor (`GET /monitor`), fed by `/monitor.json`.
+    Asset { path: "/monitor.html", content_type: HTML, bytes: include_bytes!("../../web/monitor.html") },
+    Asset { path: "/monitor.js", content_type: JS, bytes: include_bytes!("../../web/monitor.js") },
+    Asset { path: "/monitor.css", content_type: CSS, bytes: include_bytes!("../../web/monitor.css") },
     // The client library (clients/js), as published: the page imports it.
     Asset { path: "/client/index.js", content_type: JS, bytes: include_bytes!("../../../clients/js/index.js") },
     Asset { path: "/client/src/bincode.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/bincode.js") },
@@ -47,7 +51,11 @@ const ASSETS: &[Asset] = &[
 /// and style, the library's modules under `/client/`; `None` for any other
 /// path.
 pub(crate) fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
-    let path = if path == "/" { "/index.html" } else { path };
+    let path = match path {
+        "/" => "/index.html",
+        "/monitor" => "/monitor.html",
+        other => other,
+    };
     ASSETS.iter().find(|a| a.path == path).map(|a| (a.content_type, a.bytes))
 }
 
@@ -63,6 +71,10 @@ mod tests {
         "/render.js",
         "/predict.js",
         "/style.css",
+        "/monitor",
+        "/monitor.html",
+        "/monitor.js",
+        "/monitor.css",
         "/client/index.js",
         "/client/src/bincode.js",
         "/client/src/client.js",
@@ -105,7 +117,7 @@ mod tests {
             };
             assert_eq!(ty, want, "{path}");
         }
-        assert_eq!(PATHS.len(), ASSETS.len() + 1, "PATHS lists every asset and /");
+        assert_eq!(PATHS.len(), ASSETS.len() + 2, "PATHS lists every asset, / and /monitor");
     }
 
     #[test]
@@ -120,11 +132,13 @@ mod tests {
         // Every `src="/..."` / `href="/..."` of the page and every relative
         // module import must resolve to an asset, or the page breaks.
         let mut refs = Vec::new();
-        for attr in ["src=\"", "href=\""] {
-            for part in text("/").split(attr).skip(1) {
-                let target = &part[..part.find('"').expect("attribute is closed")];
-                if target.starts_with('/') {
-                    refs.push(target.to_owned());
+        for page in ["/", "/monitor"] {
+            for attr in ["src=\"", "href=\""] {
+                for part in text(page).split(attr).skip(1) {
+                    let target = &part[..part.find('"').expect("attribute is closed")];
+                    if target.starts_with('/') {
+                        refs.push(target.to_owned());
+                    }
                 }
             }
         }
@@ -134,7 +148,7 @@ mod tests {
                 refs.push(format!("{dir}{}", &part[..part.find('"').expect("import is closed")]));
             }
         }
-        for want in ["/app.js", "/state.js", "/client/index.js", "/client/src/client.js"] {
+        for want in ["/app.js", "/state.js", "/client/index.js", "/client/src/client.js", "/monitor.js", "/monitor.css"] {
             assert!(refs.iter().any(|r| r == want), "{want} is not referenced: {refs:?}");
         }
         for r in &refs {

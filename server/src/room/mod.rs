@@ -223,6 +223,17 @@ impl Room {
         self.players.iter().any(|p| p.id == player)
     }
 
+    /// The ids of the players in the room, in seat order.
+    pub fn player_ids(&self) -> impl Iterator<Item = PlayerId> + '_ {
+        self.players.iter().map(|p| p.id)
+    }
+
+    /// The outbox of `player`'s connection (to close it), if it is here.
+    #[must_use]
+    pub fn outbox_of(&self, player: PlayerId) -> Option<&Rc<Outbox>> {
+        self.players.iter().find(|p| p.id == player).map(|p| &p.outbox)
+    }
+
     /// Every player's outbox: what the shard's tick pass reads and sends for.
     pub fn outboxes(&self) -> impl Iterator<Item = &Rc<Outbox>> {
         self.players.iter().map(|p| &p.outbox)

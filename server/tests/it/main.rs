@@ -20,6 +20,8 @@ mod http;
 mod js_corpus;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
+/// The operator's monitor: /monitor.json and the admin actions.
+mod monitor;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.
