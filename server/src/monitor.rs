@@ -27,9 +27,8 @@ use tickforge_protocol::message::RejectCode;
 /// Upper bounds of the per-room tick duration buckets, microseconds (the
 /// last bucket, past 500 ms, has none). A percentile is reported as the
 /// upper bound of its bucket.
-pub const TICK_BUCKETS_US: [u64; 15] = [
-    10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000,
-];
+pub const TICK_BUCKETS_US: [u64; 15] =
+    [10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000];
 const BUCKETS: usize = TICK_BUCKETS_US.len() + 1;
 
 /// How often the history takes a sample.
@@ -416,7 +415,8 @@ impl Monitor {
         history.marks.push_back(mark);
         // Keep the newest mark at least a minute old, and nothing older.
         let minute = LAST_MINUTE.as_micros() as u64;
-        while history.marks.len() > 2 && history.marks.get(1).is_some_and(|m| now_us.saturating_sub(m.at_us) >= minute) {
+        while history.marks.len() > 2 && history.marks.get(1).is_some_and(|m| now_us.saturating_sub(m.at_us) >= minute)
+        {
             history.marks.pop_front();
         }
     }
@@ -469,7 +469,7 @@ impl Monitor {
             })
             .collect();
         let total_rooms = listed.len();
-        listed.sort_by(|a, b| b.0.cmp(&a.0));
+        listed.sort_by_key(|(players, _)| std::cmp::Reverse(*players));
         listed.truncate(MAX_LISTED_ROOMS);
         let shards: Vec<Value> = (0..self.inner.shards.len())
             .map(|i| {
@@ -484,7 +484,10 @@ impl Monitor {
             })
             .collect();
         let counts = |now: Vec<u64>, then: Option<&Vec<u64>>| -> Vec<u64> {
-            now.iter().enumerate().map(|(i, n)| n.saturating_sub(then.and_then(|t| t.get(i)).copied().unwrap_or(0))).collect()
+            now.iter()
+                .enumerate()
+                .map(|(i, n)| n.saturating_sub(then.and_then(|t| t.get(i)).copied().unwrap_or(0)))
+                .collect()
         };
         let closes = counts(metrics.closes(), minute_mark.map(|m| &m.closes));
         let rejects = counts(metrics.rejects(), minute_mark.map(|m| &m.rejects));
@@ -592,7 +595,10 @@ mod tests {
         let m = Monitor::new(1, true, 0);
         let r = m.register(room("r-0-2"));
         r.set_players([1, 2].into_iter(), 0);
-        assert_eq!(m.request_disconnect("r-0-2", 3), Err(ActionError::UnknownPlayer { room: "r-0-2".into(), player: 3 }));
+        assert_eq!(
+            m.request_disconnect("r-0-2", 3),
+            Err(ActionError::UnknownPlayer { room: "r-0-2".into(), player: 3 })
+        );
         assert_eq!(m.request_close("r-9-9", "x"), Err(ActionError::UnknownRoom("r-9-9".into())));
         m.request_disconnect("r-0-2", 2).unwrap();
         m.request_disconnect("r-0-2", 2).unwrap();
@@ -632,7 +638,8 @@ mod tests {
         assert_eq!(samples.len(), 2);
         assert_eq!(samples[1]["bytes_out_per_s"], 2000.0);
         assert_eq!(samples[1]["tick_p99_us"], 100);
-        let room_full = v["last_minute"]["rejects"].as_array().unwrap().iter().find(|c| c["code"] == "room_full").unwrap();
+        let room_full =
+            v["last_minute"]["rejects"].as_array().unwrap().iter().find(|c| c["code"] == "room_full").unwrap();
         assert_eq!(room_full["count"], 1);
         assert_eq!(v["server"]["admin"], false);
         assert_eq!(v["totals"]["players"], 1);

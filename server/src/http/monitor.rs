@@ -88,7 +88,8 @@ mod tests {
             parse("/monitor/rooms/r-0-1/players/7/disconnect"),
             Some(Action::Disconnect { room: "r-0-1", player: 7 })
         );
-        for bad in ["/monitor/rooms//close", "/monitor/rooms/r/players/x/disconnect", "/monitor/rooms/r", "/monitor/x"] {
+        for bad in ["/monitor/rooms//close", "/monitor/rooms/r/players/x/disconnect", "/monitor/rooms/r", "/monitor/x"]
+        {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

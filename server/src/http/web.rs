@@ -34,14 +34,38 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/monitor.css", content_type: CSS, bytes: include_bytes!("../../web/monitor.css") },
     // The client library (clients/js), as published: the page imports it.
     Asset { path: "/client/index.js", content_type: JS, bytes: include_bytes!("../../../clients/js/index.js") },
-    Asset { path: "/client/src/bincode.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/bincode.js") },
-    Asset { path: "/client/src/client.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/client.js") },
+    Asset {
+        path: "/client/src/bincode.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/bincode.js"),
+    },
+    Asset {
+        path: "/client/src/client.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/client.js"),
+    },
     Asset { path: "/client/src/delta.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/delta.js") },
-    Asset { path: "/client/src/emitter.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/emitter.js") },
-    Asset { path: "/client/src/errors.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/errors.js") },
+    Asset {
+        path: "/client/src/emitter.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/emitter.js"),
+    },
+    Asset {
+        path: "/client/src/errors.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/errors.js"),
+    },
     Asset { path: "/client/src/json.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/json.js") },
-    Asset { path: "/client/src/messages.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/messages.js") },
-    Asset { path: "/client/src/schema.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/schema.js") },
+    Asset {
+        path: "/client/src/messages.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/messages.js"),
+    },
+    Asset {
+        path: "/client/src/schema.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/schema.js"),
+    },
     Asset { path: "/client/src/store.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/store.js") },
     Asset { path: "/client/src/value.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/value.js") },
 ];
@@ -148,7 +172,8 @@ mod tests {
                 refs.push(format!("{dir}{}", &part[..part.find('"').expect("import is closed")]));
             }
         }
-        for want in ["/app.js", "/state.js", "/client/index.js", "/client/src/client.js", "/monitor.js", "/monitor.css"] {
+        for want in ["/app.js", "/state.js", "/client/index.js", "/client/src/client.js", "/monitor.js", "/monitor.css"]
+        {
             assert!(refs.iter().any(|r| r == want), "{want} is not referenced: {refs:?}");
         }
         for r in &refs {

@@ -245,7 +245,9 @@ fn field_type(rng: &mut Rng) -> FieldType {
 
 /// A valid random entity schema.
 fn schema(rng: &mut Rng) -> Schema {
-    let kinds = (0..1 + rng.below(5)).map(|i| format!("kind-{i}-{}", string(rng).chars().take(4).collect::<String>())).collect();
+    let kinds = (0..1 + rng.below(5))
+        .map(|i| format!("kind-{i}-{}", string(rng).chars().take(4).collect::<String>()))
+        .collect();
     let n = rng.below(13) as usize;
     let mut fields: Vec<FieldDef> =
         (0..n).map(|i| FieldDef { name: format!("f{i}"), ty: field_type(rng), integrates: None }).collect();
@@ -347,7 +349,11 @@ fn code(rng: &mut Rng) -> RejectCode {
 
 fn indication(rng: &mut Rng, variant: usize) -> Indication {
     match variant {
-        0 => Indication::PlayerJoined { player_id: PlayerId(u32_any(rng)), user_id: opt(rng, string), name: opt(rng, string) },
+        0 => Indication::PlayerJoined {
+            player_id: PlayerId(u32_any(rng)),
+            user_id: opt(rng, string),
+            name: opt(rng, string),
+        },
         1 => Indication::PlayerLeft { player_id: PlayerId(u32_any(rng)), reason: string(rng) },
         2 => Indication::RoomClosing { reason: string(rng) },
         3 => Indication::Error { code: code(rng), reason: string(rng) },
@@ -514,7 +520,14 @@ fn arena_sessions(rng: &mut Rng) -> Vec<Json> {
             let mut session = ClientSession::new(format);
             session.handle_message(&bytes).expect("joined decodes");
             while session.poll_event().is_some() {}
-            Observed { format, outbox, session, player: joined.player_id, steps: Vec::new(), joined: json!(payload(format, &bytes)) }
+            Observed {
+                format,
+                outbox,
+                session,
+                player: joined.player_id,
+                steps: Vec::new(),
+                joined: json!(payload(format, &bytes)),
+            }
         })
         .collect();
     let stick = InputData::schema();
@@ -614,8 +627,12 @@ fn bench_pair() -> Json {
     delta::bin::encode(&schema, hz, Some(&a), &b, &mut blob);
     let mut text = Vec::new();
     delta::json::write(&schema, &delta::diff(&schema, Some(&a), &b), &mut text);
-    let header =
-        TickHeader { tick: b.tick, server_time_us: 1_763_740_000_000_000, baseline: Some(a.tick), input_seq: InputSeq(12) };
+    let header = TickHeader {
+        tick: b.tick,
+        server_time_us: 1_763_740_000_000_000,
+        baseline: Some(a.tick),
+        input_seq: InputSeq(12),
+    };
     let (mut bin_msg, mut json_msg) = (Vec::new(), Vec::new());
     codec::encode_tick(Format::Bin, &header, &blob, &mut bin_msg);
     codec::encode_tick(Format::Json, &header, &text, &mut json_msg);

@@ -74,7 +74,9 @@ fn the_monitor_shows_shards_rooms_and_figures() {
     let id = joined.room_id.0.clone();
     // Rates and percentiles need two samples (one every 2 s).
     let v = until(&server, "the room with its bytes and tick figures", |v| {
-        room(v, &id).is_some_and(|r| r["players"] == 2 && r["bytes_out_per_s"].as_f64().unwrap_or(0.0) > 0.0 && r["tick_p99_us"].is_u64())
+        room(v, &id).is_some_and(|r| {
+            r["players"] == 2 && r["bytes_out_per_s"].as_f64().unwrap_or(0.0) > 0.0 && r["tick_p99_us"].is_u64()
+        })
     });
     let r = room(&v, &id).unwrap();
     assert_eq!(r["game"], "arena");
@@ -148,7 +150,12 @@ fn admin_actions_close_rooms_and_disconnect_players_with_the_token() {
     });
     assert_eq!(left, b_joined.player_id);
     let v = until(&server, "one player left", |v| room(v, &id).is_some_and(|r| r["players"] == 1));
-    let kicked = v["last_minute"]["closes"].as_array().unwrap().iter().find(|c| c["reason"] == "disconnected_by_operator").unwrap();
+    let kicked = v["last_minute"]["closes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["reason"] == "disconnected_by_operator")
+        .unwrap();
     assert_eq!((kicked["code"].as_u64(), kicked["count"].as_u64()), (Some(1008), Some(1)));
 
     assert_eq!(post(&server, &close, Some(TOKEN)).status, 202);
