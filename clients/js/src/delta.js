@@ -334,33 +334,22 @@ function merge(schema, tick, kept, keptCount, spawned, spawnedCount) {
   const stride = 2 + schema.count;
   if (spawnedCount === 0) return new Snapshot(schema, tick, kept.slice(0, keptCount * stride));
   const data = new Int32Array((keptCount + spawnedCount) * stride);
+  // Spawns are few: copy the runs of kept entities between them whole.
   let a = 0;
-  let b = 0;
   let o = 0;
-  while (a < keptCount || b < spawnedCount) {
-    let src;
-    let at;
-    if (a < keptCount && b < spawnedCount) {
-      const ia = kept[a * stride] >>> 0;
-      const ib = spawned[b * stride] >>> 0;
-      if (ia === ib) throw new DeltaError("duplicate_entity", `entity ${ia} spawned twice`, { id: ia });
-      if (ia < ib) {
-        src = kept;
-        at = a++ * stride;
-      } else {
-        src = spawned;
-        at = b++ * stride;
-      }
-    } else if (a < keptCount) {
-      src = kept;
-      at = a++ * stride;
-    } else {
-      src = spawned;
-      at = b++ * stride;
+  for (let b = 0; b < spawnedCount; b++) {
+    const id = spawned[b * stride] >>> 0;
+    const from = a;
+    while (a < keptCount && kept[a * stride] >>> 0 < id) a++;
+    if (a < keptCount && kept[a * stride] >>> 0 === id) throw new DeltaError("duplicate_entity", `entity ${id} spawned twice`, { id });
+    if (a > from) {
+      data.set(kept.subarray(from * stride, a * stride), o);
+      o += (a - from) * stride;
     }
-    for (let k = 0; k < stride; k++) data[o + k] = src[at + k];
+    for (let k = 0; k < stride; k++) data[o + k] = spawned[b * stride + k];
     o += stride;
   }
+  if (a < keptCount) data.set(kept.subarray(a * stride, keptCount * stride), o);
   return new Snapshot(schema, tick, data);
 }
 
