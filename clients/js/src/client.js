@@ -104,6 +104,7 @@ export class Client extends Emitter {
     this.closing = false;
     this.lastJoin = null;
     this.attempt = 0;
+    this.reconnecting = false;
     this.reconnectTimer = null;
   }
 
@@ -123,8 +124,9 @@ export class Client extends Emitter {
     await this.greet();
   }
 
-  /** Opens one socket; resolves on open, rejects with ConnectError. */
+  /** Opens one socket; resolves on open, rejects with ConnectError. Never while another is open. */
   open() {
+    if (this.ws) return Promise.reject(new ClosedError("a connection is already open"));
     this.status = this.status === "reconnecting" ? "reconnecting" : "connecting";
     const subprotocol = SUBPROTOCOLS[this.format];
     return new Promise((resolve, reject) => {
@@ -189,9 +191,11 @@ export class Client extends Emitter {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    this.reconnecting = false;
     const ws = this.ws;
     if (!ws) {
       this.status = "closed";
+      this.leaveRoom("closed");
       return Promise.resolve();
     }
     return new Promise((resolve) => {
@@ -216,7 +220,9 @@ export class Client extends Emitter {
     const willReconnect = !this.closing && this.reconnect.enabled && this.reconnect.codes.includes(code);
     this.emit("close", { code, reason, wasClean: Boolean(ev.wasClean), willReconnect });
     if (willReconnect) {
-      this.attempt = 0;
+      // A connection that dropped again while being taken back keeps
+      // counting attempts (and backing off).
+      if (!this.reconnecting) this.attempt = 0;
       this.scheduleReconnect();
     } else {
       this.leaveRoom("connection closed");
@@ -224,7 +230,11 @@ export class Client extends Emitter {
   }
 
   scheduleReconnect() {
+    // One timer at a time: the next attempt opens the one socket.
+    if (this.reconnectTimer !== null) return;
+    this.reconnecting = true;
     if (this.attempt >= this.reconnect.attempts) {
+      this.reconnecting = false;
       this.status = "closed";
       const error = new ClosedError(`gave up reconnecting to ${this.url} after ${this.attempt} attempts`);
       this.leaveRoom("connection lost");
@@ -242,9 +252,13 @@ export class Client extends Emitter {
       this.reconnectOnce().catch((e) => {
         if (this.closing) return;
         if (e instanceof ConnectError || e instanceof ClosedError) {
-          // The socket did not open (or closed again): try again.
+          // The socket did not open (or closed again, which scheduled the
+          // next attempt already): try again.
           if (!this.ws) this.scheduleReconnect();
-        } else this.emit("error", e);
+        } else {
+          this.reconnecting = false;
+          this.emit("error", e);
+        }
       });
     }, delayMs);
   }
@@ -280,6 +294,7 @@ export class Client extends Emitter {
       }
     }
     this.attempt = 0;
+    this.reconnecting = false;
     this.emit("reconnected", { resumed, joined: result?.type === "joined" ? result : null });
   }
 

@@ -305,3 +305,31 @@ test("reconnection: resume with the newest token, then a fresh join when the tok
   assert.equal(fake.maxOpen, 1, "never two sockets at once");
   await sleep(10);
 });
+
+test("a connection that drops again while being taken back is retried, one socket at a time", async (t) => {
+  const fake = await fakeServer({
+    onRequest: (msg, socket, send) => {
+      // The second and third connections die on their first request.
+      if (fake.connections === 2 || fake.connections === 3) {
+        socket.terminate();
+        return true;
+      }
+      return false;
+    },
+  });
+  t.after(() => fake.close());
+  const client = new Client({ url: fake.url, WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+  client.on("error", () => {});
+  const attempts = [];
+  client.on("reconnecting", (e) => attempts.push(e.attempt));
+  await client.connect();
+  t.after(() => client.close());
+  await client.joinOrCreate("arena");
+  const back = events(client, "reconnected", 1, 5000);
+  fake.last.terminate();
+  const r = await back;
+  assert.equal(r.joined.room_id, "r-9-1");
+  assert.equal(fake.connections, 4);
+  assert.equal(fake.maxOpen, 1, "never two sockets at once");
+  assert.deepEqual(attempts, [1, 2, 3], "the attempts count on while the connection keeps dropping");
+});
