@@ -124,6 +124,10 @@ pub enum CloseReason {
     /// A refused token.
     #[error("token refused")]
     RefusedToken,
+    /// The connection's seat was taken back by a `resume` on another
+    /// connection (this one was half-open, or the client moved).
+    #[error("resumed elsewhere")]
+    ResumedElsewhere,
     /// No answer to the server's keepalive ping in time.
     #[error("no pong within {secs} s")]
     KeepaliveTimeout {
@@ -157,6 +161,7 @@ impl CloseReason {
             Self::Flooding { .. }
             | Self::TooSlow { .. }
             | Self::RefusedToken
+            | Self::ResumedElsewhere
             | Self::KeepaliveTimeout { .. }
             | Self::DisconnectedByOperator => 1008,
             Self::TooLarge { .. } => 1009,
@@ -177,6 +182,7 @@ impl CloseReason {
             Self::Flooding { .. } => "flooding",
             Self::TooSlow { .. } => "too_slow",
             Self::RefusedToken => "refused_token",
+            Self::ResumedElsewhere => "resumed_elsewhere",
             Self::KeepaliveTimeout { .. } => "keepalive_timeout",
             Self::TooLarge { .. } => "too_large",
             Self::Internal => "internal",

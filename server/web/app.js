@@ -8,6 +8,7 @@
 // Query parameters (all optional):
 //   ?json        the readable `tickforge.v1.json` instead of the binary form
 //   ?room=ID     join this room instead of join_or_create
+//   ?watch=ID    watch this room as a spectator (no seat, no avatar)
 //   ?game=NAME   the game for join_or_create / create_room (default arena)
 //   ?ws=URL      the WebSocket URL (default: this page's host, path /ws)
 //   ?token=T     sent in `hello` when the server requires a token
@@ -70,7 +71,13 @@ const ctx = ui.canvas.getContext("2d");
 /** @type {Client | null} */
 let client = null;
 /** What to join on (re)connect: a request body. */
-let wanted = params.get("room") ? { type: "join_room", room_id: params.get("room") } : { type: "join_or_create", game };
+let wanted = params.get("watch")
+  ? { type: "watch_room", room_id: params.get("watch") }
+  : params.get("room")
+    ? { type: "join_room", room_id: params.get("room") }
+    : { type: "join_or_create", game };
+/** Seats taken back with `resume` since the page loaded. */
+let resumes = 0;
 let closingOnPurpose = false;
 let rttMs = null;
 let serverVersion = null;
@@ -89,7 +96,7 @@ function setStatus(state, text) {
   statusState = state;
   ui.status.textContent = text ?? state;
   ui.status.dataset.state = state;
-  ui.leave.disabled = !(client && client.status === "open" && client.joined);
+  ui.leave.disabled = !(client && client.status === "open" && inRoom());
 }
 
 function showError(text) {
@@ -115,10 +122,13 @@ function log(text, kind = "info") {
 }
 
 const joined = () => client?.joined ?? null;
+const watching = () => client?.watching ?? null;
+/** The room we play in or watch: its `joined` or `watching`, or null. */
+const inRoom = () => joined() ?? watching();
 
 function playerCount() {
   const l = client?.state?.latest;
-  return joined() && l ? l.count("player") : null;
+  return inRoom() && l ? l.count("player") : null;
 }
 
 function meanBytes() {
@@ -127,17 +137,19 @@ function meanBytes() {
 
 function updateFigures() {
   const j = joined();
-  ui.room.textContent = j ? j.room_id : "–";
+  const here = inRoom();
+  ui.room.textContent = here ? here.room_id : "–";
   const n = playerCount();
   ui.players.textContent = n === null ? "–" : String(n);
-  ui.players.title = j ? `${n} of ${j.max_players} seats taken` : "";
+  ui.players.title = j ? `${n} of ${j.max_players} seats taken` : watching() ? "watching: no seat" : "";
   const t = client?.state?.tick ?? null;
-  ui.tick.textContent = j && t !== null ? String(t) : "–";
+  ui.tick.textContent = here && t !== null ? String(t) : "–";
   ui.rtt.textContent = rttMs === null ? "–" : `${rttMs.toFixed(1)} ms`;
   const mean = meanBytes();
   ui.bytes.textContent = mean === null ? "–" : `${Math.round(mean)} B`;
   ui.bytes.title = mean === null ? "" : `WebSocket bytes per tick message (frame header included), mean of the last ${tickBytes.length}, ${format} form`;
-  ui.rate.textContent = j ? `${j.tick_hz} Hz · ${j.max_players} seats` : "–";
+  const w = watching();
+  ui.rate.textContent = j ? `${j.tick_hz} Hz · ${j.max_players} seats` : w ? `${w.tick_hz} Hz · watching` : "–";
   const me = client?.self;
   ui.me.textContent =
     me && typeof me.x === "number"
@@ -155,7 +167,7 @@ function renderScores(n) {
   scoresTick = client?.state?.tick ?? -Infinity;
   scoresCount = n;
   const j = joined();
-  const players = j && client.state?.latest ? client.state.entities().filter((e) => e.kind === "player") : [];
+  const players = inRoom() && client.state?.latest ? client.state.entities().filter((e) => e.kind === "player") : [];
   players.sort((p, q) => (q.score ?? 0) - (p.score ?? 0) || p.id - q.id);
   ui.scores.replaceChildren();
   for (const p of players) {
@@ -184,8 +196,13 @@ function stopTimers() {
   pingTimer = null;
 }
 
-/** A fresh connection (the old one, if any, is closed first) joining `wanted`. */
+/**
+ * A fresh connection (the old one, if any, is closed first): it takes the
+ * seat of the previous connection back with `resume` when it held one (the
+ * server keeps a dropped seat for its reconnect grace), else sends `wanted`.
+ */
 function connect() {
+  const held = client?.joined?.resume_token ? { room_id: client.joined.room_id, token: client.joined.resume_token } : null;
   if (client) {
     closingOnPurpose = true;
     const old = client;
@@ -215,7 +232,8 @@ function connect() {
       log(`connected to ${wsUrl} (${c.ws?.protocol || "no subprotocol"})`);
       ping();
       pingTimer = setInterval(ping, PING_EVERY_MS);
-      join(wanted);
+      if (held) resume(c, held);
+      else join(wanted);
     },
     (e) => {
       if (c !== client) return;
@@ -238,6 +256,7 @@ function listen(c) {
     if (c === client) fn(v);
   };
   c.on("joined", mine(onJoined));
+  c.on("watching", mine(onWatching));
   c.on("left", mine((ev) => {
     log(`left room ${ev.room_id}${ev.reason === "left" ? "" : ` (${ev.reason})`}`);
     resetRoom();
@@ -255,6 +274,10 @@ function listen(c) {
     stopTimers();
     if (closingOnPurpose) {
       setStatus("closed", "disconnected");
+    } else if (ev.code === 1008 && ev.reason === "resumed elsewhere") {
+      // Another tab or device took the seat: the library does not fight over it.
+      setStatus("closed", "closed");
+      showError(`The seat was taken back on another connection: ${ev.code} (resumed elsewhere).`);
     } else if (ev.willReconnect) {
       setStatus("reconnecting", "reconnecting…");
       log(`connection lost (${ev.code} ${closeCodeName(ev.code)}): reconnecting`, "warn");
@@ -266,7 +289,9 @@ function listen(c) {
     }
     updateFigures();
   }));
+  c.on("reconnecting", mine(() => setStatus("reconnecting", "reconnecting…")));
   c.on("reconnected", mine((ev) => {
+    if (ev.resumed) resumes += 1;
     log(ev.resumed ? "reconnected: seat resumed" : "reconnected: joined afresh");
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
@@ -318,12 +343,27 @@ function ping() {
   );
 }
 
-/** Sends a join (create, join, join_or_create); failures are shown. */
+/** Takes a held seat back on the new connection `c`; a refused token (the grace passed) falls back to `wanted`. */
+async function resume(c, held) {
+  setStatus("joining", "resuming…");
+  try {
+    await c.resume(held.room_id, held.token);
+    resumes += 1;
+    log(`resumed the seat in room ${held.room_id}`);
+  } catch (e) {
+    if (c !== client) return;
+    log(`resume refused (${e.code ?? e.message}); joining again`, "warn");
+    await join(wanted);
+  }
+}
+
+/** Sends a join (create, join, join_or_create) or a watch; failures are shown. */
 async function join(body) {
   const c = client;
   setStatus("joining", "joining…");
   try {
-    if (body.type === "join_room") await c.joinRoom(body.room_id);
+    if (body.type === "watch_room") await c.watch(body.room_id);
+    else if (body.type === "join_room") await c.joinRoom(body.room_id);
     else if (body.type === "create_room") await c.createRoom(body.game);
     else await c.joinOrCreate(body.game);
   } catch (e) {
@@ -336,9 +376,10 @@ async function join(body) {
 /** Joins another room: leaves the current one first (the server refuses a second join). */
 async function joinRoom(body) {
   wanted = body;
-  if (body.type === "join_room") {
+  if (body.type === "join_room" || body.type === "watch_room") {
     const url = new URL(location.href);
-    url.searchParams.set("room", body.room_id);
+    url.searchParams.delete(body.type === "join_room" ? "watch" : "room");
+    url.searchParams.set(body.type === "join_room" ? "room" : "watch", body.room_id);
     history.replaceState(null, "", url);
   }
   if (!client || client.status !== "open") {
@@ -346,7 +387,7 @@ async function joinRoom(body) {
     return;
   }
   clearError();
-  if (client.joined) {
+  if (inRoom()) {
     try {
       await client.leave();
     } catch (e) {
@@ -365,6 +406,7 @@ function onJoined(j) {
   // Rejoin this very room after a reconnect.
   wanted = { type: "join_room", room_id: j.room_id };
   const url = new URL(location.href);
+  url.searchParams.delete("watch");
   url.searchParams.set("room", j.room_id);
   history.replaceState(null, "", url);
   view = viewFor(j.game, j.schema, params);
@@ -372,6 +414,24 @@ function onJoined(j) {
   ui.tableView.hidden = view !== "table";
   log(`joined room ${j.room_id} (${j.game}, ${j.tick_hz} Hz) as player ${j.player_id}, entity ${j.entity_id}`);
   setStatus("joined", "joined, waiting for ticks…");
+  refreshRooms();
+  updateFigures();
+}
+
+/** Watching a room as a spectator: its ticks, no seat, no input (the library acks). */
+function onWatching(w) {
+  resetRoom();
+  clearError();
+  wanted = { type: "watch_room", room_id: w.room_id };
+  const url = new URL(location.href);
+  url.searchParams.delete("room");
+  url.searchParams.set("watch", w.room_id);
+  history.replaceState(null, "", url);
+  view = viewFor(w.game, w.schema, params);
+  ui.stage.hidden = view !== "canvas";
+  ui.tableView.hidden = view !== "table";
+  log(`watching room ${w.room_id} (${w.game}, ${w.tick_hz} Hz) as a spectator`);
+  setStatus("joined", "watching, waiting for ticks…");
   refreshRooms();
   updateFigures();
 }
@@ -410,7 +470,8 @@ function onTick(t) {
   // One input a tick while a key is held (or just released): the inputs
   // the server has not applied yet are the prediction's.
   sendInput();
-  if (statusState !== "connected") setStatus("connected", "connected");
+  const live = watching() ? "watching" : "connected";
+  if (statusState !== live) setStatus(live, live);
   updateFigures();
 }
 
@@ -529,26 +590,39 @@ function renderRooms(rooms) {
   ui.rooms.replaceChildren();
   ui.roomsNote.textContent = rooms.length ? "" : "No public rooms yet: join one to create it.";
   const j = joined();
+  const w = watching();
   for (const r of rooms) {
     const tr = document.createElement("tr");
-    const here = j && j.room_id === r.room_id;
-    if (here) tr.className = "here";
+    if (inRoom()?.room_id === r.room_id) tr.className = "here";
     for (const text of [r.room_id, r.game, `${r.players}/${r.max_players}`, `${r.tick_hz} Hz`]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
     }
+    const spectators = document.createElement("td");
+    spectators.textContent = String(r.spectators ?? 0);
+    spectators.title = "spectators";
+    tr.append(spectators);
     const td = document.createElement("td");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = here ? "here" : "join";
-    b.disabled = here || r.players >= r.max_players;
-    b.title = "Leaves this room and joins that one as a player";
-    b.addEventListener("click", () => {
-      b.blur();
-      joinRoom({ type: "join_room", room_id: r.room_id });
+    const button = (label, title, disabled, body) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.title = title;
+      b.disabled = disabled;
+      b.addEventListener("click", () => {
+        b.blur();
+        joinRoom(body);
+      });
+      td.append(b);
+    };
+    const playing = j && j.room_id === r.room_id;
+    const watched = w && w.room_id === r.room_id;
+    button("join", "Takes a seat in the room (leaving this one)", Boolean(playing) || r.players >= r.max_players, {
+      type: "join_room",
+      room_id: r.room_id,
     });
-    td.append(b);
+    button("watch", "Watches the room without a seat (watch_room)", Boolean(watched), { type: "watch_room", room_id: r.room_id });
     tr.append(td);
     ui.rooms.append(tr);
   }
@@ -578,22 +652,23 @@ function predicted() {
 function frame(now) {
   frames += 1;
   const j = joined();
+  const here = inRoom();
   const state = client?.state;
-  if (j && state && view === "table") {
+  if (here && state && view === "table") {
     drawn = { alpha: 1, tick: state.tick, entities: state.entities() };
     if (now - tableAt >= TABLE_EVERY_MS) {
       tableAt = now;
-      renderTable(ui.entities, j.schema, drawn.entities, j.entity_id, ui.entitiesNote);
+      renderTable(ui.entities, here.schema, drawn.entities, j ? j.entity_id : 0, ui.entitiesNote);
     }
   } else {
-    drawn = j && state ? state.interpolate(now) : { alpha: 1, tick: null, entities: [] };
+    drawn = here && state ? state.interpolate(now) : { alpha: 1, tick: null, entities: [] };
     const p = predicted();
     if (p) {
       const at = smoother.follow(p.x, p.y, now);
       drawn.entities = drawn.entities.map((e) => (e.id === j.entity_id ? { ...e, x: at.x, y: at.y } : e));
     }
     let message = "";
-    if (!state?.latest || !j) {
+    if (!state?.latest || !here) {
       message =
         statusState === "connecting" || statusState === "joining" || statusState === "joined"
           ? "connecting…"
@@ -623,8 +698,24 @@ window.__tickforge = {
   get status() {
     return statusState;
   },
+  /** The WebSocket URL the page connects to (wss:// under https). */
+  get url() {
+    return wsUrl;
+  },
   get joined() {
     return joined();
+  },
+  get watching() {
+    return watching();
+  },
+  /** The seat `resume` would take back ({room_id, resume_token}), or null. */
+  get resumable() {
+    const j = joined();
+    return j && j.resume_token ? { room_id: j.room_id, resume_token: j.resume_token } : null;
+  },
+  /** Seats taken back with `resume` since the page loaded. */
+  get resumes() {
+    return resumes;
   },
   get latestTick() {
     return client?.state?.tick ?? null;
@@ -680,6 +771,7 @@ window.__tickforge = {
   },
   sendGarbage,
   sendOversize,
+  refreshRooms,
   connect,
   disconnect,
   joinRoom,

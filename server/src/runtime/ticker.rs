@@ -63,6 +63,8 @@ struct Ticking {
     published: usize,
     /// Its figures for the monitor (written here, once per tick).
     stats: Arc<RoomStats>,
+    /// Its players and spectators as the monitor last saw them.
+    seen: (usize, usize),
 }
 
 /// Buffers a pass reuses.
@@ -113,6 +115,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 empty_since: Some(start),
                 published: 0,
                 stats,
+                seen: (0, 0),
             });
             queue.push(Reverse((schedule.next_due(), key)));
         }
@@ -162,8 +165,14 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 // The monitor's admin requests, through the usual paths.
                 let mut room = t.slot.room.borrow_mut();
                 for player in actions.disconnect {
-                    if let Some(outbox) = room.outbox_of(PlayerId(player)) {
+                    // The seat is freed (no hold for a resume: the
+                    // operator wants the player out), then its
+                    // connection, if any, is closed.
+                    let outbox = room.outbox_of(PlayerId(player)).cloned();
+                    if room.leave(PlayerId(player), "disconnected by an operator") {
                         info!(shard = shard.state.id, room = %room.id(), player, "disconnected by an operator");
+                    }
+                    if let Some(outbox) = outbox {
                         outbox.close(CloseReason::DisconnectedByOperator);
                     }
                 }
@@ -174,10 +183,14 @@ pub(crate) async fn run(shard: Rc<Shard>) {
             }
             let (closed, players) = {
                 let room = t.slot.room.borrow();
+                let seen = (room.player_count(), room.spectator_count());
+                if seen != t.seen {
+                    t.seen = seen;
+                    t.stats.set_players(room.player_ids().map(|p| p.0), u32::try_from(seen.1).unwrap_or(u32::MAX));
+                }
                 (room.closed().is_some(), room.player_count())
             };
             if players != t.published {
-                t.stats.set_players(t.slot.room.borrow().player_ids().map(|p| p.0), 0);
                 ShardMetrics::gauge(&metrics.players, players as i64 - t.published as i64);
                 t.published = players;
                 shard.state.publish(&t.slot);
@@ -250,7 +263,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         &b.fds,
         |i, bytes| {
             let cell = &cells[reading[i]];
-            guarded(shard, cell, |conn| conn.on_bytes(bytes, now));
+            guarded(shard, cell, |conn| cell.receive(conn, bytes, now, shard.state.metrics()));
         },
         &mut b.received,
     );
@@ -279,6 +292,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
                 metrics.tick(took_us, t.period_ns / 1000);
                 t.stats.record_tick(report.tick.0, took_us);
                 ShardMetrics::add(&metrics.messages_out, report.sent as u64);
+                ShardMetrics::add(&metrics.seats_expired, report.seats_expired as u64);
                 if let Some(panic) = report.panicked {
                     ShardMetrics::inc(&metrics.room_panics);
                     let room = t.slot.room.borrow();
@@ -301,15 +315,21 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     b.sending.clear();
     b.senders.clear();
     for (i, cell) in b.cells.iter().enumerate() {
+        if !cell.parked.get() {
+            continue;
+        }
+        // Through TLS, the outbox's bytes are encrypted first (as far as
+        // the link's backlog allows: a stuck client keeps its tick pending).
+        guarded(shard, cell, |conn| cell.seal(conn, now));
         let conn = cell.conn.borrow();
-        if cell.parked.get() && conn.outbox().has_pending() {
+        if cell.has_tx(&conn) {
             b.sending.push(conn.outbox().clone());
             b.senders.push(i);
         }
     }
     {
         let bufs: Vec<(RawFd, Ref<'_, [u8]>)> =
-            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, outbox.pending())).collect();
+            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, b.cells[i].tx(outbox))).collect();
         if let Err(e) = shard.ring.borrow_mut().send_all(&bufs, &mut b.sent) {
             error!(shard = shard.state.id, "tick pass: send batch failed: {e}");
             b.sent.clear();
@@ -322,7 +342,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         match *sent {
             Some(n) => {
                 b.room_bytes[b.cell_room[b.senders[j]]] += n as u64;
-                guarded(shard, cell, |conn| conn.on_sent(n, now));
+                guarded(shard, cell, |conn| cell.sent(conn, n, now));
             }
             None => guarded(shard, cell, |conn| conn.on_io_error()),
         }

@@ -503,7 +503,7 @@ fn arena_sessions(rng: &mut Rng) -> Vec<Json> {
     let mut bots: Vec<(PlayerId, Rc<Outbox>)> = Vec::new();
     let join_bot = |room: &mut Room, bots: &mut Vec<(PlayerId, Rc<Outbox>)>| {
         let outbox = Outbox::new(Format::Bin, 1024);
-        let joined = room.join(outbox.clone()).expect("a free seat");
+        let joined = room.join(outbox.clone(), None).expect("a free seat");
         bots.push((joined.player_id, outbox));
     };
     for _ in 0..4 {
@@ -513,7 +513,7 @@ fn arena_sessions(rng: &mut Rng) -> Vec<Json> {
         .into_iter()
         .map(|format| {
             let outbox = Outbox::new(format, 1024);
-            let joined = room.join(outbox.clone()).expect("a free seat");
+            let joined = room.join(outbox.clone(), None).expect("a free seat");
             let msg = ServerMsg::Cfm { id: RequestId(1), body: Confirm::Joined(joined.clone()) };
             let mut bytes = Vec::new();
             codec::encode_server(format, &msg, &mut bytes);
