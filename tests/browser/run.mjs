@@ -549,6 +549,8 @@ async function main() {
       assert(b, "no second page");
       await waitText(b, "status", "t === 'connected'", 5000);
       // b plays in roomId: watching it gives the seat up first.
+      const seat = await b.evaluate(() => window.__tickforge.joined && window.__tickforge.joined.entity_id);
+      assert(seat, "b holds no seat before watching");
       await b.evaluate(() => window.__tickforge.refreshRooms());
       const watch = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "watch" });
       await watch.click({ timeout: 10_000 });
@@ -556,17 +558,32 @@ async function main() {
       await waitText(b, "room", `t === ${JSON.stringify(roomId)}`, 5000);
       const t0 = Number(await text(b, "#tick"));
       await waitText(b, "tick", `Number(t) >= ${t0 + 5}`, 3000);
-      const seen = await b.evaluate(() => ({
-        watching: window.__tickforge.watching && window.__tickforge.watching.room_id,
-        joined: window.__tickforge.joined,
-        players: window.__tickforge.players,
-      }));
+      // The seat given up takes its avatar with it, and the spectator brings
+      // none: the page's players are the room's seats as the server counts
+      // them (the pages closed by earlier checks hold theirs for the
+      // reconnect grace, so the count is the server's, not a constant).
+      await b.waitForFunction(
+        (id) => !window.__tickforge.entities().some((e) => e.id === id && e.kind === "player"),
+        seat,
+        { timeout: 5000 },
+      );
+      let seen = null;
+      let row = null;
+      for (let i = 0; i < 30; i++) {
+        seen = await b.evaluate(() => ({
+          watching: window.__tickforge.watching && window.__tickforge.watching.room_id,
+          joined: window.__tickforge.joined,
+          players: window.__tickforge.players,
+        }));
+        const listed = await (await fetch(`${base}/rooms`)).json();
+        row = listed.rooms.find((r) => r.room_id === roomId);
+        if (row && seen.players === row.players && row.spectators === 1) break;
+        await sleep(100); // a held seat expiring between the two reads
+      }
       assert(seen.watching === roomId && seen.joined === null, JSON.stringify(seen));
-      assert(seen.players === 1, `a spectator takes no seat: ${seen.players} players`);
-      // The room list counts the spectator.
-      const listed = await (await fetch(`${base}/rooms`)).json();
-      const row = listed.rooms.find((r) => r.room_id === roomId);
+      // The room list counts the spectator, and no seat for it.
       assert(row && row.spectators === 1, `/rooms row ${JSON.stringify(row)}`);
+      assert(seen.players === row.players, `a spectator takes no seat: the page shows ${seen.players} players, /rooms ${row.players}`);
       assert(!(await b.locator("#error").isVisible()), `error shown: ${await text(b, "#error-text")}`);
       // Back to a seat for the checks that follow.
       const join = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "join" });
