@@ -145,10 +145,15 @@ fn admin_actions_close_rooms_and_disconnect_players_with_the_token() {
     assert_eq!(answer["state"], "requested");
     assert_eq!(b.wait_close(), (1008, "disconnected by an operator".to_owned()));
     let left = a.wait_indication("player_left", |i| match i {
-        Indication::PlayerLeft { player_id, .. } => Some(*player_id),
+        Indication::PlayerLeft { player_id, reason } => Some((*player_id, reason.clone())),
         _ => None,
     });
-    assert_eq!(left, b_joined.player_id);
+    assert_eq!(left, (b_joined.player_id, "disconnected by an operator".to_owned()));
+    // The seat went with the connection (no reconnect grace holds it): its
+    // resume token is void.
+    let mut back = connect(&server, Format::Json);
+    let resume = Request::Resume { room_id: joined.room_id.clone(), resume_token: b_joined.resume_token.clone() };
+    assert_eq!(back.call_rej(resume), tickforge_protocol::message::RejectCode::NotFound);
     let v = until(&server, "one player left", |v| room(v, &id).is_some_and(|r| r["players"] == 1));
     let kicked = v["last_minute"]["closes"]
         .as_array()
@@ -157,6 +162,26 @@ fn admin_actions_close_rooms_and_disconnect_players_with_the_token() {
         .find(|c| c["reason"] == "disconnected_by_operator")
         .unwrap();
     assert_eq!((kicked["code"].as_u64(), kicked["count"].as_u64()), (Some(1008), Some(1)));
+
+    // A seat the reconnect grace holds (its connection dropped) is freed at
+    // once too.
+    let c_joined = match back.call(Request::JoinRoom { room_id: joined.room_id.clone(), reservation: None }) {
+        tickforge_protocol::message::Confirm::Joined(j) => j,
+        other => panic!("{other:?}"),
+    };
+    drop(back);
+    a.wait_indication("player_disconnected", |i| match i {
+        Indication::PlayerDisconnected { player_id } if *player_id == c_joined.player_id => Some(()),
+        _ => None,
+    });
+    let held = format!("/monitor/rooms/{id}/players/{}/disconnect", c_joined.player_id.0);
+    assert_eq!(post(&server, &held, Some(TOKEN)).status, 202);
+    let left = a.wait_indication("player_left", |i| match i {
+        Indication::PlayerLeft { player_id, reason } => Some((*player_id, reason.clone())),
+        _ => None,
+    });
+    assert_eq!(left, (c_joined.player_id, "disconnected by an operator".to_owned()));
+    until(&server, "one player again", |v| room(v, &id).is_some_and(|r| r["players"] == 1));
 
     assert_eq!(post(&server, &close, Some(TOKEN)).status, 202);
     let reason = a.wait_indication("room_closing", |i| match i {
