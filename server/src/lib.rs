@@ -51,6 +51,7 @@ pub mod directory;
 pub mod game;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 pub mod outbox;
 mod requests;
 pub mod room;

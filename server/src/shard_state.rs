@@ -11,6 +11,7 @@ use crate::config::ServerConfig;
 use crate::directory::Directory;
 use crate::game::Game;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::monitor::Monitor;
 use crate::room::{Room, RoomConfig, RoomSlot};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
     /// The cluster this node is in (`--cluster`).
     pub(crate) cluster: Option<crate::cluster::serve::ClusterLink>,
+    /// The operator's monitor (`/monitor.json`, admin actions).
+    pub(crate) monitor: Monitor,
 }
 
 /// One shard's state.

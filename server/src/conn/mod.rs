@@ -698,6 +698,7 @@ mod tests {
             stop: Arc::new(AtomicBool::new(false)),
             tls: None,
             cluster: None,
+            monitor: crate::monitor::Monitor::new(1, false, 0),
         };
         Rc::new(ShardState::new(0, shared))
     }
