@@ -46,6 +46,9 @@ TICKFORGE_BIN=${CARGO_TARGET_DIR:-target}/release/tickforge scripts/clone-check.
 step "Loadgen smoke run (64 clients, 5 s, zero errors)"
 scripts/smoke.sh
 
+step "Cluster under load (Redis, three nodes, 1,000 clients at one node, zero errors)"
+scripts/cluster-load.sh
+
 step "JavaScript client (clients/js: corpus, real and fake servers, package)"
 scripts/js-test.sh
 
