@@ -632,6 +632,59 @@ mod tests {
         }
     }
 
+    /// Arena's exact bytes: every frame 8 players of both formats receive
+    /// over 20 s of WORKLOAD.md's inputs (players acking 1 to 4 ticks
+    /// behind, one joining late and one leaving), hashed. Any change to
+    /// arena's behaviour or its encoding changes the digest: the refactor
+    /// of the game API (issue 14) must not.
+    #[test]
+    fn arena_bytes_are_pinned() {
+        let mut room = room(8);
+        let mut seats: Vec<(Rc<Outbox>, PlayerId)> = Vec::new();
+        for i in 0..7 {
+            let outbox = Outbox::new(if i % 2 == 0 { Format::Bin } else { Format::Json }, 1024);
+            let joined = room.join(outbox.clone()).unwrap();
+            seats.push((outbox, joined.player_id));
+        }
+        // FNV-1a over every frame, in order, with its player's index.
+        let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        let (mut frames, mut total) = (0usize, 0usize);
+        for t in 1..=600u32 {
+            if t == 100 {
+                let outbox = Outbox::new(Format::Bin, 1024);
+                let joined = room.join(outbox.clone()).unwrap();
+                seats.push((outbox, joined.player_id));
+            }
+            if t == 300 {
+                let (_, gone) = seats.remove(1);
+                room.leave(gone, "left");
+            }
+            let t_s = f64::from(t) / 30.0;
+            for (i, (_, id)) in seats.iter().enumerate() {
+                let back = 1 + (i as u64 % 4);
+                let ack = Some(Tick(u64::from(t).saturating_sub(back))).filter(|a| a.0 > 0);
+                room.input(*id, InputSeq(t), ack, workload_input(i, t_s));
+            }
+            room.tick(1_763_740_000_000_000 + u64::from(t) * 33_333);
+            for (i, (outbox, _)) in seats.iter().enumerate() {
+                while let Some(item) = outbox.try_next() {
+                    let (OutboxItem::Control(bytes) | OutboxItem::Tick(bytes)) = item;
+                    eat(&[i as u8]);
+                    eat(&bytes);
+                    frames += 1;
+                    total += bytes.len();
+                }
+            }
+        }
+        eprintln!("arena: {frames} frames, {total} bytes, digest {digest:#018x}");
+        assert_eq!((frames, total, digest), (4435, 2_057_469, 0xf81c_d03e_be37_c7fb));
+    }
+
     /// Regression: an ack of a tick never sent used to pin the player to
     /// full states until the room reached that tick.
     #[test]
