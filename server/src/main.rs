@@ -73,6 +73,24 @@ struct Cli {
     /// Consecutive undecodable messages before closing 1007.
     #[arg(long, default_value_t = 5)]
     max_decode_errors: u32,
+    /// Longest game message and event name, bytes; longer gets rej bad_request.
+    #[arg(long, default_value_t = 64)]
+    max_game_name: usize,
+    /// Largest game message, reply and event data, bytes (at most 4096); bigger gets rej bad_request.
+    #[arg(long, default_value = "4096", value_parser = parse_byte_size)]
+    max_game_value_size: usize,
+    /// Largest create_room / join_or_create options, bytes (at most 4096); bigger gets rej bad_request.
+    #[arg(long, default_value = "1024", value_parser = parse_byte_size)]
+    max_options_size: usize,
+    /// Largest room metadata a game may set, bytes (at most 4096).
+    #[arg(long, default_value = "1024", value_parser = parse_byte_size)]
+    max_metadata_size: usize,
+    /// Game events one player may get per tick; more are dropped and counted.
+    #[arg(long, default_value_t = 32)]
+    max_game_events_per_tick: u32,
+    /// A game hook running longer is logged with its room and counted in /metrics.
+    #[arg(long, default_value = "5ms", value_name = "DURATION", value_parser = parse_duration)]
+    slow_game_hook: Duration,
     /// Graceful shutdown waits at most this long for connections.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -161,6 +179,12 @@ impl Cli {
         l.send_stall = self.send_stall;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
+        l.game.max_name_bytes = self.max_game_name;
+        l.game.max_value_bytes = self.max_game_value_size;
+        l.game.max_options_bytes = self.max_options_size;
+        l.game.max_metadata_bytes = self.max_metadata_size;
+        l.game.max_events_per_tick = self.max_game_events_per_tick;
+        l.game.slow_hook = self.slow_game_hook;
         if let Some(redis_url) = self.cluster {
             let mut k = ClusterConfig::new(redis_url, self.public_url.unwrap_or_default());
             k.node_id = self.node_id.unwrap_or_default();
@@ -293,7 +317,7 @@ mod tests {
                 assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
             }
         }
-        assert_eq!(seen, 13);
+        assert_eq!(seen, 14);
         assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
     }
 }

@@ -10,10 +10,15 @@
 //! [`Outbox`]. A room never waits on a socket: a player whose writer has
 //! not taken the previous tick just gets the newer one, and one stuck past
 //! a bound is asked to close with 1008.
+//!
+//! The game runs behind its hooks (see [`crate::game`]): a room calls them
+//! as players join and leave, as it ticks, as a player sends a game
+//! message, and as it closes; `game.rs` holds the game-facing half (game
+//! messages, event delivery, metadata).
 
-use crate::game::{Game, GameRoom, PlayerInput};
+use crate::game::host::{GameHost, Hook, HookError};
+use crate::game::{Game, GameLimits, LeaveReason, PlayerInfo, PlayerInput};
 use crate::outbox::Outbox;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::codec::{Format, TickHeader};
@@ -23,7 +28,9 @@ use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::input::{InputError, InputValues, RawInput};
 use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
+use tickforge_protocol::value::ValueMap;
 
+mod game;
 pub mod schedule;
 mod seat;
 
@@ -49,6 +56,8 @@ pub struct RoomConfig {
     /// A player whose writer has not taken this many ticks in a row is
     /// closed as too slow (default 5 s of ticks).
     pub max_skipped_ticks: u32,
+    /// The bounds on the game's names, values, metadata and events.
+    pub game_limits: GameLimits,
 }
 
 impl RoomConfig {
@@ -63,6 +72,7 @@ impl RoomConfig {
             baseline_ticks: SnapshotRing::capacity_for(tick_hz),
             max_ack_lag_ticks: 5 * u64::from(tick_hz),
             max_skipped_ticks: 5 * tick_hz,
+            game_limits: GameLimits::default(),
         }
     }
 }
@@ -115,8 +125,10 @@ pub struct TickReport {
     pub encodings: usize,
     /// Players asked to close as too slow this tick.
     pub closed_slow: usize,
-    /// The game step panicked with this message; the room is now closed.
+    /// The game panicked with this message; the room is now closed.
     pub panicked: Option<String>,
+    /// Game event deliveries made this tick (one per recipient).
+    pub events: usize,
 }
 
 /// A room on a shard.
@@ -124,7 +136,11 @@ pub struct Room {
     id: RoomId,
     game_name: String,
     game: Arc<dyn Game>,
-    sim: Box<dyn GameRoom>,
+    host: GameHost,
+    /// The options it was created with (`join_or_create` matches them).
+    options: ValueMap,
+    /// The metadata version last published to the directory.
+    metadata_published: u64,
     config: RoomConfig,
     players: Vec<Player>,
     next_player: u32,
@@ -136,6 +152,8 @@ pub struct Room {
     plain: Delta,
     encoded: Vec<Encoded>,
     closed: Option<String>,
+    /// Events taken from the game, being delivered (a reused buffer).
+    events: Vec<crate::game::context::OutEvent>,
 }
 
 impl std::fmt::Debug for Room {
@@ -150,15 +168,46 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
-    /// A room of `game`, its simulation seeded with `seed`.
-    #[must_use]
-    pub fn new(id: RoomId, game: Arc<dyn Game>, config: RoomConfig, seed: u64) -> Self {
-        let sim = game.new_room(seed, config.tick_hz);
-        Self {
+    /// A room of `game` with no options, its simulation seeded with `seed`.
+    ///
+    /// # Errors
+    /// As [`Room::create`].
+    pub fn new(id: RoomId, game: Arc<dyn Game>, config: RoomConfig, seed: u64) -> Result<Self, (RejectCode, String)> {
+        Self::create(id, game, config, seed, ValueMap::new())
+    }
+
+    /// A room of `game` made with `options` ([`Game::create`]), its
+    /// simulation seeded with `seed`; its seats are the fewer of
+    /// `config.max_players` and the game's own bound.
+    ///
+    /// # Errors
+    /// `refused` with the game's reason for options it does not take;
+    /// `internal` when the game panicked.
+    pub fn create(
+        id: RoomId,
+        game: Arc<dyn Game>,
+        mut config: RoomConfig,
+        seed: u64,
+        options: ValueMap,
+    ) -> Result<Self, (RejectCode, String)> {
+        let limits = config.game_limits.clone();
+        let host =
+            GameHost::create(&*game, id.clone(), config.tick_hz, seed, &options, limits).map_err(|e| match e {
+                HookError::Refused(reason) => (RejectCode::Refused, reason),
+                HookError::Panicked(panic) => {
+                    (RejectCode::Internal, format!("game {} failed creating a room: {panic}", game.name()))
+                }
+            })?;
+        if let Some(seats) = host.seats() {
+            config.max_players = config.max_players.min(seats.max(1));
+        }
+        Ok(Self {
             id,
             game_name: game.name().to_owned(),
             game,
-            sim,
+            host,
+            options,
+            metadata_published: 0,
             ring: SnapshotRing::new(config.baseline_ticks),
             config,
             players: Vec::new(),
@@ -170,7 +219,8 @@ impl Room {
             plain: Delta::default(),
             encoded: Vec::new(),
             closed: None,
-        }
+            events: Vec::new(),
+        })
     }
 
     /// The room's id.
@@ -207,7 +257,7 @@ impl Room {
             max_players: self.config.max_players,
             tick_hz: self.config.tick_hz,
             spectators: 0,
-            metadata: Default::default(),
+            metadata: self.host.metadata().0.clone(),
         }
     }
 
@@ -252,13 +302,31 @@ impl Room {
         self.closed.as_deref()
     }
 
-    /// Seats a player whose connection writes through `outbox`; the others
-    /// get `player_joined`. The caller sends the returned `joined`.
+    /// Seats a player whose connection writes through `outbox`, with no
+    /// identity and no options (see [`Room::join_as`]).
+    ///
+    /// # Errors
+    /// As [`Room::join_as`].
+    pub fn join(&mut self, outbox: Rc<Outbox>) -> Result<Joined, (RejectCode, String)> {
+        self.join_as(outbox, None, None, &ValueMap::new())
+    }
+
+    /// Seats a player whose connection writes through `outbox`: its
+    /// `user_id` and `name` (when identities are on) and the `options` of
+    /// its join go to the game's join hook, which may refuse; then the
+    /// others get `player_joined`. The caller sends the returned `joined`.
     ///
     /// # Errors
     /// `room_full` with no free seat; `not_found` once the room closed;
-    /// `overloaded` when player ids are exhausted.
-    pub fn join(&mut self, outbox: Rc<Outbox>) -> Result<Joined, (RejectCode, String)> {
+    /// `overloaded` when player ids are exhausted; `refused` with the
+    /// game's reason; `internal` when the game panicked (the room closes).
+    pub fn join_as(
+        &mut self,
+        outbox: Rc<Outbox>,
+        user_id: Option<String>,
+        name: Option<String>,
+        options: &ValueMap,
+    ) -> Result<Joined, (RejectCode, String)> {
         if let Some(why) = &self.closed {
             return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
         }
@@ -271,8 +339,20 @@ impl Room {
         }
         let id = PlayerId(self.next_player);
         self.next_player += 1;
-        let entity = self.sim.add_player(id);
-        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id, user_id: None, name: None } };
+        let info = PlayerInfo { id, user_id, name };
+        let entity = match self.host.join(self.tick, &info, options) {
+            Ok(entity) => entity,
+            Err(HookError::Refused(reason)) => return Err((RejectCode::Refused, reason)),
+            Err(HookError::Panicked(panic)) => {
+                self.fail(Hook::Join, &panic);
+                return Err((
+                    RejectCode::Internal,
+                    format!("game {} failed seating a player; room closed", self.game_name),
+                ));
+            }
+        };
+        let PlayerInfo { user_id, name, .. } = info;
+        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id, user_id, name } };
         for p in &self.players {
             // A full control queue closes that connection: its own problem.
             let _ = p.outbox.push_msg(&notice);
@@ -280,7 +360,7 @@ impl Room {
         self.players.push(Player {
             id,
             outbox,
-            input: InputValues::default(),
+            input: self.game.input_schema().neutral(),
             input_seq: InputSeq(0),
             last_ack: None,
             first_tick: self.tick.next(),
@@ -298,15 +378,19 @@ impl Room {
         })
     }
 
-    /// Removes a player (left, disconnected, closed); the others get
-    /// `player_left` with `reason`. Returns whether it was here.
-    pub fn leave(&mut self, player: PlayerId, reason: &str) -> bool {
+    /// Frees a player's seat (left, disconnected, closed): the game's
+    /// leave hook, then the others get `player_left` with the reason.
+    /// Returns whether it was here.
+    pub fn leave(&mut self, player: PlayerId, reason: LeaveReason) -> bool {
         let Some(at) = self.players.iter().position(|p| p.id == player) else { return false };
         self.players.remove(at);
         if self.closed.is_none() {
-            self.sim.remove_player(player);
+            if let Err(panic) = self.host.leave(self.tick, player, reason) {
+                self.fail(Hook::Leave, &panic);
+            }
         }
-        let notice = ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.to_owned() } };
+        let notice =
+            ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.as_str().to_owned() } };
         for p in &self.players {
             let _ = p.outbox.push_msg(&notice);
         }
@@ -372,21 +456,19 @@ impl Room {
         self.inputs.clear();
         self.inputs.extend(self.players.iter().map(|p| PlayerInput { player: p.id, data: p.input }));
 
-        let (sim, inputs) = (&mut self.sim, &self.inputs);
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sim.step(tick, inputs))) {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            self.close(&format!("game error: {message}"));
-            return TickReport { tick, panicked: Some(message), ..TickReport::default() };
+        if let Err(panic) = self.host.step(tick, &self.inputs) {
+            self.fail(Hook::Step, &panic);
+            return TickReport { tick, panicked: Some(panic), ..TickReport::default() };
         }
 
         let mut snapshot = self.spare.take().unwrap_or_default();
         snapshot.tick = tick;
         snapshot.entities.clear();
-        self.sim.write_snapshot(&mut snapshot.entities);
+        if let Err(panic) = self.host.write_snapshot(&mut snapshot.entities) {
+            self.spare = Some(snapshot);
+            self.fail(Hook::Snapshot, &panic);
+            return TickReport { tick, panicked: Some(panic), ..TickReport::default() };
+        }
         if !snapshot.is_well_formed() {
             // A game bug, not a reason to send clients a state they cannot
             // apply: sort, and keep one entity of each id.
@@ -399,6 +481,8 @@ impl Room {
         }
 
         let fanned = self.fan_out(now_us);
+        // A tick's events follow its state.
+        let events = self.deliver_events();
         self.prune_baselines();
         TickReport {
             tick,
@@ -408,6 +492,7 @@ impl Room {
             encodings: fanned.encodings,
             closed_slow: fanned.closed_slow,
             panicked: None,
+            events,
         }
     }
 
@@ -486,12 +571,18 @@ impl Room {
         }
     }
 
-    /// Closes the room: every player gets `room_closing` with `reason` and
-    /// leaves; no more ticks are taken.
+    /// Closes the room: the game's dispose hook (unless it panicked
+    /// before), the events it sent, then every player gets `room_closing`
+    /// with `reason` and leaves; no more ticks are taken.
     pub fn close(&mut self, reason: &str) {
         if self.closed.is_some() {
             return;
         }
+        if let Err(panic) = self.host.dispose(self.tick) {
+            // Closing anyway: the reason stays the one asked for.
+            tracing::warn!(room = %self.id, %panic, "game panicked in dispose");
+        }
+        self.deliver_events();
         self.closed = Some(reason.to_owned());
         let notice = ServerMsg::Ind { body: Indication::RoomClosing { reason: reason.to_owned() } };
         for p in self.players.drain(..) {
@@ -512,7 +603,7 @@ mod tests {
     use tickforge_protocol::session::{ClientSession, Event};
 
     fn room(max_players: u32) -> Room {
-        Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(30, max_players), 42)
+        Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(30, max_players), 42).unwrap()
     }
 
     /// Joins a player and hands its `joined` to a fresh client session.
@@ -662,7 +753,7 @@ mod tests {
             }
             if t == 300 {
                 let (_, gone) = seats.remove(1);
-                room.leave(gone, "left");
+                room.leave(gone, LeaveReason::Left);
             }
             let t_s = f64::from(t) / 30.0;
             for (i, (_, id)) in seats.iter().enumerate() {
@@ -735,8 +826,8 @@ mod tests {
         let (_b_box, _b, b_id) = join(&mut room, Format::Json);
         let err = room.join(Outbox::new(Format::Json, 4)).unwrap_err();
         assert_eq!(err, (RejectCode::RoomFull, "room r-0-1 has 2 of 2 players".to_owned()));
-        assert!(room.leave(b_id, "left"));
-        assert!(!room.leave(b_id, "left"));
+        assert!(room.leave(b_id, LeaveReason::Left));
+        assert!(!room.leave(b_id, LeaveReason::Left));
         let mut seen = Vec::new();
         while let Some(OutboxItem::Control(bytes)) = a_box.try_next() {
             a.handle_message(&bytes).unwrap();
@@ -773,16 +864,18 @@ mod tests {
 
     #[test]
     fn a_panicking_game_closes_only_its_room() {
+        use crate::game::{Ctx, GameRoom, PlayerInfo, PlayerInput, Refusal};
+        use tickforge_protocol::ids::EntityId;
+        use tickforge_protocol::snapshot::Entity;
         struct Boom;
         impl GameRoom for Boom {
-            fn add_player(&mut self, _: PlayerId) -> tickforge_protocol::ids::EntityId {
-                tickforge_protocol::ids::EntityId(0)
+            fn join(&mut self, _: &mut Ctx<'_>, _: &PlayerInfo, _: &ValueMap) -> Result<EntityId, Refusal> {
+                Ok(EntityId(0))
             }
-            fn remove_player(&mut self, _: PlayerId) {}
-            fn step(&mut self, _: Tick, _: &[PlayerInput]) {
+            fn step(&mut self, _: &mut Ctx<'_>, _: &[PlayerInput]) {
                 panic!("boom");
             }
-            fn write_snapshot(&self, _: &mut Vec<tickforge_protocol::snapshot::Entity>) {}
+            fn write_snapshot(&self, _: &mut Vec<Entity>) {}
         }
         struct BoomGame(tickforge_protocol::schema::Schema);
         impl Game for BoomGame {
@@ -792,23 +885,24 @@ mod tests {
             fn schema(&self) -> &tickforge_protocol::schema::Schema {
                 &self.0
             }
-            fn new_room(&self, _: u64, _: u32) -> Box<dyn GameRoom> {
-                Box::new(Boom)
+            fn create(&self, _: &mut Ctx<'_>, _: &ValueMap) -> Result<Box<dyn GameRoom>, Refusal> {
+                Ok(Box::new(Boom))
             }
         }
         let game = Arc::new(BoomGame(Arena::default().schema().clone()));
-        let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1);
+        let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1).unwrap();
         let outbox = Outbox::new(Format::Json, 8);
         room.join(outbox.clone()).unwrap();
         let report = room.tick(0);
         assert_eq!(report.panicked.as_deref(), Some("boom"));
-        assert_eq!(room.closed(), Some("game error: boom"));
+        assert_eq!(room.closed(), Some("game error in step: boom"));
         assert!(!room.has_player(PlayerId(1)));
         let Some(OutboxItem::Control(bytes)) = outbox.try_next() else { panic!("room_closing expected") };
         assert_eq!(
             codec::decode_server(Format::Json, &bytes).unwrap(),
-            ServerMsg::Ind { body: Indication::RoomClosing { reason: "game error: boom".into() } }
+            ServerMsg::Ind { body: Indication::RoomClosing { reason: "game error in step: boom".into() } }
         );
+        assert_eq!(room.take_game_stats().panics, 1);
         let mut other = self::room(8);
         assert!(other.tick(0).panicked.is_none(), "another room ticks on");
     }

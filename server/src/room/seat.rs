@@ -7,12 +7,14 @@
 //! drops it.
 
 use super::Room;
+use crate::game::LeaveReason;
 use crate::outbox::Outbox;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::input::{InputError, RawInput};
 use tickforge_protocol::message::{Joined, RejectCode};
+use tickforge_protocol::value::{Value, ValueMap};
 
 /// A room on a shard, shared by its tick schedule, its players' seats and
 /// the shard's room map.
@@ -41,9 +43,24 @@ impl Seat {
     /// Seats the connection writing through `outbox` in the room of `slot`.
     ///
     /// # Errors
-    /// As [`Room::join`]: `room_full`, `not_found` (closed), `overloaded`.
+    /// As [`Room::join`]: `room_full`, `not_found` (closed), `overloaded`,
+    /// `refused`, `internal`.
     pub fn take(slot: &Rc<RoomSlot>, outbox: Rc<Outbox>) -> Result<(Self, Joined), (RejectCode, String)> {
-        let joined = slot.room.borrow_mut().join(outbox)?;
+        Self::take_as(slot, outbox, (None, None), &ValueMap::new())
+    }
+
+    /// As [`Seat::take`] for a player with an identity (`user_id`, `name`)
+    /// and join options (see [`Room::join_as`]).
+    ///
+    /// # Errors
+    /// As [`Room::join_as`].
+    pub fn take_as(
+        slot: &Rc<RoomSlot>,
+        outbox: Rc<Outbox>,
+        (user_id, name): (Option<String>, Option<String>),
+        options: &ValueMap,
+    ) -> Result<(Self, Joined), (RejectCode, String)> {
+        let joined = slot.room.borrow_mut().join_as(outbox, user_id, name, options)?;
         Ok((Self { slot: slot.clone(), player: joined.player_id }, joined))
     }
 
@@ -86,9 +103,17 @@ impl Seat {
         self.slot.room.borrow_mut().ack(self.player, tick);
     }
 
+    /// A `game_message` to the room's game (see [`Room::game_message`]).
+    ///
+    /// # Errors
+    /// As [`Room::game_message`].
+    pub fn game_message(&self, name: &str, data: &Value) -> Result<Value, (RejectCode, String)> {
+        self.slot.room.borrow_mut().game_message(self.player, name, data)
+    }
+
     /// Gives the seat back: the others get `player_left` with `reason`.
     /// Returns the room's id.
-    pub fn leave(self, reason: &str) -> RoomId {
+    pub fn leave(self, reason: LeaveReason) -> RoomId {
         let mut room = self.slot.room.borrow_mut();
         room.leave(self.player, reason);
         room.id().clone()

@@ -135,11 +135,11 @@ pub(crate) async fn run(shard: Rc<Shard>) {
             let key = buffers.due[i];
             let t = &mut rooms[key];
             ShardMetrics::add(&metrics.slots_skipped, t.schedule.advance(ended));
-            let (closed, players) = {
+            let (closed, players, wants_publish) = {
                 let room = t.slot.room.borrow();
-                (room.closed().is_some(), room.player_count())
+                (room.closed().is_some(), room.player_count(), room.wants_publish())
             };
-            if players != t.published {
+            if players != t.published || wants_publish {
                 ShardMetrics::gauge(&metrics.players, players as i64 - t.published as i64);
                 t.published = players;
                 shard.state.publish(&t.slot);
@@ -235,12 +235,10 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         match ticked {
             Ok(report) => {
                 metrics.tick(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), t.period_ns / 1000);
-                ShardMetrics::add(&metrics.messages_out, report.sent as u64);
-                if let Some(panic) = report.panicked {
-                    ShardMetrics::inc(&metrics.room_panics);
-                    let room = t.slot.room.borrow();
-                    warn!(shard = shard.state.id, room = %room.id(), %panic, "game panicked; room closed");
-                }
+                // A game's panic (`report.panicked`) is logged by its room
+                // and counted with its other game figures when the room is
+                // published, below.
+                ShardMetrics::add(&metrics.messages_out, (report.sent + report.events) as u64);
             }
             Err(_) => {
                 // Not the game (its panics are caught by the room): a bug

@@ -1,11 +1,12 @@
 use crate::util::*;
 use std::sync::Arc;
-use tickforge_protocol::ids::{EntityId, PlayerId, Tick};
+use tickforge_protocol::ids::EntityId;
 use tickforge_protocol::message::{Indication, InputData, Request};
 use tickforge_protocol::schema::{FieldDef, FieldType, Schema};
 use tickforge_protocol::snapshot::Entity;
+use tickforge_protocol::value::ValueMap;
 use tickforge_protocol::Format;
-use tickforge_server::game::{Game, GameRoom, PlayerInput};
+use tickforge_server::game::{Ctx, Game, GameRoom, PlayerInfo, PlayerInput, Refusal};
 
 /// A shared counter: each tick, every player's `move_x` is added to it.
 /// `move_x == 99` makes the step panic (to test that a room's panic stays
@@ -32,17 +33,16 @@ impl Game for Counter {
     fn schema(&self) -> &Schema {
         &self.schema
     }
-    fn new_room(&self, _seed: u64, _tick_hz: u32) -> Box<dyn GameRoom> {
-        Box::new(CounterRoom { value: 0 })
+    fn create(&self, _ctx: &mut Ctx<'_>, _options: &ValueMap) -> Result<Box<dyn GameRoom>, Refusal> {
+        Ok(Box::new(CounterRoom { value: 0 }))
     }
 }
 
 impl GameRoom for CounterRoom {
-    fn add_player(&mut self, _player: PlayerId) -> EntityId {
-        EntityId(0)
+    fn join(&mut self, _ctx: &mut Ctx<'_>, _player: &PlayerInfo, _options: &ValueMap) -> Result<EntityId, Refusal> {
+        Ok(EntityId(0))
     }
-    fn remove_player(&mut self, _player: PlayerId) {}
-    fn step(&mut self, _tick: Tick, inputs: &[PlayerInput]) {
+    fn step(&mut self, _ctx: &mut Ctx<'_>, inputs: &[PlayerInput]) {
         for i in inputs {
             let move_x = InputData::from(i.data).move_x;
             assert!(move_x != 99, "the counter was asked to fail");
