@@ -342,6 +342,61 @@ pub fn encode_tick(format: Format, header: &TickHeader, state: &[u8], out: &mut 
     }
 }
 
+/// Reads only the header of a server message that is a `tick`: `Ok(None)`
+/// for any other message (decode those with [`decode_server`]). Checks what
+/// can be checked without decoding the state: in the binary form that the
+/// state's length prefix matches the bytes that follow; in JSON that the
+/// message is one well-formed object with every header field. For clients
+/// that time and ack ticks without rebuilding the state (a load generator's
+/// sampled clients).
+///
+/// # Errors
+/// [`DecodeError::Malformed`] for a tick whose header or framing is broken.
+pub fn decode_tick_header(format: Format, bytes: &[u8]) -> Result<Option<TickHeader>, DecodeError> {
+    let malformed = |detail: String| DecodeError::Malformed { id: None, detail: detail.into() };
+    match format {
+        Format::Bin => {
+            // ServerMsg::Tick is variant 3 (see encode_tick).
+            match bincode::decode_from_slice::<u32, _>(bytes, bin_config()) {
+                Ok((3, _)) => {}
+                Ok(_) => return Ok(None),
+                Err(e) => return Err(malformed(e.to_string())),
+            }
+            let ((_, tick, server_time_us, baseline, input_seq, len), used) =
+                bincode::decode_from_slice::<(u32, Tick, u64, Option<Tick>, InputSeq, u64), _>(bytes, bin_config())
+                    .map_err(|e| malformed(e.to_string()))?;
+            let rest = (bytes.len() - used) as u64;
+            if len != rest {
+                return Err(malformed(format!("tick state of {len} bytes, {rest} follow")));
+            }
+            Ok(Some(TickHeader { tick, server_time_us, baseline, input_seq }))
+        }
+        Format::Json => {
+            #[derive(Deserialize)]
+            struct Probe<'a> {
+                #[serde(rename = "type", borrow)]
+                ty: std::borrow::Cow<'a, str>,
+                tick: Option<Tick>,
+                server_time_us: Option<u64>,
+                #[serde(default)]
+                baseline: Option<Tick>,
+                input_seq: Option<InputSeq>,
+                state: Option<serde::de::IgnoredAny>,
+            }
+            let p: Probe<'_> = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+            if p.ty != "tick" {
+                return Ok(None);
+            }
+            match (p.tick, p.server_time_us, p.input_seq, p.state) {
+                (Some(tick), Some(server_time_us), Some(input_seq), Some(_)) => {
+                    Ok(Some(TickHeader { tick, server_time_us, baseline: p.baseline, input_seq }))
+                }
+                _ => Err(malformed("a tick without tick, server_time_us, input_seq or state".into())),
+            }
+        }
+    }
+}
+
 /// Rebuilds a tick message from its header and state, e.g. for tests.
 #[must_use]
 pub fn tick_msg(header: &TickHeader, state: Vec<u8>) -> ServerMsg {
@@ -364,6 +419,47 @@ mod tests {
         assert_eq!(Format::negotiate(["x", "tickforge.v1.bin"]), Negotiation::Chosen(Format::Bin));
         assert_eq!(Format::negotiate(Vec::<&str>::new()), Negotiation::NoneOffered);
         assert_eq!(Format::negotiate(["chat, mqtt"]), Negotiation::NoneSupported);
+    }
+
+    #[test]
+    fn tick_headers_read_without_the_state() {
+        let header = TickHeader {
+            tick: Tick(41),
+            server_time_us: 1_763_740_000_000_123,
+            baseline: Some(Tick(39)),
+            input_seq: InputSeq(7),
+        };
+        let full = TickHeader { baseline: None, ..header };
+        for format in Format::ALL {
+            let state: &[u8] = if format == Format::Bin {
+                &[1, 2, 3, 4]
+            } else {
+                br#"{"spawned":[],"updated":[{"id":4,"x":1.5}],"removed":[9]}"#
+            };
+            for h in [header, full] {
+                let mut out = Vec::new();
+                encode_tick(format, &h, state, &mut out);
+                assert_eq!(decode_tick_header(format, &out), Ok(Some(h)), "{format:?}");
+                // A cut message is refused, never read as a tick.
+                assert!(decode_tick_header(format, &out[..out.len() - 1]).is_err(), "{format:?}");
+            }
+            let mut out = Vec::new();
+            encode_server(
+                format,
+                &ServerMsg::Rej { id: RequestId(3), code: crate::message::RejectCode::RoomFull, reason: "full".into() },
+                &mut out,
+            );
+            assert_eq!(decode_tick_header(format, &out), Ok(None), "{format:?}");
+        }
+        // Binary: a state length that disagrees with the bytes that follow.
+        let mut out = Vec::new();
+        encode_tick(Format::Bin, &header, &[1, 2, 3], &mut out);
+        out.push(0);
+        assert!(matches!(decode_tick_header(Format::Bin, &out), Err(DecodeError::Malformed { .. })));
+        // JSON: a tick missing a header field.
+        let err = decode_tick_header(Format::Json, br#"{"type":"tick","tick":3,"input_seq":1,"state":{}}"#);
+        assert!(matches!(err, Err(DecodeError::Malformed { .. })));
+        assert!(decode_tick_header(Format::Json, b"[").is_err());
     }
 
     #[test]
