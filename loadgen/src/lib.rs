@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`config`]: [`LoadConfig`], what one run simulates.
-//! - [`scenario`]: the arena input pattern, a pure function of client index
-//!   and input seq.
+//! - [`scenario`]: the input patterns (arena's, and random values over any
+//!   other game's input schema), pure functions of client index and input
+//!   seq.
 //! - `schedule`: the slot grid, each client's open-loop input slots, the
 //!   timer wheel (pure).
 //! - `net`: URL, bind-before-connect sockets, socket options, the pre-run probe.
@@ -47,8 +48,6 @@
 //! - `wss://`: TLS sits between the socket's bytes and `ws::Reader` / the
 //!   client's `tx`; the batches move ciphertext, and a record is timed by
 //!   the stamp of the read that completed it.
-//! - `--game NAME`: inputs come from `scenario::input`; a generator over
-//!   the game's `input_schema` (in `joined`) takes its place.
 //!
 //! # Example
 //! ```no_run

@@ -549,3 +549,259 @@ impl GameRoom for LinesRoom {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::game::GameHarness;
+    use std::sync::Arc;
+    use tickforge_protocol::codec::Format;
+    use tickforge_protocol::message::RejectCode;
+
+    fn options(pairs: &[(&str, Value)]) -> ValueMap {
+        pairs.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn room(pairs: &[(&str, Value)]) -> GameHarness {
+        GameHarness::builder(Arc::new(Lines::default())).options(options(pairs)).build().unwrap()
+    }
+
+    fn at(col: i64, row: i64) -> Value {
+        map([("col", Value::Int(col)), ("row", Value::Int(row))])
+    }
+
+    fn phase(h: &GameHarness) -> &str {
+        h.metadata().get("phase").and_then(Value::as_str).unwrap()
+    }
+
+    fn event<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
+        &events.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name} in {events:?}")).1
+    }
+
+    #[test]
+    fn options_choose_a_variant_and_anything_else_is_refused() {
+        let h = room(&[]);
+        assert_eq!(h.metadata().get("variant"), Some(&Value::from("tictactoe")));
+        assert_eq!(phase(&h), "waiting");
+        assert_eq!(h.metadata().get("round"), Some(&Value::Int(0)));
+        let c4 = room(&[("variant", "connect4".into()), ("turn_seconds", Value::Int(0))]);
+        assert_eq!(c4.metadata().get("variant"), Some(&Value::from("connect4")));
+        let refused = |pairs: &[(&str, Value)]| {
+            let err = GameHarness::builder(Arc::new(Lines::default())).options(options(pairs)).build().unwrap_err();
+            assert_eq!(err.0, RejectCode::Refused);
+            err.1
+        };
+        assert!(refused(&[("variant", "chess".into())]).contains("tictactoe, connect4, gomoku"));
+        assert!(refused(&[("variant", Value::Int(3))]).contains("must be one of"));
+        assert!(refused(&[("map", "dust".into())]).contains("unknown option \"map\""));
+        assert!(refused(&[("turn_seconds", Value::Int(601))]).contains("0..=600"));
+        assert!(refused(&[("restart_seconds", Value::Float(2.0))]).contains("integer"));
+    }
+
+    /// A whole tic-tac-toe round in both wire forms: turns, refusals, the
+    /// win, the metadata's phases, the next round.
+    #[test]
+    fn a_round_is_played_won_and_followed_by_the_next() {
+        for format in [Format::Bin, Format::Json] {
+            let mut h = GameHarness::builder(Arc::new(Lines::default())).format(format).build().unwrap();
+            let x = h.join().unwrap();
+            assert_eq!(
+                h.message(x, "move", at(0, 0)).unwrap_err().1,
+                "the round has not started: waiting for a second player"
+            );
+            let o = h.join().unwrap();
+            assert_eq!(h.joined(x).entity_id, EntityId(1));
+            assert_eq!(h.joined(o).entity_id, EntityId(2));
+            assert_eq!(h.room().config().max_players, 2, "two seats");
+            assert_eq!(h.join().unwrap_err().0, RejectCode::RoomFull);
+            assert_eq!((phase(&h), h.metadata().get("round")), ("playing", Some(&Value::Int(1))));
+            h.tick();
+            let events = h.events(o);
+            assert_eq!(event(&events, "round_started").get("first"), Some(&Value::from("x")));
+            assert_eq!(event(&events, "turn").get("player"), Some(&Value::Int(x.0.into())));
+            let seat = |h: &GameHarness, id| h.entity(EntityId(id)).unwrap().get("turn");
+            assert_eq!((seat(&h, 1), seat(&h, 2)), (Some(1.0), Some(0.0)));
+
+            assert_eq!(h.message(o, "move", at(1, 1)), Err((RejectCode::Refused, "not your turn".into())));
+            let reply = h.message(x, "move", at(0, 0)).unwrap();
+            assert_eq!(reply, map([("col", Value::Int(0)), ("row", Value::Int(0)), ("stone", Value::Int(3))]));
+            assert_eq!(h.message(o, "move", at(0, 0)).unwrap_err().1, "cell (0, 0) is taken");
+            assert!(h.message(o, "move", at(3, 0)).unwrap_err().1.contains("col is an integer in 0..3"));
+            assert!(h.message(o, "move", Value::from("b2")).unwrap_err().1.contains("move takes {col, row}"));
+            for (player, col, row) in [(o, 1, 1), (x, 1, 0), (o, 2, 2), (x, 2, 0)] {
+                h.message(player, "move", at(col, row)).unwrap();
+            }
+            h.tick();
+            let events = h.events(o);
+            let over = event(&events, "round_over");
+            assert_eq!(over.get("winner"), Some(&Value::Int(x.0.into())));
+            assert_eq!(over.get("reason"), Some(&Value::from("line")));
+            let line = Value::List(vec![at_list(0, 0), at_list(1, 0), at_list(2, 0)]);
+            assert_eq!(over.get("line"), Some(&line));
+            assert_eq!(events.iter().filter(|(n, _)| n == "moved").count(), 5, "o saw every move");
+            assert_eq!(phase(&h), "over");
+            assert_eq!(h.entity(EntityId(1)).unwrap().get("wins"), Some(1.0));
+            assert_eq!(h.entities_of_kind("stone").len(), 5);
+            assert!(h.message(o, "move", at(2, 1)).unwrap_err().1.contains("round is over"));
+            h.events(x);
+            // Three seconds (90 ticks at 30 Hz) after the winning move, at
+            // tick 1, round 2: o first.
+            h.ticks(88);
+            assert_eq!(phase(&h), "over");
+            h.tick();
+            assert_eq!((phase(&h), h.metadata().get("round")), ("playing", Some(&Value::Int(2))));
+            h.tick();
+            assert!(h.entities_of_kind("stone").is_empty(), "a clear board");
+            assert_eq!(event(&h.events(x), "round_started").get("first"), Some(&Value::from("o")));
+            assert_eq!(h.message(x, "move", at(1, 1)).unwrap_err().1, "not your turn");
+        }
+    }
+
+    fn at_list(col: i64, row: i64) -> Value {
+        Value::List(vec![Value::Int(col), Value::Int(row)])
+    }
+
+    fn two(pairs: &[(&str, Value)]) -> (GameHarness, PlayerId, PlayerId) {
+        let mut h = room(pairs);
+        let (x, o) = (h.join().unwrap(), h.join().unwrap());
+        h.tick();
+        (h, x, o)
+    }
+
+    #[test]
+    fn connect4_stones_fall_and_full_columns_refuse() {
+        let (mut h, x, o) = two(&[("variant", "connect4".into())]);
+        let drop = |col: i64| map([("col", Value::Int(col))]);
+        assert_eq!(h.message(x, "move", drop(3)).unwrap().get("row"), Some(&Value::Int(5)));
+        assert_eq!(h.message(o, "move", drop(3)).unwrap().get("row"), Some(&Value::Int(4)));
+        for (p, _) in (0..4).map(|i| (if i % 2 == 0 { x } else { o }, i)) {
+            h.message(p, "move", drop(3)).unwrap();
+        }
+        assert_eq!(h.message(x, "move", drop(3)).unwrap_err().1, "column 3 is full");
+        assert!(h.message(x, "move", drop(7)).unwrap_err().1.contains("0..7"));
+        // A new room: x along the bottom row, o stacking in column 6.
+        let (mut h, x, o) = two(&[("variant", "connect4".into())]);
+        for col in 0..3 {
+            h.message(x, "move", drop(col)).unwrap();
+            h.message(o, "move", drop(6)).unwrap();
+        }
+        h.message(x, "move", drop(3)).unwrap();
+        h.tick();
+        let events = h.events(o);
+        let over = event(&events, "round_over");
+        assert_eq!(over.get("reason"), Some(&Value::from("line")));
+        assert_eq!(over.get("winner"), Some(&Value::Int(x.0.into())));
+        let bottom = Value::List((0..4).map(|c| at_list(c, 5)).collect());
+        assert_eq!(over.get("line"), Some(&bottom));
+    }
+
+    #[test]
+    fn gomoku_wins_on_a_diagonal() {
+        let (mut h, x, o) = two(&[("variant", "gomoku".into())]);
+        for i in 0..4 {
+            h.message(x, "move", at(i, i)).unwrap();
+            h.message(o, "move", at(i, 14)).unwrap();
+        }
+        h.message(x, "move", at(4, 4)).unwrap();
+        h.tick();
+        let events = h.events(x);
+        let line = event(&events, "round_over").get("line").unwrap().as_list().unwrap().len();
+        assert_eq!(line, 5);
+    }
+
+    #[test]
+    fn a_full_board_without_a_line_is_a_draw() {
+        let (mut h, x, o) = two(&[]);
+        // x o x / x o o / o x x
+        for (p, c, r) in
+            [(x, 0, 0), (o, 1, 0), (x, 2, 0), (o, 1, 1), (x, 0, 1), (o, 2, 1), (x, 1, 2), (o, 0, 2), (x, 2, 2)]
+        {
+            h.message(p, "move", at(c, r)).unwrap();
+        }
+        h.tick();
+        let events = h.events(x);
+        let over = event(&events, "round_over");
+        assert_eq!((over.get("winner"), over.get("reason")), (Some(&Value::Null), Some(&Value::from("draw"))));
+        assert_eq!(h.entity(EntityId(1)).unwrap().get("wins"), Some(0.0));
+    }
+
+    #[test]
+    fn a_turn_left_too_long_loses_the_round() {
+        let (mut h, x, o) = two(&[("turn_seconds", Value::Int(1))]);
+        h.message(x, "move", at(1, 1)).unwrap();
+        h.ticks(29);
+        assert_eq!(phase(&h), "playing");
+        h.tick();
+        assert_eq!(phase(&h), "over");
+        let events = h.events(x);
+        let over = event(&events, "round_over");
+        assert_eq!(
+            (over.get("winner"), over.get("reason")),
+            (Some(&Value::Int(x.0.into())), Some(&Value::from("timeout")))
+        );
+        let _ = o;
+    }
+
+    #[test]
+    fn leaving_forfeits_and_a_newcomer_takes_the_seat() {
+        let (mut h, x, o) = two(&[("restart_seconds", Value::Int(1))]);
+        h.leave(x);
+        h.tick();
+        let events = h.events(o);
+        let over = event(&events, "round_over");
+        assert_eq!(
+            (over.get("winner"), over.get("reason")),
+            (Some(&Value::Int(o.0.into())), Some(&Value::from("forfeit")))
+        );
+        h.ticks(30);
+        assert_eq!(phase(&h), "waiting", "one player left");
+        let newcomer = h.join().unwrap();
+        assert_eq!(h.joined(newcomer).entity_id, EntityId(1), "the free seat is x");
+        assert_eq!((phase(&h), h.metadata().get("round")), ("playing", Some(&Value::Int(2))));
+        h.tick();
+        assert_eq!(h.entity(EntityId(1)).unwrap().get("wins"), Some(0.0), "a new player starts at 0");
+        assert_eq!(h.entity(EntityId(2)).unwrap().get("wins"), Some(1.0));
+    }
+
+    #[test]
+    fn resign_chat_and_unknown_messages() {
+        let (mut h, x, o) = two(&[]);
+        assert_eq!(h.message(o, "chat", Value::from("gl hf")), Ok(Value::Null));
+        let long = "a".repeat(MAX_CHAT_CHARS + 1);
+        assert!(h.message(o, "chat", Value::from(long.as_str())).unwrap_err().1.contains("at most 200"));
+        assert_eq!(h.message(o, "chat", Value::Int(5)).unwrap_err().0, RejectCode::Refused);
+        assert_eq!(h.message(x, "dance", Value::Null).unwrap_err().0, RejectCode::Unsupported);
+        assert_eq!(h.message(x, "resign", Value::Null), Ok(Value::Null));
+        assert!(h.message(x, "resign", Value::Null).unwrap_err().1.contains("no round"));
+        h.tick();
+        let events = h.events(x);
+        assert_eq!(event(&events, "chat"), &map([("from", Value::Int(o.0.into())), ("text", Value::from("gl hf"))]));
+        let over = event(&events, "round_over");
+        assert_eq!(
+            (over.get("winner"), over.get("reason")),
+            (Some(&Value::Int(o.0.into())), Some(&Value::from("resign")))
+        );
+    }
+
+    #[test]
+    fn one_user_cannot_take_both_seats() {
+        let mut h = room(&[]);
+        h.join_as(Some("u-7"), Some("Sam"), &ValueMap::new()).unwrap();
+        let (code, reason) = h.join_as(Some("u-7"), Some("Sam"), &ValueMap::new()).unwrap_err();
+        assert_eq!(code, RejectCode::Refused);
+        assert_eq!(reason, "user u-7 already plays in this room");
+        assert!(h.join_as(Some("u-8"), None, &ValueMap::new()).is_ok());
+    }
+
+    #[test]
+    fn hover_inputs_show_on_the_seat_clamped_to_the_board() {
+        let (mut h, x, _o) = two(&[]);
+        h.input_named(x, &[("hover_col", 2), ("hover_row", 200)]).unwrap();
+        h.tick();
+        let seat = h.entity(EntityId(1)).unwrap();
+        assert_eq!((seat.get("hover_col"), seat.get("hover_row")), (Some(2.0), Some(2.0)));
+        assert!(h.input_named(x, &[("hover_col", 256)]).is_err(), "u8");
+        assert_eq!(Lines::default().schema().validate(), Ok(()));
+        assert_eq!(Lines::default().input_schema().validate(), Ok(()));
+    }
+}

@@ -105,6 +105,8 @@ pub(crate) mod context;
 mod harness;
 pub(crate) mod host;
 pub mod lines;
+#[cfg(test)]
+mod tests;
 
 pub use context::{ContextError, Ctx, GameLimits, GameStats};
 pub use harness::{EntityView, GameHarness, HarnessBuilder};
