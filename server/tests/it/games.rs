@@ -134,7 +134,7 @@ fn a_panicking_game_closes_only_its_room() {
         Indication::Error { code, .. } => Some(*code),
         _ => None,
     });
-    assert_eq!(code, tickforge_protocol::message::RejectCode::NotInRoom);
+    assert_eq!(code, RejectCode::NotInRoom);
     let t0 = arena.next_tick().tick;
     arena.ack();
     assert!(arena.next_tick().tick > t0);
@@ -256,7 +256,7 @@ fn lines_is_played_over_real_sockets() {
 fn join_or_create_matches_options() {
     let server = TestServer::start();
     let mut clients: Vec<Client> = (0..5).map(|_| connect(&server, Format::Json)).collect();
-    let mut joc = |c: &mut Client, options| {
+    let joc = |c: &mut Client, options| {
         let id = c.request(Request::JoinOrCreate { game: "lines".into(), options });
         c.answer(id).map(joined)
     };
