@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::config::{parse_byte_size, parse_duration};
+use tickforge_server::signals::ShutdownSignals;
 use tickforge_server::ServerConfig;
 
 mod config_file;
@@ -203,27 +204,6 @@ impl Cli {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and the shard threads it
-/// spawns after), so that only [`wait_for_signal`] receives them.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain signal-mask calls on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is a valid, initialized signal set blocked in this thread.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
-}
-
 fn main() -> ExitCode {
     let expanded = match config_file::expand(std::env::args_os().collect(), &Cli::command()) {
         Ok(e) => e,
@@ -283,9 +263,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    let signals = block_signals();
+    let signals = ShutdownSignals::block();
     let server = tickforge_server::start(config).context("starting the server")?;
-    let sig = wait_for_signal(&signals);
+    let sig = signals.wait();
     tracing::info!(signal = sig, "shutting down: draining connections");
     server.shutdown();
     server.wait().context("draining")?;
