@@ -109,8 +109,11 @@ struct Client {
     indications: Vec<Indication>,
 }
 
-/// A game's room and its players' clients, without sockets: see the
-/// [module docs](self).
+/// A game's room and its players' clients, without sockets: the server's
+/// real room on a virtual clock, a real client per player reading what the
+/// room wrote to it; inputs and game messages go through the wire codec
+/// and the server's bounds; after every tick each client's rebuilt state
+/// is checked against the room's snapshot, bit for bit.
 #[derive(Debug)]
 pub struct GameHarness {
     room: Room,
