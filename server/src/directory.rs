@@ -45,10 +45,12 @@ impl Directory {
         self.lock().insert(info.room_id.clone(), Entry { shard, info, private, options });
     }
 
-    /// Updates a room's player count, and its metadata when given.
-    pub fn update(&self, room: &RoomId, players: u32, metadata: Option<ValueMap>) {
+    /// Updates a room's player and spectator counts, and its metadata when
+    /// given.
+    pub fn update(&self, room: &RoomId, players: u32, spectators: u32, metadata: Option<ValueMap>) {
         if let Some(e) = self.lock().get_mut(room) {
             e.info.players = players;
+            e.info.spectators = spectators;
             if let Some(metadata) = metadata {
                 e.info.metadata = metadata;
             }
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(d.list(Some("arena"), None).len(), 2);
         assert_eq!(d.list(None, None).len(), 3);
         assert_eq!(d.fullest_open_elsewhere("arena", &none, 0), Some((1, RoomId("r-1-1".into()), 2)));
-        d.update(&RoomId("r-1-1".into()), 4, None);
+        d.update(&RoomId("r-1-1".into()), 4, 0, None);
         assert_eq!(d.fullest_open_elsewhere("arena", &none, 0), None);
         d.remove(&RoomId("r-0-1".into()));
         assert_eq!(d.list(Some("arena"), None).len(), 1);
@@ -151,7 +153,7 @@ mod tests {
         let duel: ValueMap = [("mode", "duel")].into_iter().collect();
         d.insert(1, info("r-1-1", "chess", 1), false, duel.clone());
         d.insert(1, info("r-1-2", "chess", 1), false, ValueMap::new());
-        d.update(&RoomId("r-1-1".into()), 1, Some([("phase", "waiting")].into_iter().collect()));
+        d.update(&RoomId("r-1-1".into()), 1, 0, Some([("phase", "waiting")].into_iter().collect()));
         let waiting: ValueMap = [("phase", "waiting")].into_iter().collect();
         let rows = d.list(None, Some(&waiting));
         assert_eq!(rows.iter().map(|r| r.room_id.0.as_str()).collect::<Vec<_>>(), ["r-1-1"]);

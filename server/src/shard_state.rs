@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) directory: Directory,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The TLS configuration, on a TLS port (reloadable).
+    pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
 }
 
 /// One shard's state.
@@ -183,7 +185,8 @@ impl ShardState {
     pub(crate) fn publish(&self, slot: &RoomSlot) {
         let mut room = slot.room.borrow_mut();
         let metadata = room.metadata_update();
-        self.shared.directory.update(room.id(), room.player_count() as u32, metadata);
+        let (players, spectators) = (room.player_count() as u32, room.spectator_count() as u32);
+        self.shared.directory.update(room.id(), players, spectators, metadata);
         let stats = room.take_game_stats();
         self.count_game(&stats);
     }

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         }
     };
     println!("tag: listening on ws://{}/ws", server.local_addr());
-    signals.wait();
+    signals.wait_serving(&server);
     server.shutdown();
     match server.wait() {
         Ok(()) => ExitCode::SUCCESS,

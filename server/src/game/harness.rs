@@ -204,7 +204,8 @@ impl GameHarness {
         self.join_as(None, None, options)
     }
 
-    /// A player joins with an identity and join options.
+    /// A player joins with an identity (a `user_id`, and a `name` with it)
+    /// and join options.
     ///
     /// # Errors
     /// As [`GameHarness::join`].
@@ -215,7 +216,8 @@ impl GameHarness {
         options: &ValueMap,
     ) -> Result<PlayerId, (RejectCode, String)> {
         let outbox = Outbox::new(self.format, 4096);
-        let joined = self.room.join_as(outbox.clone(), user_id.map(str::to_owned), name.map(str::to_owned), options)?;
+        let identity = user_id.map(|u| crate::auth::Identity { user_id: u.to_owned(), name: name.map(str::to_owned) });
+        let joined = self.room.join_as(outbox.clone(), identity.as_ref(), options)?;
         let mut session = ClientSession::new(self.format);
         let mut bytes = Vec::new();
         let msg = ServerMsg::Cfm { id: Default::default(), body: Confirm::Joined(joined.clone()) };

@@ -220,22 +220,26 @@ pub struct PlayerInfo {
 
 /// Why a seat was freed.
 ///
-/// Non-exhaustive: reconnection adds reasons of its own; a game treats one
-/// it does not know as a disconnection.
+/// A connection that ends without `leave_room` does not free its seat at
+/// once: the seat is held for the reconnect grace (`--reconnect-grace`),
+/// the player still in [`Ctx::players`] with neutral input, and a `resume`
+/// on any connection continues it as the same player (no leave, no join:
+/// the game sees nothing of the move). Only a seat that is freed reaches
+/// [`GameRoom::leave`]. Non-exhaustive: a game treats a reason it does not
+/// know as a disconnection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LeaveReason {
     /// The player asked (`leave_room`).
     Left,
-    /// Its connection ended: the socket dropped or timed out (and, with
-    /// reconnection, its seat was not resumed in time).
+    /// Its connection ended (the socket dropped, timed out, or closed) and
+    /// the seat was not resumed within the reconnect grace.
     Disconnected,
-    /// Its connection was closed with this close reason's label: `normal`
-    /// (the client closed it), `too_slow`, `flooding`, `keepalive_timeout`,
-    /// `shutting_down`, ...
+    /// Its connection was closed with this close reason's label and its
+    /// seat not held: `shutting_down` (a draining server holds no seats),
+    /// or any close (`normal`, `too_slow`, `flooding`, ...) when the
+    /// reconnect grace is 0.
     Closed(&'static str),
-    /// Its seat was taken over by a `resume` on another connection.
-    ResumedElsewhere,
 }
 
 impl LeaveReason {
@@ -246,7 +250,6 @@ impl LeaveReason {
             Self::Left => "left",
             Self::Disconnected => "disconnected",
             Self::Closed(label) => label,
-            Self::ResumedElsewhere => "resumed_elsewhere",
         }
     }
 }

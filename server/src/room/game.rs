@@ -102,7 +102,8 @@ impl Room {
 
     /// Delivers the events the game queued since the last delivery, each
     /// encoded once per wire form; returns the deliveries made. A player
-    /// who left since an event was sent does not get it.
+    /// who left since an event was sent does not get it, nor does a held
+    /// seat (no connection); spectators get none (they see the state).
     pub(super) fn deliver_events(&mut self) -> usize {
         if !self.host.has_events() {
             return 0;
@@ -116,7 +117,8 @@ impl Room {
             json.clear();
             let msg = ServerMsg::Ind { body: Indication::GameEvent { name: event.name, data: event.data } };
             for id in &event.to {
-                let Some(p) = self.players.iter().find(|p| p.id == *id) else { continue };
+                // A held seat has no connection: what it misses while away is lost.
+                let Some(p) = self.players.iter().find(|p| p.id == *id && p.held.is_none()) else { continue };
                 let format = p.outbox.format();
                 let bytes = match format {
                     Format::Bin => &mut bin,
