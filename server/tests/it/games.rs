@@ -438,3 +438,76 @@ fn events_are_bounded_slow_hooks_counted_and_a_panic_closes_one_room() {
     assert!(bystander.next_tick().tick > t, "the other room ticks on");
     assert_eq!(metric(&server.metrics(), "tickforge_room_panics_total"), 1);
 }
+
+/// Sessions under a game: the signed identity reaches the join hook (lines
+/// refuses the same user twice); a dropped player's seat stays the game's
+/// for the grace, and a resume on a new connection continues the round as
+/// the same player (no forfeit); the leave hook runs only once a seat's
+/// grace ends (then lines forfeits the round).
+#[test]
+fn lines_sees_identities_and_a_held_seat_continues_its_round() {
+    use crate::identity::{secret, token};
+    use std::time::{Duration, Instant};
+    let grace = Duration::from_millis(800);
+    let server = TestServer::with(|c| {
+        c.auth = Some(secret());
+        c.reconnect_grace = grace;
+    });
+    let hello = |c: &mut Client, user: &str| {
+        assert!(matches!(c.call(Request::Hello { token: Some(token(user)), client: None }), Confirm::Welcome { .. }));
+    };
+    let mut x = connect(&server, Format::Bin);
+    hello(&mut x, "alice");
+    let j = joined(create(&mut x, "lines", opts(&[("turn_seconds", Value::Int(0))])).unwrap());
+    let mut again = connect(&server, Format::Json);
+    hello(&mut again, "alice");
+    let id = again.request(Request::JoinRoom { room_id: j.room_id.clone(), reservation: None });
+    assert_eq!(again.answer(id).unwrap_err(), (RejectCode::Refused, "user alice already plays in this room".into()));
+    let mut o = connect(&server, Format::Json);
+    hello(&mut o, "bob");
+    let jo = joined(o.call(Request::JoinRoom { room_id: j.room_id.clone(), reservation: None }));
+    let bob = x.wait_indication("player_joined", |i| match i {
+        Indication::PlayerJoined { player_id, user_id, .. } if *player_id == jo.player_id => user_id.clone(),
+        _ => None,
+    });
+    assert_eq!(bob, "bob");
+    game_event(&mut o, "turn");
+    message(&mut x, "move", cell(0, 0)).unwrap();
+    message(&mut o, "move", cell(1, 1)).unwrap();
+
+    // x's socket drops mid-round: held, not left; the round goes on.
+    drop(x);
+    let gone = o.wait_indication("player_disconnected", |i| match i {
+        Indication::PlayerDisconnected { player_id } => Some(*player_id),
+        Indication::GameEvent { name, .. } if name == "round_over" => panic!("the round ended on a drop"),
+        _ => None,
+    });
+    assert_eq!(gone, j.player_id);
+    let mut x = connect(&server, Format::Bin);
+    hello(&mut x, "alice");
+    let back = joined(x.call(Request::Resume { room_id: j.room_id.clone(), resume_token: j.resume_token.clone() }));
+    assert_eq!((back.player_id, back.entity_id), (j.player_id, j.entity_id));
+    // Still x's turn, in the same round.
+    assert!(message(&mut x, "move", cell(0, 1)).unwrap().get("stone").is_some());
+    let moved = o.wait_indication("x's move after the resume", |i| match i {
+        Indication::GameEvent { name, data }
+            if name == "moved"
+                && (data.get("col"), data.get("row")) == (Some(&Value::Int(0)), Some(&Value::Int(1))) =>
+        {
+            data.get("side").cloned()
+        }
+        Indication::GameEvent { name, .. } if name == "round_over" => panic!("the round ended on a drop"),
+        _ => None,
+    });
+    assert_eq!(moved, Value::from("x"));
+
+    // o drops for good: its seat is freed past the grace, and only then
+    // does the game see it leave (a forfeit).
+    drop(o);
+    let dropped_at = Instant::now();
+    let over = game_event(&mut x, "round_over");
+    assert!(dropped_at.elapsed() >= grace, "the game saw the leave before the grace ended");
+    assert_eq!(over.get("reason"), Some(&Value::from("forfeit")));
+    assert_eq!(over.get("winner"), Some(&Value::Int(j.player_id.0.into())));
+    assert_eq!(metric(&server.metrics(), "tickforge_seats_expired_total"), 1);
+}
