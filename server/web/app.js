@@ -1,6 +1,9 @@
 // tickforge's browser client: one page that speaks `tickforge.v1.json` over
 // /ws, joins (or creates) an arena room, keeps the room's state from each
-// tick's delta and draws it at the display's rate.
+// tick's delta and draws it at the display's rate. A game it cannot draw
+// (no x/y fields) is shown as a table of its entities instead, and its
+// input is filled from the game's input schema (the stick's fields where
+// the game has them, the rest neutral).
 //
 // Query parameters (all optional):
 //   ?room=ID     join this room instead of join_or_create
@@ -17,6 +20,10 @@ import { draw } from "./render.js";
 const SUBPROTOCOL = "tickforge.v1.json";
 const PING_EVERY_MS = 2000;
 const ROOMS_EVERY_MS = 3000;
+/** Automatic resumes after a network drop before giving up (backoff 0.25 s
+ * doubling: the last starts 7.75 s after the drop, within the default
+ * 10 s reconnect grace). */
+const RESUME_TRIES = 5;
 const BYTES_WINDOW = 30;
 const LOG_MAX = 60;
 /** Ack from the tick handler when the input timer's acks are this far behind. */
@@ -50,6 +57,10 @@ const ui = {
   log: $("log"),
   canvas: $("view"),
   endpoint: $("endpoint"),
+  entitiesPanel: $("entities-panel"),
+  entitiesGame: $("entities-game"),
+  entitiesHead: $("entities-head"),
+  entitiesBody: $("entities-body"),
 };
 const ctx = ui.canvas.getContext("2d");
 
@@ -63,14 +74,27 @@ let nextId = 1;
 const pending = new Map();
 /** The `joined` confirmation of the room we are in, or null. */
 let joined = null;
+/** The `watching` confirmation of the room we watch as a spectator, or null. */
+let watching = null;
+/** The seat to take back with `resume` after a lost connection:
+ * {room_id, resume_token} from the newest `joined` (tokens are single-use
+ * and each `joined` brings a new one), or null. */
+let resumable = null;
+/** Automatic resumes tried since the connection dropped, and the next one. */
+let resumeTries = 0;
+let resumeTimer = null;
+/** Seats taken back with `resume` since the page loaded. */
+let resumes = 0;
 /** The room's ticks. */
 let room = new RoomState();
 /** The join to send once the current room is left: a request body, or null. */
 let afterLeave = null;
 /** What to join on (re)connect: a request body. */
-let wanted = params.get("room")
-  ? { type: "join_room", room_id: params.get("room") }
-  : { type: "join_or_create", game };
+let wanted = params.get("watch")
+  ? { type: "watch_room", room_id: params.get("watch") }
+  : params.get("room")
+    ? { type: "join_room", room_id: params.get("room") }
+    : { type: "join_or_create", game };
 
 let inputSeq = 0;
 let lastSent = null; // the last input data sent, as JSON text
@@ -92,7 +116,7 @@ function setStatus(state, text) {
   ui.status.textContent = text ?? state;
   ui.status.dataset.state = state;
   const live = ws && ws.readyState === WebSocket.OPEN;
-  ui.leave.disabled = !(live && joined);
+  ui.leave.disabled = !(live && (joined || watching));
 }
 
 function showError(text) {
@@ -117,8 +141,13 @@ function log(text, kind = "info") {
   while (ui.log.children.length > LOG_MAX) ui.log.lastChild.remove();
 }
 
+/** The room we are in or watch: its `joined` or `watching`, or null. */
+function inRoom() {
+  return joined ?? watching;
+}
+
 function playerCount() {
-  if (!joined) return null;
+  if (!inRoom()) return null;
   return room.count("player");
 }
 
@@ -129,10 +158,11 @@ function self() {
 }
 
 function updateFigures() {
-  ui.room.textContent = joined ? joined.room_id : "–";
+  const here = inRoom();
+  ui.room.textContent = here ? here.room_id : "–";
   const n = playerCount();
   ui.players.textContent = n === null ? "–" : String(n);
-  ui.players.title = joined ? `${n} of ${joined.max_players} seats taken` : "";
+  ui.players.title = joined ? `${n} of ${joined.max_players} seats taken` : watching ? "watching: no seat" : "";
   const t = room.latestTick;
   ui.tick.textContent = t === null ? "–" : String(t);
   ui.rtt.textContent = rttMs === null ? "–" : `${rttMs.toFixed(1)} ms`;
@@ -143,19 +173,75 @@ function updateFigures() {
   } else {
     ui.bytes.textContent = "–";
   }
-  ui.rate.textContent = joined ? `${joined.tick_hz} Hz · ${joined.max_players} seats` : "–";
+  ui.rate.textContent = joined
+    ? `${joined.tick_hz} Hz · ${joined.max_players} seats`
+    : watching
+      ? `${watching.tick_hz} Hz · watching`
+      : "–";
   const me = self();
-  ui.me.textContent = me
+  ui.me.textContent = me && !drawable()
+    ? `entity ${me.id} (${me.kind})`
+    : me
     ? `(${Math.round(me.x)}, ${Math.round(me.y)})${typeof me.hp === "number" ? ` · hp ${me.hp}` : ""}${
         typeof me.score === "number" ? ` · score ${me.score}` : ""
       }`
     : "–";
   ui.server.textContent = serverVersion ? `(version ${serverVersion})` : "";
   if (t === null || t < scoresTick || t - scoresTick >= 6 || n !== scoresCount) renderScores(n);
+  renderEntities();
 }
 
 let scoresTick = -Infinity;
 let scoresCount = null;
+/** Game events received since the page loaded. */
+let gameEvents = 0;
+
+/** Whether the room's game has positions this page can draw. */
+function drawable() {
+  const here = inRoom();
+  return !here || (here.schema?.fields ?? []).some((f) => f.name === "x");
+}
+
+let entitiesTick = -Infinity;
+
+/** A game the page cannot draw: its newest state as a table, one row per
+ * entity, one column per field of its schema (refreshed every few ticks). */
+function renderEntities() {
+  const here = inRoom();
+  const show = Boolean(here) && !drawable();
+  ui.entitiesPanel.hidden = !show;
+  ui.canvas.hidden = show;
+  if (!show) return;
+  const l = room.latest;
+  const t = room.latestTick ?? -Infinity;
+  if (t >= entitiesTick && t - entitiesTick < 3) return;
+  entitiesTick = t;
+  ui.entitiesGame.textContent = `(${here.game})`;
+  const names = (here.schema?.fields ?? []).map((f) => f.name);
+  const head = ["id", "kind", ...names];
+  if (ui.entitiesHead.childElementCount !== head.length) {
+    ui.entitiesHead.replaceChildren(
+      ...head.map((h) => {
+        const th = document.createElement("th");
+        th.textContent = h;
+        return th;
+      }),
+    );
+  }
+  const entities = l ? [...l.entities.values()].sort((a, b) => a.id - b.id) : [];
+  ui.entitiesBody.replaceChildren(
+    ...entities.map((e) => {
+      const tr = document.createElement("tr");
+      if (joined && e.id === joined.entity_id) tr.className = "here";
+      for (const v of [e.id, e.kind, ...names.map((n) => e[n])]) {
+        const td = document.createElement("td");
+        td.textContent = v === undefined || v === null ? "–" : String(v);
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}
 
 /** The players of the room by score: a few rows, refreshed every few ticks. */
 function renderScores(n) {
@@ -196,10 +282,15 @@ function request(body) {
 function sendInput() {
   if (!joined) return;
   const dir = stick(held);
-  const data = { move_x: dir.move_x, move_y: dir.move_y, buttons: held.fire ? 1 : 0 };
+  const stickValues = { move_x: dir.move_x, move_y: dir.move_y, buttons: held.fire ? 1 : 0 };
+  // Every field of the game's input schema (arena's when `joined` has
+  // none): the stick's where the game has them, 0 (neutral) for the rest.
+  const fields = joined.input_schema?.fields ?? [{ name: "move_x" }, { name: "move_y" }, { name: "buttons" }];
+  const data = {};
+  for (const f of fields) data[f.name] = stickValues[f.name] ?? 0;
   const text = JSON.stringify(data);
   const ack = room.latestTick;
-  const idle = data.move_x === 0 && data.move_y === 0 && data.buttons === 0;
+  const idle = Object.values(data).every((v) => v === 0);
   if (idle && text === lastSent) {
     // Nothing new to say: the server keeps applying the last (idle) input,
     // so only acknowledge the newest tick, and only when it moved on.
@@ -233,7 +324,9 @@ function stopTimers() {
 
 function resetRoom() {
   joined = null;
+  watching = null;
   room = new RoomState();
+  entitiesTick = -Infinity;
   tickBytes.length = 0;
   lastSent = null;
   lastAcked = null;
@@ -241,7 +334,12 @@ function resetRoom() {
   inputTimer = null;
 }
 
-function connect() {
+/** Opens a new connection; with `resume`, takes the held seat back first
+ * (its newest token), else sends `wanted`. */
+function connect({ resume = false } = {}) {
+  clearTimeout(resumeTimer);
+  resumeTimer = null;
+  const taking = resume && resumable ? resumable : null;
   if (ws) {
     closingOnPurpose = true;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
@@ -276,7 +374,12 @@ function connect() {
     const hello = { type: "hello", client: "tickforge-web" };
     if (token) hello.token = token;
     request(hello);
-    request(wanted);
+    if (taking) {
+      setStatus("joining", "resuming…");
+      request({ type: "resume", room_id: taking.room_id, resume_token: taking.resume_token });
+    } else {
+      request(wanted);
+    }
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
   };
@@ -298,6 +401,19 @@ function connect() {
       probeHealth();
     } else if (closingOnPurpose) {
       setStatus("closed", "disconnected");
+    } else if (ev.code === 1008 && ev.reason === "resumed elsewhere") {
+      // Another tab or device took the seat: do not fight over it.
+      resumable = null;
+      setStatus("closed", "closed");
+      showError(`The seat was taken back on another connection: ${ev.code} (resumed elsewhere).`);
+    } else if (!ev.wasClean && wasJoined && resumable && resumeTries < RESUME_TRIES) {
+      // A network drop: the server holds the seat for its reconnect grace;
+      // take it back on a new connection (250 ms, 0.5 s, 1 s, 2 s, 4 s).
+      const wait = 250 * 2 ** resumeTries;
+      resumeTries += 1;
+      setStatus("reconnecting", "reconnecting…");
+      log(`connection lost (${ev.code}); resuming the seat in ${wait} ms (try ${resumeTries} of ${RESUME_TRIES})`, "warn");
+      resumeTimer = setTimeout(() => connect({ resume: true }), wait);
     } else {
       setStatus("closed", "closed");
       const reason = ev.reason ? ` — ${ev.reason}` : "";
@@ -341,6 +457,7 @@ function joinRoom(body) {
   wanted = body;
   if (body.type === "join_room") {
     const url = new URL(location.href);
+    url.searchParams.delete("watch");
     url.searchParams.set("room", body.room_id);
     history.replaceState(null, "", url);
   }
@@ -349,7 +466,8 @@ function joinRoom(body) {
     return;
   }
   clearError();
-  if (joined) {
+  if (joined || watching) {
+    resumable = null; // leaving gives the seat up
     afterLeave = body;
     stopInputOnly(); // an input after leaving would earn a not_in_room error
     request({ type: "leave_room" });
@@ -400,13 +518,17 @@ function onConfirm(msg) {
       serverVersion = body.server_version;
       break;
     case "joined":
-      onJoined(body);
+      onJoined(body, req && req.type === "resume");
+      break;
+    case "watching":
+      onWatching(body);
       break;
     case "pong":
       if (req) rttMs = performance.now() - req.sentMs;
       break;
     case "left":
       log(`left room ${body.room_id}`);
+      resumable = null; // the seat is given up
       resetRoom();
       setStatus("idle", "not in a room");
       if (afterLeave) {
@@ -422,9 +544,15 @@ function onConfirm(msg) {
   updateFigures();
 }
 
-function onJoined(j) {
+function onJoined(j, resumed) {
   resetRoom();
   joined = j;
+  resumable = j.resume_token ? { room_id: j.room_id, resume_token: j.resume_token } : null;
+  resumeTries = 0;
+  if (resumed) {
+    resumes += 1;
+    log(`resumed the seat in room ${j.room_id}: player ${j.player_id}, entity ${j.entity_id}`);
+  }
   clearError();
   // Rejoin this very room after a reconnect.
   wanted = { type: "join_room", room_id: j.room_id };
@@ -438,16 +566,47 @@ function onJoined(j) {
   refreshRooms();
 }
 
+/** Watching a room as a spectator: its ticks, no seat, no input (acks only). */
+function onWatching(w) {
+  resetRoom();
+  watching = w;
+  resumable = null;
+  clearError();
+  wanted = { type: "watch_room", room_id: w.room_id };
+  const url = new URL(location.href);
+  url.searchParams.delete("room");
+  url.searchParams.set("watch", w.room_id);
+  history.replaceState(null, "", url);
+  log(`watching room ${w.room_id} (${w.game}, ${w.tick_hz} Hz) as a spectator`);
+  setStatus("joined", "watching, waiting for ticks…");
+  inputTimer = setInterval(sendAck, 1000 / Math.max(1, w.tick_hz));
+  refreshRooms();
+}
+
+/** A spectator's ack of the newest tick, when it moved on. */
+function sendAck() {
+  const ack = room.latestTick;
+  if (ack !== null && ack !== lastAcked && send({ type: "ack", tick: ack })) lastAcked = ack;
+}
+
 function onReject(msg) {
   const req = pending.get(msg.id);
   pending.delete(msg.id);
+  if (req && req.type === "resume") {
+    // The seat is gone (the grace passed, or the token was used): join the
+    // room again if it has a seat, as before resumes existed.
+    log(`resume refused (${msg.code}: ${msg.reason}); joining again`, "warn");
+    resumable = null;
+    request(wanted);
+    return;
+  }
   const what = req ? req.type : `request ${msg.id}`;
   const hint =
     req && req.type === "join_room" && (msg.code === "not_found" || msg.code === "room_full")
       ? " Use “Join any room” or “New room” to play elsewhere."
       : "";
   showError(`The server rejected ${what}: ${msg.code} — ${msg.reason}.${hint}`);
-  if (req && ["join_room", "join_or_create", "create_room"].includes(req.type)) {
+  if (req && ["join_room", "join_or_create", "create_room", "watch_room"].includes(req.type)) {
     setStatus("idle", "not in a room");
   }
   if (req && req.type === "leave_room") afterLeave = null;
@@ -461,6 +620,12 @@ function onIndication(body) {
     case "player_left":
       log(`player ${body.player_id} left (${body.reason})`);
       break;
+    case "player_disconnected":
+      log(`player ${body.player_id} lost its connection (its seat is held)`);
+      break;
+    case "player_reconnected":
+      log(`player ${body.player_id} is back`);
+      break;
     case "room_closing":
       showError(`The room is closing: ${body.reason}`);
       stopInputOnly();
@@ -468,6 +633,10 @@ function onIndication(body) {
       break;
     case "error":
       showError(`The server reports an error: ${body.code} — ${body.reason}`);
+      break;
+    case "game_event":
+      gameEvents += 1;
+      log(`game event ${body.name}: ${JSON.stringify(body.data)}`);
       break;
     default:
       log(`indication ${JSON.stringify(body.type)}`, "warn");
@@ -480,7 +649,7 @@ function stopInputOnly() {
 }
 
 function onTick(msg, bytes) {
-  if (!joined) return;
+  if (!joined && !watching) return;
   const result = room.applyTick(msg, performance.now());
   if (typeof result === "string") {
     if (result === "missing_baseline" && room.latestTick !== null) {
@@ -499,7 +668,8 @@ function onTick(msg, bytes) {
   }
   tickBytes.push(bytes);
   if (tickBytes.length > BYTES_WINDOW) tickBytes.shift();
-  if (statusState !== "connected") setStatus("connected", "connected");
+  const live = watching ? "watching" : "connected";
+  if (statusState !== live) setStatus(live, live);
   updateFigures();
 }
 
@@ -539,24 +709,37 @@ function renderRooms(rooms) {
   ui.roomsNote.textContent = rooms.length ? "" : "No public rooms yet: join one to create it.";
   for (const r of rooms) {
     const tr = document.createElement("tr");
-    const here = joined && joined.room_id === r.room_id;
+    const here = inRoom() && inRoom().room_id === r.room_id;
     if (here) tr.className = "here";
     for (const text of [r.room_id, r.game, `${r.players}/${r.max_players}`, `${r.tick_hz} Hz`]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
     }
+    const spectators = document.createElement("td");
+    spectators.textContent = String(r.spectators ?? 0);
+    spectators.title = "spectators";
+    tr.append(spectators);
     const td = document.createElement("td");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = here ? "here" : "watch";
-    b.disabled = here || r.players >= r.max_players;
-    b.title = "Joins the room as a player (the protocol has no spectator mode)";
-    b.addEventListener("click", () => {
-      b.blur();
-      joinRoom({ type: "join_room", room_id: r.room_id });
+    const button = (label, title, disabled, body) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.title = title;
+      b.disabled = disabled;
+      b.addEventListener("click", () => {
+        b.blur();
+        joinRoom(body);
+      });
+      td.append(b);
+    };
+    const playing = joined && joined.room_id === r.room_id;
+    const watched = watching && watching.room_id === r.room_id;
+    button("join", "Takes a seat in the room", playing || r.players >= r.max_players, {
+      type: "join_room",
+      room_id: r.room_id,
     });
-    td.append(b);
+    button("watch", "Watches the room without a seat (watch_room)", watched, { type: "watch_room", room_id: r.room_id });
     tr.append(td);
     ui.rooms.append(tr);
   }
@@ -596,7 +779,8 @@ window.addEventListener("blur", () => {
 
 ui.reconnect.addEventListener("click", () => {
   ui.reconnect.blur();
-  connect();
+  // The held seat first (its resume token), else a join as before.
+  connect({ resume: true });
 });
 ui.joinAny.addEventListener("click", () => {
   ui.joinAny.blur();
@@ -609,6 +793,7 @@ ui.create.addEventListener("click", () => {
 ui.leave.addEventListener("click", () => {
   ui.leave.blur();
   afterLeave = null;
+  resumable = null;
   stopInputOnly();
   request({ type: "leave_room" });
 });
@@ -630,8 +815,8 @@ function frame(now) {
   drawn = interpolate(room, now, period);
   const { entities } = drawn;
   let message = "";
-  if (joined && !(joined.schema?.fields ?? []).some((f) => f.name === "x")) {
-    message = `game ${joined.game} has no x/y fields to draw`;
+  if (!drawable()) {
+    // Shown as a table (renderEntities): nothing to draw.
   } else if (!room.latest) {
     message =
       statusState === "connecting" || statusState === "joining" || statusState === "joined"
@@ -650,8 +835,23 @@ window.__tickforge = {
   get status() {
     return statusState;
   },
+  /** The WebSocket URL the page connects to (wss:// under https). */
+  get url() {
+    return wsUrl;
+  },
   get joined() {
     return joined;
+  },
+  get watching() {
+    return watching;
+  },
+  /** The seat `resume` would take back ({room_id, resume_token}), or null. */
+  get resumable() {
+    return resumable;
+  },
+  /** Seats taken back with `resume` since the page loaded. */
+  get resumes() {
+    return resumes;
   },
   get latestTick() {
     return room.latestTick;
@@ -671,6 +871,17 @@ window.__tickforge = {
   get skipped() {
     return { ...room.skipped };
   },
+  /** Game events received since the page loaded. */
+  get gameEvents() {
+    return gameEvents;
+  },
+  /** The entity table shown for a game the page cannot draw: its header
+   * and rows as text, or null when the game is drawn. */
+  entityTable() {
+    if (ui.entitiesPanel.hidden) return null;
+    const text = (row) => [...row.children].map((c) => c.textContent);
+    return { head: text(ui.entitiesHead), rows: [...ui.entitiesBody.children].map(text) };
+  },
   /** The newest state's entities. */
   entities() {
     return room.latest ? [...room.latest.entities.values()].map((e) => ({ ...e })) : [];
@@ -687,6 +898,7 @@ window.__tickforge = {
   },
   send,
   request,
+  refreshRooms,
   connect,
   disconnect,
   joinRoom,
