@@ -49,6 +49,9 @@ scripts/smoke.sh
 step "Loadgen smoke run of lines, the turn-based game (random inputs over its input schema)"
 SMOKE_GAME=lines SMOKE_PLAYERS_PER_ROOM=2 scripts/smoke.sh
 
+step "JavaScript client (clients/js: corpus, real and fake servers, package)"
+scripts/js-test.sh
+
 step "Browser test (Chromium + playwright-core)"
 scripts/browser-test.sh
 

@@ -55,6 +55,7 @@ pub mod directory;
 pub mod game;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 pub mod outbox;
 mod requests;
 pub mod room;

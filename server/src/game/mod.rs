@@ -235,6 +235,9 @@ pub enum LeaveReason {
     /// Its connection ended (the socket dropped, timed out, or closed) and
     /// the seat was not resumed within the reconnect grace.
     Disconnected,
+    /// An operator removed the player (the monitor's disconnect): the
+    /// seat is freed at once, never held.
+    ByOperator,
     /// Its connection was closed with this close reason's label and its
     /// seat not held: `shutting_down` (a draining server holds no seats),
     /// or any close (`normal`, `too_slow`, `flooding`, ...) when the
@@ -249,6 +252,7 @@ impl LeaveReason {
         match self {
             Self::Left => "left",
             Self::Disconnected => "disconnected",
+            Self::ByOperator => "disconnected by an operator",
             Self::Closed(label) => label,
         }
     }

@@ -19,8 +19,12 @@ mod games;
 mod http;
 /// Signed identities: every refused token, `?token=`, the minting script.
 mod identity;
+/// The JavaScript client's cross-language corpus (clients/js reads it).
+mod js_corpus;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
+/// The operator's monitor: /monitor.json and the admin actions.
+mod monitor;
 /// Reconnection: held seats, resume, takeover, grace expiry, drain.
 mod resume;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
