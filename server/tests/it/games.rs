@@ -511,3 +511,31 @@ fn lines_sees_identities_and_a_held_seat_continues_its_round() {
     assert_eq!(over.get("winner"), Some(&Value::Int(j.player_id.0.into())));
     assert_eq!(metric(&server.metrics(), "tickforge_seats_expired_total"), 1);
 }
+
+/// A spectator of a game's room: its state like a player's, no game
+/// messages (`not_in_room`), and no game events (they are for seats).
+#[test]
+fn a_spectator_of_lines_sees_the_state_but_sends_no_game_messages() {
+    use tickforge_protocol::session::Event;
+    let server = TestServer::start();
+    let mut x = connect(&server, Format::Bin);
+    let j = joined(create(&mut x, "lines", opts(&[("turn_seconds", Value::Int(0))])).unwrap());
+    let mut watcher = connect(&server, Format::Json);
+    assert!(matches!(watcher.call(Request::WatchRoom { room_id: j.room_id.clone() }), Confirm::Watching(_)));
+    let (code, reason) = message(&mut watcher, "chat", Value::from("hi")).unwrap_err();
+    assert_eq!(code, RejectCode::NotInRoom, "{reason}");
+    let mut o = connect(&server, Format::Json);
+    joined(o.call(Request::JoinRoom { room_id: j.room_id.clone(), reservation: None }));
+    game_event(&mut o, "round_started");
+    message(&mut x, "move", cell(1, 1)).unwrap();
+    game_event(&mut o, "moved");
+    // The stone is in the spectator's state; no event reached it.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match watcher.next_event().expect("the spectator stays connected") {
+            Event::Indication(Indication::GameEvent { name, .. }) => panic!("a spectator got game event {name}"),
+            Event::Tick(_) if watcher.session.state().unwrap().entities.iter().any(|e| e.kind == 1) => break,
+            _ => assert!(std::time::Instant::now() < deadline, "the stone never reached the spectator"),
+        }
+    }
+}
