@@ -147,11 +147,23 @@ impl ShardCluster {
         r.spectators = info.spectators;
         r.reserved = reserved;
         r.private = room.is_private();
-        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&info.metadata) {
-            r.metadata = m;
-        }
+        r.metadata = json_map(&info.metadata);
+        r.options = json_map(room.options());
         r
     }
+}
+
+/// A map value as the JSON object the directory stores.
+fn json_map(m: &ValueMap) -> JsonMap {
+    match serde_json::to_value(m) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => JsonMap::new(),
+    }
+}
+
+/// A directory JSON object as a map value (`None`: not a valid value).
+fn value_map(m: &JsonMap) -> Option<ValueMap> {
+    serde_json::from_value(serde_json::Value::Object(m.clone())).ok()
 }
 
 /// A room row of another node as `room_list` shows it.
@@ -163,16 +175,24 @@ fn info_of(r: &RoomRecord) -> RoomInfo {
         max_players: r.max_players,
         tick_hz: r.tick_hz,
         spectators: r.spectators,
-        metadata: serde_json::from_value::<ValueMap>(serde_json::Value::Object(r.metadata.clone())).unwrap_or_default(),
+        metadata: value_map(&r.metadata).unwrap_or_default(),
     }
 }
 
-/// The public rooms of every live node: this node's as they are now (`local`),
-/// the others' as last read from Redis, sorted by id.
-pub(crate) fn list_rooms(cluster: &Cluster, game: Option<&str>, mut local: Vec<RoomInfo>) -> Vec<RoomInfo> {
+/// The public rooms of every live node (of `game`, matching `filter`): this
+/// node's as they are now (`local`, already filtered), the others' as last
+/// read from Redis, sorted by id.
+pub(crate) fn list_rooms(
+    cluster: &Cluster,
+    game: Option<&str>,
+    filter: Option<&ValueMap>,
+    mut local: Vec<RoomInfo>,
+) -> Vec<RoomInfo> {
     let view = cluster.view();
     let me = cluster.node_id();
-    local.extend(view.list(game, None).into_iter().filter(|r| r.node.node_id != me).map(|r| info_of(r.room)));
+    let filter = filter.map(json_map);
+    let remote = view.list(game, filter.as_ref()).into_iter().filter(|r| r.node.node_id != me);
+    local.extend(remote.map(|r| info_of(r.room)));
     local.sort_by(|a, b| a.room_id.cmp(&b.room_id));
     local
 }
@@ -184,17 +204,16 @@ pub(crate) fn remote_owner(cluster: &Cluster, room: &RoomId) -> Option<String> {
     view.room(room).filter(|r| r.node.node_id != cluster.node_id()).map(|r| r.node.node_id.clone())
 }
 
-/// The fullest public room of `game` on another live node with a free seat
-/// (by the view, counting the players this shard sent there since it was
-/// read): `(node, room, seats taken)`.
-fn fullest_remote(k: &ShardCluster, game: &str) -> Option<(String, RoomId, u32)> {
+/// The fullest public room of `game` made with `options` on another live
+/// node with a free seat (by the view, counting the players this shard sent
+/// there since it was read): `(node, room, seats taken)`.
+fn fullest_remote(k: &ShardCluster, game: &str, options: &JsonMap) -> Option<(String, RoomId, u32)> {
     let view = k.cluster.view();
     let me = k.cluster.node_id();
     let read_at = view.read_at();
-    let empty = JsonMap::new();
     view.list(Some(game), None)
         .into_iter()
-        .filter(|r: &RoomRef<'_>| r.node.node_id != me && !r.node.draining && r.room.options == empty)
+        .filter(|r: &RoomRef<'_>| r.node.node_id != me && !r.node.draining && r.room.options == *options)
         .map(|r| (r, r.room.players + r.room.reserved + k.sent_to(&room_key(&r.room.room_id), read_at)))
         .filter(|(r, taken)| *taken < r.room.max_players)
         .max_by(|(a, ta), (b, tb)| ta.cmp(tb).then_with(|| b.room.room_id.cmp(&a.room.room_id)))
@@ -287,24 +306,25 @@ impl SeatOwner for ShardOwner {
 
     fn create(&self, game: &str, options: &JsonMap) -> Result<RoomId, Refusal> {
         let state = &self.0;
-        if !options.is_empty() {
-            return Err(Refusal::new(RefuseCode::BadRequest, "rooms with options are not supported by this server"));
-        }
+        let Some(options) = value_map(options) else {
+            return Err(Refusal::new(RefuseCode::BadRequest, "the options are not a valid map value"));
+        };
         // Asked for a seat in a new room because the asker saw no open
         // room here: one may have opened since (the asker's view is up to
         // a refresh old), so the fullest open room here is filled first.
-        if let Some(slot) = state.fullest_open_room(game) {
+        if let Some(slot) = state.open_rooms(game, &options, 1).first() {
             return Ok(slot.room.borrow().id().clone());
         }
         let refuse = |(code, reason): (RejectCode, String)| {
             let code = match code {
                 RejectCode::NotFound => RefuseCode::NotFound,
                 RejectCode::BadRequest => RefuseCode::BadRequest,
+                RejectCode::Refused => RefuseCode::Refused,
                 _ => RefuseCode::Overloaded,
             };
             Refusal::new(code, reason)
         };
-        let slot: Rc<RoomSlot> = crate::requests::new_public_room(state, game).map_err(refuse)?;
+        let slot: Rc<RoomSlot> = crate::requests::new_public_room(state, game, &options).map_err(refuse)?;
         let id = slot.room.borrow().id().clone();
         Ok(id)
     }
@@ -385,9 +405,15 @@ pub(crate) fn join_elsewhere(state: &ShardState, room: &RoomId) -> Option<Later>
 /// in this node's fullest open room), else, with no open room here, a new
 /// room on a less-loaded node. `None`: answer it here. When the other node
 /// gives no seat, the request is answered here after all.
-pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here: Option<u32>) -> Option<Later> {
+pub(crate) fn join_or_create_elsewhere(
+    state: &ShardState,
+    game: &str,
+    options: &ValueMap,
+    best_here: Option<u32>,
+) -> Option<Later> {
     let k = state.cluster.as_ref()?;
-    if let Some((node, room, taken)) = fullest_remote(k, game) {
+    let options = json_map(options);
+    if let Some((node, room, taken)) = fullest_remote(k, game, &options) {
         if best_here.is_none_or(|here| taken > here) {
             k.sending_to(&node);
             k.sending_to(&room_key(&room));
@@ -402,7 +428,7 @@ pub(crate) fn join_or_create_elsewhere(state: &ShardState, game: &str, best_here
     k.sending_to(&node);
     // The node seats the player in its own fullest open room of the game
     // (one this shard does not see yet), else in a new one.
-    Some(redirect(k.cluster.create_on(&node, game, &JsonMap::new()), true))
+    Some(redirect(k.cluster.create_on(&node, game, &options), true))
 }
 
 /// A `POST /matchmake` body: a game, or a room.

@@ -110,7 +110,7 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
             ok("text/plain; version=0.0.4; charset=utf-8", text.as_bytes())
         }
         Route::Rooms => {
-            let rooms = shard.list_rooms(None);
+            let rooms = shard.list_rooms(None, None);
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
             ok("application/json", &body)
         }
