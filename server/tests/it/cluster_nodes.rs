@@ -453,3 +453,28 @@ fn post_matchmake_without_capacity_or_cluster_is_503() {
     assert_eq!(answer.status, 503);
     assert!(answer.body.contains("--cluster"), "{}", answer.body);
 }
+
+#[test]
+fn join_or_create_across_nodes_matches_options() {
+    use tickforge_protocol::value::ValueMap;
+    let Some(redis) = Redis::start("join_or_create_across_nodes_matches_options") else { return };
+    let a = Node::start(&redis, "a");
+    let b = Node::start(&redis, "b");
+    let mode = |m: &str| -> Option<ValueMap> { Some([("mode", m)].into_iter().collect()) };
+    let mut owner = a.client();
+    let duel = joined(owner.call(Request::JoinOrCreate { game: "arena".into(), options: mode("duel") })).room_id;
+    wait_for("A's duel room at B", WAIT, || b.lists(&duel));
+    // Same options at B: sent to A's room.
+    let mut p = b.client();
+    let (url, room, _) = redirect(p.call(Request::JoinOrCreate { game: "arena".into(), options: mode("duel") }));
+    assert_eq!((url, room), (a.url(), duel.clone()));
+    // Other options (or none): not A's duel room.
+    for options in [mode("ffa"), None] {
+        let mut q = b.client();
+        match q.call(Request::JoinOrCreate { game: "arena".into(), options }) {
+            Confirm::Joined(j) => assert_ne!(j.room_id, duel),
+            Confirm::Redirect { room_id, .. } => assert_ne!(room_id, duel),
+            other => panic!("{other:?}"),
+        }
+    }
+}
