@@ -64,13 +64,14 @@ pub(crate) struct ShardCluster {
     pub(crate) cluster: Cluster,
     link: ClusterLink,
     book: RefCell<ReservationBook>,
-    /// Players this shard sent to each other node since the view was read
-    /// (when): their load as this shard reckons it until the next read.
+    /// Players this shard sent to each other node (and to each remote room)
+    /// since the view of that instant was read: their load as this shard
+    /// reckons it until the next read.
     sent: RefCell<(Option<Instant>, HashMap<String, u32>)>,
 }
 
 impl ShardCluster {
-    /// Shard `id`'s part of the cluster of `link`.
+    /// A shard's part of the cluster of `link`.
     pub(crate) fn new(link: &ClusterLink) -> Self {
         Self {
             cluster: link.cluster.clone(),
@@ -89,9 +90,14 @@ impl ShardCluster {
         sent.1.get(node).copied().unwrap_or(0)
     }
 
-    /// Counts a player sent to `node`.
+    /// Counts a player sent to `node` (counted against the current view).
     fn sending_to(&self, node: &str) {
-        *self.sent.borrow_mut().1.entry(node.to_owned()).or_default() += 1;
+        let read_at = self.cluster.view().read_at();
+        let mut sent = self.sent.borrow_mut();
+        if sent.0 != read_at {
+            *sent = (read_at, HashMap::new());
+        }
+        *sent.1.entry(node.to_owned()).or_default() += 1;
     }
 
     /// The least-loaded live node by share of capacity, this one included
