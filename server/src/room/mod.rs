@@ -196,6 +196,13 @@ impl Room {
         self.tick
     }
 
+    /// The snapshot of `tick` while the ring keeps it: what a client that
+    /// applied that tick must hold.
+    #[must_use]
+    pub fn snapshot(&self, tick: Tick) -> Option<&Snapshot> {
+        self.ring.get(tick)
+    }
+
     /// Its row in `room_list`.
     #[must_use]
     pub fn info(&self) -> RoomInfo {
@@ -330,11 +337,14 @@ impl Room {
         }
     }
 
-    /// Acks move forward only, and only up to the newest tick taken: an ack
-    /// of a tick never sent is ignored (the player keeps its last good
-    /// baseline, or the full state), so it cannot pin a later baseline.
+    /// Acks move forward only, and only within the ticks this seat was
+    /// sent (from its first tick to the newest taken): any other ack is
+    /// ignored (the player keeps its last good baseline, or the full
+    /// state), so it cannot pin a later baseline. An ack older than the
+    /// seat is a client's ack of an earlier membership (an input written
+    /// before its new `joined` arrived), not a state it holds.
     fn record_ack(p: &mut Player, tick: Tick, newest: Tick) {
-        if tick <= newest && p.last_ack.is_none_or(|a| tick > a) {
+        if tick >= p.first_tick && tick <= newest && p.last_ack.is_none_or(|a| tick > a) {
             p.last_ack = Some(tick);
         }
     }

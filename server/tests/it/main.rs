@@ -18,6 +18,8 @@ mod games;
 mod http;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
+/// Findings of the fuzzers and fault scripts (RELIABILITY.md), one test each.
+mod regression;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.

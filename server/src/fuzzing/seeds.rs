@@ -1,0 +1,186 @@
+//! The seed corpus of the server's fuzz targets: real request heads (a
+//! browser's upgrade, curl, HTTP/1.0, a TLS hello), the golden client
+//! messages framed as a client frames them, and scripts of whole sessions.
+//! `server/fuzz/corpus` holds them as files (written by the ignored test
+//! `write_seed_corpus`); a test runs each through its target's checks.
+
+use super::{client_frame, upgrade_request, ScriptBuilder};
+use crate::ws;
+use tickforge_protocol::codec::{self, Format};
+use tickforge_protocol::ids::RoomId;
+use tickforge_protocol::message::{InputData, Request};
+
+/// One of every client message (the golden tests' examples), as payloads
+/// in `format`.
+#[must_use]
+pub fn client_messages(format: Format) -> Vec<Vec<u8>> {
+    use tickforge_protocol::ids::{InputSeq, RequestId, Tick};
+    use tickforge_protocol::message::ClientMsg;
+    let req = |id, body| ClientMsg::Req { id: RequestId(id), body };
+    let msgs = [
+        req(1, Request::Hello { token: Some("s3cret".into()), client: Some("demo/1.0".into()) }),
+        req(2, Request::ListRooms { game: Some("arena".into()) }),
+        req(3, Request::CreateRoom { game: "arena".into(), max_players: Some(8), tick_hz: Some(30), private: false }),
+        req(4, Request::JoinRoom { room_id: RoomId("r-0-1".into()) }),
+        req(5, Request::JoinOrCreate { game: "arena".into() }),
+        req(6, Request::LeaveRoom),
+        req(7, Request::Ping { client_time_us: 1_700_000_000_000_000 }),
+        ClientMsg::Input {
+            seq: InputSeq(12),
+            ack: Some(Tick(1234)),
+            data: InputData { move_x: 100, move_y: -50, buttons: 1 },
+        },
+        ClientMsg::Input { seq: InputSeq(13), ack: None, data: InputData { move_x: -127, move_y: 127, buttons: 0 } },
+        ClientMsg::Ack { tick: Tick(1234) },
+    ];
+    msgs.iter()
+        .map(|m| {
+            let mut out = Vec::new();
+            codec::encode_client(format, m, &mut out);
+            out
+        })
+        .collect()
+}
+
+/// The seed corpus of every target: `(target, name, bytes)`, from real
+/// requests, the golden messages framed as a client frames them, and
+/// scripts of whole sessions. `scripts/fuzz.sh` starts from these.
+#[must_use]
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let heads: [(&str, Vec<u8>); 12] = [
+        ("upgrade-bin", upgrade_request(Some("tickforge.v1.bin"))),
+        ("upgrade-json", upgrade_request(Some("tickforge.v1.json"))),
+        ("upgrade-none", upgrade_request(None)),
+        (
+            "upgrade-browser",
+            b"GET /ws?token=ab%2Bc%2F%3D HTTP/1.1\r\nHost: localhost:7700\r\nConnection: Upgrade\r\nPragma: no-cache\r\n\
+              Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0\r\nUpgrade: websocket\r\n\
+              Origin: http://localhost:7700\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate, br\r\n\
+              Accept-Language: en-US,en;q=0.9\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+              Sec-WebSocket-Protocol: tickforge.v1.json, tickforge.v1.bin\r\n\r\n"
+                .to_vec(),
+        ),
+        ("upgrade-version-8", String::from_utf8_lossy(&upgrade_request(None)).replace(": 13", ": 8").into_bytes()),
+        ("curl-metrics", b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:7700\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n".to_vec()),
+        ("healthz-1.0", b"GET /healthz HTTP/1.0\r\n\r\n".to_vec()),
+        ("head-page", b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("rooms", b"GET /rooms?game=arena HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".to_vec()),
+        ("post-rooms", b"POST /rooms HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".to_vec()),
+        ("tls-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec()),
+        ("partial", b"GET /app.js HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaa".to_vec()),
+    ];
+    for (name, head) in &heads {
+        out.push(("http_head", (*name).to_owned(), head.clone()));
+        out.push(("http_answer", (*name).to_owned(), head.clone()));
+    }
+
+    // ws_frames: a selector byte (max message, piece sizes), then frames.
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    for (format, opcode) in [(Format::Bin, ws::wire::OPCODE_BINARY), (Format::Json, ws::wire::OPCODE_TEXT)] {
+        let mut stream = vec![0x0e];
+        for payload in client_messages(format) {
+            stream.extend(client_frame(opcode, &payload, mask));
+        }
+        out.push(("ws_frames", format!("golden-{format:?}").to_lowercase(), stream));
+    }
+    let mut control = vec![0x05];
+    control.extend(client_frame(0x9, b"ping", mask));
+    control.extend(client_frame(0xa, b"", mask));
+    // A fragmented text message with a ping between its fragments.
+    let mut first = client_frame(0x1, b"{\"type\":", mask);
+    first[0] &= 0x7f;
+    control.extend(first);
+    control.extend(client_frame(0x9, b"", mask));
+    control.extend(client_frame(0x0, b"\"ack\",\"tick\":1}", mask));
+    control.extend(client_frame(0x8, &[0x03, 0xe8, b'b', b'y', b'e'], mask));
+    out.push(("ws_frames", "control-and-fragments".into(), control));
+    let mut long = vec![0x03];
+    long.extend(client_frame(0x2, &[0x5a; 300], mask));
+    // A 70,000-byte frame's header (the 8-byte length form) and the
+    // first bytes of its payload: the rest never comes.
+    let big = client_frame(0x2, &[0xa5; 70_000], mask);
+    long.extend_from_slice(&big[..14 + 64]);
+    out.push(("ws_frames", "length-forms".into(), long));
+
+    // connection: scripts.
+    let framed = |format: Format| {
+        let opcode = if format.is_binary() { ws::wire::OPCODE_BINARY } else { ws::wire::OPCODE_TEXT };
+        client_messages(format).into_iter().map(move |p| client_frame(opcode, &p, mask))
+    };
+    for format in [Format::Bin, Format::Json] {
+        let mut b = ScriptBuilder::new();
+        let m = b.open(Some(format), true);
+        b.request(m, 6, 0).send_all().request(m, 0, 0).send_all();
+        for i in 0..20 {
+            b.input(m, i, -i, (i & 1) as u8).passes(1);
+        }
+        b.request(m, 3, 0).send_all().request(m, 4, 1).send_all();
+        out.push(("connection", format!("model-plays-{format:?}").to_lowercase(), b.build()));
+
+        let mut b = ScriptBuilder::new();
+        let h = b.open(Some(format), false);
+        for frame in framed(format) {
+            b.raw(h, &frame).send_all();
+        }
+        b.passes(5);
+        out.push(("connection", format!("golden-raw-{format:?}").to_lowercase(), b.build()));
+    }
+    let mut b = ScriptBuilder::new();
+    let m = b.open(Some(Format::Bin), true);
+    let h = b.open(None, false);
+    b.request(m, 1, 20).send_all();
+    let mut join = Vec::new();
+    codec::encode_client(
+        Format::Json,
+        &tickforge_protocol::message::ClientMsg::Req {
+            id: tickforge_protocol::ids::RequestId(9),
+            body: Request::JoinRoom { room_id: RoomId("r-0-1".into()) },
+        },
+        &mut join,
+    );
+    b.frame(h, ws::wire::OPCODE_TEXT, &join).passes(3);
+    for i in 0..30 {
+        b.input(m, 1, 1, 0).tick().send(m, 40 + i * 5).send(h, 9).advance(40);
+    }
+    b.frame(h, 0x9, b"are you there").frame(h, ws::wire::OPCODE_TEXT, b"{\"type\":\"nope\"}").passes(5);
+    b.frame(h, 0x8, &[0x03, 0xe8]).passes(2).eof(h).passes(3);
+    out.push(("connection", "model-and-hostile-share-a-room".into(), b.build()));
+    let mut b = ScriptBuilder::new();
+    let m = b.open(Some(Format::Json), true);
+    b.request(m, 0, 0).send_all().passes(3).advance(16_000).advance(16_000).passes(2);
+    out.push(("connection", "silent-until-keepalive".into(), b.build()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, TARGETS};
+    use super::*;
+
+    #[test]
+    fn every_seed_passes_its_targets_checks() {
+        let seeds = seeds();
+        for target in TARGETS {
+            assert!(seeds.iter().any(|(t, _, _)| *t == target), "no seed for {target}");
+        }
+        for (target, name, bytes) in &seeds {
+            check(target, bytes);
+            let _ = name;
+        }
+    }
+
+    /// The committed corpus (`server/fuzz/corpus`) holds every seed; run
+    /// with `--ignored` to write them after changing [`seeds`].
+    #[test]
+    #[ignore = "writes server/fuzz/corpus"]
+    fn write_seed_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        for (target, name, bytes) in seeds() {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
+    }
+}
