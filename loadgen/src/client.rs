@@ -1,559 +1,679 @@
-//! One simulated player: a socket driving a `ClientSession`. It connects at
-//! its ramp-up slot, joins its group's room (the group's first client
-//! creates it), sends one input per period, rebuilds the state from every
-//! tick and records what it sees; at the end of the measured window it
-//! closes with 1000.
+//! One simulated player's state, without I/O: the core's loop moves its
+//! bytes (ring batches in the steady state, direct calls while it
+//! connects) and hands them here with when they arrived; this module reads
+//! the messages, times ticks and inputs, and writes input frames.
+//!
+//! Timing, precisely:
+//! - A tick is timed from its `server_time_us` to when its last byte
+//!   reached this host's network stack: the kernel's software receive
+//!   timestamp (`SO_TIMESTAMPNS`, wall clock, taken as the segment entered
+//!   the receive path, before TCP processing), read with the bytes by
+//!   `recvmsg`. When one read returns two or more state messages, the
+//!   kernel reports one timestamp, the newest segment's, so the earlier
+//!   messages are timed as if they came with the last one (their latency
+//!   is overstated by at most the gap between them); they are counted in
+//!   `ticks_shared_stamp`, with a bound on how late: the time from the
+//!   read before, which did not find them, to the stamp. It happens when
+//!   ticks land right at a client's input slots, where it reads (so that
+//!   its input acks the newest tick that arrived, as a real client's
+//!   would): one just after a read, the next just before the following
+//!   one. So a client whose ticks land within a margin of its slots (see
+//!   `Client::after_ticks`) also reads half a tick period away from when
+//!   they arrive, for a while after each such tick; two
+//!   ticks then share a read only when the server sends them within half
+//!   a period of each other, or the loadgen falls that far behind. When
+//!   the room ticks faster than inputs go, those reads are always on.
+//! - An input slot is timed from when it was due (its place in the
+//!   client's fixed schedule, see [`crate::schedule`]) to the arrival, so
+//!   stamped, of the first tick whose `input_seq` includes it.
 
-use crate::net::{self, Target};
 use crate::scenario;
-use crate::stats::{CoreStats, Errors, Live};
-use crate::LoadConfig;
-use async_tungstenite::WebSocketStream;
-use futures_lite::future;
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_lite::Stream;
-use glommio::timer::{sleep, Timer};
+use crate::schedule::Slots;
+use crate::stats::{CoreStats, Errors};
+use crate::ws::{self, Msg, Reader, WsError};
 use hdrhistogram::Histogram;
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::io;
-use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::os::fd::OwnedFd;
+use tickforge_protocol::codec::{self, TickHeader};
 use tickforge_protocol::ids::{RoomId, Tick};
-use tickforge_protocol::message::{Confirm, Indication, Request};
+use tickforge_protocol::message::{ClientMsg, Confirm, Indication, ServerMsg};
 use tickforge_protocol::session::{Event, SessionError};
 use tickforge_protocol::{ClientSession, Format};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::Message;
 
-/// How long after the measured window a client may take to close.
-pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// How long a client keeps reading between its input slots after its
+/// ticks last landed near one.
+pub(crate) const MID_HOLD_NS: u64 = 2_000_000_000;
 
-/// Most inputs a client remembers while waiting for the tick that
-/// includes them (8 s at 30 Hz); older ones are dropped unmeasured.
-const MAX_PENDING_INPUTS: usize = 256;
-
-/// The run's schedule and target, shared by all cores.
-#[derive(Debug)]
-pub(crate) struct Plan {
-    pub(crate) cfg: LoadConfig,
-    pub(crate) target: Target,
-    /// When client 0 connects.
-    pub(crate) t0: Instant,
-    pub(crate) measure_start: Instant,
-    pub(crate) measure_end: Instant,
+/// Where a client is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Before its ramp-up slot.
+    Idle,
+    /// TCP connect under way.
+    Connecting,
+    /// Upgrade request written, waiting for the 101.
+    Handshaking,
+    /// Open, waiting for its group's first client to create the room.
+    WaitRoom,
+    /// `create_room` or `join_room` sent, waiting for `joined`.
+    Joining,
+    /// In its room: inputs and reads on their slots.
+    Playing,
+    /// The measured window is over: no more inputs, reads go on until its
+    /// last inputs are answered (bounded).
+    Draining,
+    /// Close frame sent, waiting for the server's (bounded).
+    Closing,
+    /// Over; the socket is closed.
+    Done,
 }
 
-impl Plan {
-    pub(crate) fn new(cfg: LoadConfig, target: Target, t0: Instant) -> Self {
-        let measure_start = t0 + cfg.ramp() + cfg.warmup;
-        let measure_end = measure_start + cfg.duration;
-        Self { cfg, target, t0, measure_start, measure_end }
+impl Phase {
+    /// Phases served by the prompt path (a poll per step) and the sweep.
+    pub(crate) fn is_setup(self) -> bool {
+        matches!(self, Self::Connecting | Self::Handshaking | Self::WaitRoom | Self::Joining | Self::Closing)
     }
 
-    fn start_of(&self, index: usize) -> Instant {
-        self.t0 + Duration::from_secs_f64(index as f64 / self.cfg.connect_rate)
-    }
-
-    fn source(&self, index: usize) -> Option<IpAddr> {
-        let ips = &self.cfg.source_ips;
-        (!ips.is_empty()).then(|| ips[index % ips.len()])
-    }
-
-    fn measuring(&self, at: Instant) -> bool {
-        at >= self.measure_start && at < self.measure_end
-    }
-}
-
-/// A group's room, as its first client finds out.
-#[derive(Clone, Debug)]
-enum RoomSlot {
-    Pending,
-    Ready(RoomId),
-    Failed,
-}
-
-/// One core's shared state: single-threaded, so `RefCell`s, no locks.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) index: usize,
-    pub(crate) plan: Arc<Plan>,
-    pub(crate) live: Arc<Live>,
-    pub(crate) stats: RefCell<CoreStats>,
-    /// Tick latency over the last second, for the progress bar.
-    pub(crate) recent: RefCell<Histogram<u64>>,
-    rooms: RefCell<HashMap<usize, RoomSlot>>,
-    pub(crate) done: Cell<bool>,
-}
-
-impl Core {
-    pub(crate) fn new(index: usize, plan: Arc<Plan>, live: Arc<Live>) -> Self {
-        Self {
-            index,
-            plan,
-            live,
-            stats: RefCell::new(CoreStats::new()),
-            recent: RefCell::new(crate::stats::histogram()),
-            rooms: RefCell::new(HashMap::new()),
-            done: Cell::new(false),
-        }
-    }
-
-    fn error(&self, f: impl FnOnce(&mut Errors)) {
-        f(&mut self.stats.borrow_mut().errors);
-        self.live.errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn set_room(&self, group: usize, slot: RoomSlot) {
-        self.rooms.borrow_mut().insert(group, slot);
-    }
-
-    fn room(&self, group: usize) -> RoomSlot {
-        self.rooms.borrow().get(&group).cloned().unwrap_or(RoomSlot::Pending)
+    /// Phases whose reads go through the core's batches.
+    pub(crate) fn is_reading(self) -> bool {
+        matches!(self, Self::Playing | Self::Draining)
     }
 }
 
-/// A stream that counts the bytes read through it: WebSocket bytes with
-/// frame headers, for bytes per client-tick.
-#[derive(Debug)]
-pub(crate) struct Counted<S> {
-    inner: S,
-    read: u64,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            self.read += n as u64;
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-type Ws = WebSocketStream<Counted<glommio::net::TcpStream>>;
-
-/// Runs client `index` to its end; never longer than the measured window's
-/// end plus [`CLOSE_GRACE`].
-pub(crate) async fn run(core: &Core, index: usize) {
-    let deadline = core.plan.measure_end + CLOSE_GRACE;
-    future::or(client(core, index), async {
-        sleep(deadline.saturating_duration_since(Instant::now())).await;
-    })
-    .await;
-}
-
-async fn sleep_until(at: Instant) {
-    let wait = at.saturating_duration_since(Instant::now());
-    if !wait.is_zero() {
-        sleep(wait).await;
-    }
-}
-
-/// `fut`, or `None` after `dur`.
-async fn within<T>(dur: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    future::or(async { Some(fut.await) }, async {
-        sleep(dur).await;
-        None
-    })
-    .await
-}
-
-fn wall_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
-
-fn micros(d: Duration) -> u64 {
-    d.as_micros().min(u128::from(u64::MAX)) as u64
-}
-
-async fn send(ws: &mut Ws, format: Format, bytes: Vec<u8>) -> Result<(), tungstenite::Error> {
-    let msg = match format {
-        Format::Bin => Message::binary(bytes),
-        Format::Json => Message::text(String::from_utf8(bytes).map_err(|_| tungstenite::Error::Utf8("input".into()))?),
-    };
-    ws.send(msg).await
-}
-
-async fn client(core: &Core, index: usize) {
-    let plan = &*core.plan;
-    let cfg = &plan.cfg;
-    sleep_until(plan.start_of(index)).await;
-    let group = index / cfg.players_per_room;
-    let leader = index % cfg.players_per_room == 0;
-    let fail_room = || {
-        if leader {
-            core.set_room(group, RoomSlot::Failed);
-        }
-    };
-
-    let started = Instant::now();
-    let Ok(tcp) = net::connect(plan.target.addr, plan.source(index), cfg.connect_timeout).await else {
-        core.error(|e| e.connect += 1);
-        fail_room();
-        return;
-    };
-    let Ok(req) = plan.target.request(cfg.format) else {
-        core.error(|e| e.handshake_failed += 1);
-        fail_room();
-        return;
-    };
-    let counted = Counted { inner: tcp, read: 0 };
-    let handshake = async_tungstenite::client_async_with_config(req, counted, Some(net::ws_config()));
-    let mut ws = match within(cfg.handshake_timeout, handshake).await {
-        Some(Ok((ws, _))) => ws,
-        Some(Err(tungstenite::Error::Http(resp))) => {
-            let status = resp.status().as_u16();
-            core.error(|e| *e.handshake_refused.entry(status).or_default() += 1);
-            fail_room();
-            return;
-        }
-        Some(Err(_)) | None => {
-            core.error(|e| e.handshake_failed += 1);
-            fail_room();
-            return;
-        }
-    };
-    {
-        let mut stats = core.stats.borrow_mut();
-        stats.connected += 1;
-        let _ = stats.handshake_latency.record(micros(started.elapsed()).max(1));
-    }
-
-    let mut c = Client::new(core, index);
-    let body = if leader {
-        Request::CreateRoom {
-            game: cfg.game.clone(),
-            max_players: Some(cfg.players_per_room as u32),
-            tick_hz: cfg.tick_hz,
-            private: false,
-        }
-    } else {
-        let waited = Instant::now();
-        loop {
-            match core.room(group) {
-                RoomSlot::Ready(room_id) => break Request::JoinRoom { room_id },
-                RoomSlot::Failed => {
-                    core.error(|e| *e.join_failed.entry("no_room".into()).or_default() += 1);
-                    return close(&mut ws).await;
-                }
-                RoomSlot::Pending if waited.elapsed() >= cfg.join_timeout => {
-                    core.error(|e| *e.join_failed.entry("timeout".into()).or_default() += 1);
-                    return close(&mut ws).await;
-                }
-                RoomSlot::Pending => sleep(Duration::from_millis(5)).await,
-            }
-        }
-    };
-    let mut out = Vec::new();
-    c.session.request(body, &mut out);
-    if send(&mut ws, cfg.format, out).await.is_err() {
-        core.error(|e| *e.unexpected_close.entry("io".into()).or_default() += 1);
-        fail_room();
-        return;
-    }
-    match within(cfg.join_timeout, c.wait_joined(&mut ws)).await {
-        Some(Ok(room_id)) => {
-            if leader {
-                core.set_room(group, RoomSlot::Ready(room_id));
-            }
-        }
-        Some(Err(End::Rejected(code))) => {
-            core.error(|e| *e.join_failed.entry(code).or_default() += 1);
-            fail_room();
-            return close(&mut ws).await;
-        }
-        Some(Err(End::Closed(kind))) => {
-            core.error(|e| *e.unexpected_close.entry(kind).or_default() += 1);
-            fail_room();
-            return;
-        }
-        Some(Err(End::Stopped)) | None => {
-            core.error(|e| *e.join_failed.entry("timeout".into()).or_default() += 1);
-            fail_room();
-            return close(&mut ws).await;
-        }
-    }
-    core.stats.borrow_mut().joined += 1;
-    core.live.clients.fetch_add(1, Ordering::Relaxed);
-    let end = c.play(&mut ws).await;
-    core.live.clients.fetch_sub(1, Ordering::Relaxed);
-    match end {
-        End::Stopped => {
-            core.stats.borrow_mut().completed += 1;
-            close(&mut ws).await;
-        }
-        End::Closed(kind) => core.error(|e| *e.unexpected_close.entry(kind).or_default() += 1),
-        End::Rejected(_) => {}
-    }
-}
-
-/// Sends a 1000 close and waits a little for the server's answer.
-async fn close(ws: &mut Ws) {
-    let frame = CloseFrame { code: CloseCode::Normal, reason: "load run over".into() };
-    let _ = within(Duration::from_secs(1), async {
-        if ws.close(Some(frame)).await.is_ok() {
-            while let Some(Ok(_)) = std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_next(cx)).await {}
-        }
-    })
-    .await;
-}
-
-/// Why a client's loop ended.
-#[derive(Debug)]
-enum End {
-    /// The measured window ended.
-    Stopped,
+/// How a client's connection ended, when not by its own close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum End {
     /// The server closed or the socket failed, by close code or kind.
     Closed(String),
     /// The join was rejected, by code.
     Rejected(String),
 }
 
-/// One received message's facts.
-struct Received {
-    at: Instant,
-    wall_us: u64,
-    len: usize,
+/// When a read's bytes arrived.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rx {
+    /// Wall clock, ns since the Unix epoch.
+    pub(crate) wall_ns: u64,
+    /// Whether that is the kernel's receive timestamp (else the time the
+    /// loadgen read the bytes: no timestamp came with them).
+    pub(crate) stamped: bool,
 }
 
-enum Wake {
-    Input,
-    Stop,
-    Msg(Option<Result<Message, tungstenite::Error>>),
+/// A core's books and settings, lent to a client while it handles bytes or
+/// builds a frame.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) stats: CoreStats,
+    /// Tick latency over the current second, for the progress bar.
+    pub(crate) recent: Histogram<u64>,
+    /// State messages received (whole run), for the progress bar.
+    pub(crate) ticks_all: u64,
+    /// The measured window, monotonic ns since the run's epoch.
+    pub(crate) window: (u64, u64),
+    /// Wall clock minus monotonic time, ns (read at each wake-up).
+    pub(crate) wall_offset: i64,
+    pub(crate) format: Format,
+    pub(crate) input_hz: u32,
+    pub(crate) full_state_every: u32,
+    /// Errors counted since the core last published them.
+    pub(crate) new_errors: u64,
+    /// The core's generator of mask keys (xorshift64*).
+    pub(crate) rng: u64,
+    /// Scratch for encoding a message before it is framed.
+    pub(crate) scratch: Vec<u8>,
 }
 
-/// One client's own state.
-struct Client<'a> {
-    core: &'a Core,
-    index: usize,
-    session: ClientSession,
+impl Ctx {
+    fn measuring(&self, mono_ns: u64) -> bool {
+        mono_ns >= self.window.0 && mono_ns < self.window.1
+    }
+
+    /// Counts one error of the kind `f` picks.
+    pub(crate) fn error(&mut self, f: impl FnOnce(&mut Errors)) {
+        f(&mut self.stats.errors);
+        self.new_errors += 1;
+    }
+
+    /// A fresh mask key (xorshift64*).
+    pub(crate) fn mask(&mut self) -> [u8; 4] {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        ((x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32).to_le_bytes()
+    }
+
+    /// Appends `msg` as one masked frame of this run's form to `out`.
+    pub(crate) fn frame(&mut self, msg: &ClientMsg, out: &mut Vec<u8>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        // Inputs are built in this run's form (`InputData::to_raw`), the
+        // only way the encoder can fail.
+        codec::encode_client(self.format, msg, &mut scratch).expect("inputs are built in the run's own form");
+        self.frame_payload(&scratch, out);
+        self.scratch = scratch;
+    }
+
+    /// Appends an encoded message as one masked frame of this run's form.
+    pub(crate) fn frame_payload(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let op = if self.format.is_binary() { ws::OP_BINARY } else { ws::OP_TEXT };
+        let mask = self.mask();
+        ws::write_frame(op, payload, mask, out);
+    }
+}
+
+/// One simulated player.
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// Its index in the run (0-based), which picks its group and phase.
+    pub(crate) index: usize,
+    pub(crate) phase: Phase,
+    pub(crate) fd: Option<OwnedFd>,
+    /// The socket is in the ring's registered files, at this client's slot.
+    pub(crate) registered: bool,
+    /// Bumped whenever an operation of an older life must be ignored.
+    pub(crate) gen: u8,
+    /// A poll is in flight (prompt path).
+    pub(crate) polling: bool,
+    /// When its TCP connect started (monotonic ns), for the handshake figure.
+    pub(crate) started_ns: u64,
+    /// When the current setup phase (or the drain, or the close) gives up.
+    pub(crate) deadline_ns: u64,
+    /// Bytes received during the handshake.
+    pub(crate) head: Vec<u8>,
+    pub(crate) handshake: Option<Box<crate::handshake::Handshake>>,
+    reader: Reader,
+    /// Bytes to send: an input frame, a pong, a close, or what a short
+    /// send left over.
+    pub(crate) tx: Vec<u8>,
+    /// The last send came back short or would block: no new input until
+    /// `tx` drains (its slots wait, and are timed from when they were due).
+    pub(crate) tx_blocked: bool,
+    /// Present while joining, and for the whole run on clients that decode.
+    pub(crate) session: Option<Box<ClientSession>>,
+    /// This client rebuilds the state from every tick.
+    pub(crate) decoder: bool,
+    /// The room's tick period, ns (from `joined`).
+    pub(crate) tick_period_ns: u64,
+    /// The newest tick whose header was read (and, on decoders, applied).
     last_tick: Option<Tick>,
     ticks_seen: u64,
-    /// Inputs sent and not yet seen in a tick: (seq, when sent).
-    pending: VecDeque<(u32, Instant)>,
-    bytes_seen: u64,
+    /// The input schedule.
+    pub(crate) slots: Slots,
+    /// The newest slot an input frame was written for.
+    pub(crate) sent_seq: u32,
+    /// The newest slot a tick has answered.
+    answered_seq: u32,
+    /// When the next read half a tick period from the ticks is due (monotonic ns).
+    pub(crate) read_due_ns: u64,
+    /// Monotonic ns at which its newest tick arrived.
+    pub(crate) last_arrival_ns: u64,
+    /// It reads between its input slots until then (monotonic ns).
+    pub(crate) mid_until_ns: u64,
+    /// Entries in the core's wheel.
+    pub(crate) input_queued: bool,
+    pub(crate) read_queued: bool,
+    /// The core's batch counter when this client was last put in a batch.
+    pub(crate) mark: u32,
+    /// Set when `joined` arrived: the room.
+    pub(crate) joined: Option<RoomId>,
+    /// Set when the connection ended on the server's side.
+    pub(crate) end: Option<End>,
+    /// The server's close frame arrived (while closing: done).
+    pub(crate) close_seen: bool,
+    /// State messages in the current read.
+    ticks_in_read: u32,
+    /// When the current read and the one before it were made (monotonic ns).
+    read_ns: u64,
+    prev_read_ns: u64,
 }
 
-impl<'a> Client<'a> {
-    fn new(core: &'a Core, index: usize) -> Self {
+impl Client {
+    /// A client that has not started.
+    pub(crate) fn new(index: usize, decoder: bool) -> Self {
         Self {
-            core,
             index,
-            session: ClientSession::new(core.plan.cfg.format),
+            phase: Phase::Idle,
+            fd: None,
+            registered: false,
+            gen: 0,
+            polling: false,
+            started_ns: 0,
+            deadline_ns: 0,
+            head: Vec::new(),
+            handshake: None,
+            reader: Reader::default(),
+            tx: Vec::new(),
+            tx_blocked: false,
+            session: None,
+            decoder,
+            tick_period_ns: 0,
             last_tick: None,
             ticks_seen: 0,
-            pending: VecDeque::new(),
-            bytes_seen: 0,
+            slots: Slots::default(),
+            sent_seq: 0,
+            answered_seq: 0,
+            read_due_ns: 0,
+            last_arrival_ns: 0,
+            mid_until_ns: 0,
+            input_queued: false,
+            read_queued: false,
+            mark: 0,
+            joined: None,
+            end: None,
+            close_seen: false,
+            ticks_in_read: 0,
+            read_ns: 0,
+            prev_read_ns: 0,
         }
     }
 
-    /// Reads until the join is answered; the room id, or why not.
-    async fn wait_joined(&mut self, ws: &mut Ws) -> Result<RoomId, End> {
-        loop {
-            while let Some(event) = self.session.poll_event() {
+    /// Handles one read's bytes that arrived at `rx`, read at `now_ns`
+    /// (monotonic). Outcomes land in [`Client::joined`], [`Client::end`],
+    /// [`Client::close_seen`] and `tx` (pongs).
+    pub(crate) fn on_bytes(&mut self, data: &[u8], rx: Rx, now_ns: u64, ctx: &mut Ctx) {
+        let rx_mono = mono(rx.wall_ns, ctx.wall_offset).min(now_ns);
+        if ctx.measuring(rx_mono) {
+            ctx.stats.ws_bytes += data.len() as u64;
+        }
+        let mut reader = std::mem::take(&mut self.reader);
+        let mut pongs: Vec<u8> = Vec::new();
+        let fed = reader.feed(data, |msg| match msg {
+            Msg::Data { payload, .. } => self.on_message(payload, rx, rx_mono, ctx),
+            Msg::Ping(p) => {
+                let mask = ctx.mask();
+                ws::write_frame(ws::OP_PONG, p, mask, &mut pongs);
+            }
+            Msg::Pong => {}
+            Msg::Close(code) => {
+                self.close_seen = true;
+                if self.phase != Phase::Closing && self.end.is_none() {
+                    self.end = Some(End::Closed(code.map_or_else(|| "none".into(), |c| c.to_string())));
+                }
+            }
+        });
+        self.reader = reader;
+        if !pongs.is_empty() && !self.close_seen {
+            self.tx.extend_from_slice(&pongs);
+        }
+        if let Err(e) = fed {
+            if self.end.is_none() && self.phase != Phase::Closing {
+                let kind = match e {
+                    WsError::TooLarge { .. } => "too_large",
+                    _ => "protocol",
+                };
+                self.end = Some(End::Closed(kind.into()));
+            }
+        }
+        if self.ticks_in_read > 0 {
+            self.after_ticks(rx_mono, now_ns, ctx);
+        }
+    }
+
+    /// The reads' bookkeeping once a read held state messages: shared
+    /// timestamps, when its ticks arrive, and whether they land near its
+    /// input slots: within the larger of 4 ms and an eighth of the input
+    /// period (a tick that late or early, or a loadgen that late, would
+    /// put it on the other side of a slot's read); then the reads between
+    /// slots stay on for [`MID_HOLD_NS`].
+    fn after_ticks(&mut self, rx_mono: u64, now_ns: u64, ctx: &mut Ctx) {
+        let shared = self.ticks_in_read - 1;
+        if shared > 0 && ctx.measuring(rx_mono) {
+            ctx.stats.ticks_shared_stamp += u64::from(shared);
+            // The earlier messages arrived after the previous read: their
+            // latency is overstated by less than this.
+            let bound = rx_mono.saturating_sub(self.prev_read_ns) / 1000;
+            let _ = ctx.stats.shared_stamp_bound.record_n(bound.max(1), u64::from(shared));
+        }
+        self.last_arrival_ns = rx_mono;
+        let p = self.slots.period_ns.max(1);
+        let x = (i128::from(rx_mono) - i128::from(self.slots.first_ns)).rem_euclid(i128::from(p)) as u64;
+        let near = x.min(p - x) < (p / 8).max(4_000_000);
+        if shared > 0 || near {
+            self.mid_until_ns = now_ns + MID_HOLD_NS;
+        }
+    }
+
+    /// Starts a read at `now_ns` (that may find nothing).
+    pub(crate) fn new_read(&mut self, now_ns: u64) {
+        self.ticks_in_read = 0;
+        self.prev_read_ns = self.read_ns;
+        self.read_ns = now_ns;
+    }
+
+    /// Whether this client reads between its input slots now.
+    pub(crate) fn wants_mid(&self, now_ns: u64) -> bool {
+        self.phase == Phase::Draining || self.tick_period_ns < self.slots.period_ns || now_ns < self.mid_until_ns
+    }
+
+    /// When the next read between input slots is due after `now_ns`: half
+    /// a tick period from when its ticks arrive.
+    pub(crate) fn next_read(&self, now_ns: u64) -> u64 {
+        let p = self.tick_period_ns.max(1);
+        let base = self.last_arrival_ns + p / 2;
+        if base > now_ns {
+            return base;
+        }
+        base + ((now_ns - base) / p + 1) * p
+    }
+
+    fn on_message(&mut self, payload: &[u8], rx: Rx, rx_mono: u64, ctx: &mut Ctx) {
+        if self.end.is_some() || self.phase == Phase::Closing {
+            return;
+        }
+        if let Some(session) = self.session.as_mut() {
+            match session.handle_message(payload) {
+                Ok(()) => {}
+                Err(SessionError::Delta { .. }) => {
+                    ctx.error(|e| e.delta += 1);
+                    // The tick arrived all the same: it is timed and
+                    // counted, though not applied (nor acked).
+                    if let Ok(Some(h)) = codec::decode_tick_header(ctx.format, payload) {
+                        self.on_tick(&h, payload.len(), rx, rx_mono, ctx);
+                    }
+                }
+                Err(_) => ctx.error(|e| e.protocol += 1),
+            }
+            while let Some(event) = self.session.as_mut().and_then(|s| s.poll_event()) {
                 match event {
-                    Event::Confirmed { body: Confirm::Joined(j), .. } => return Ok(j.room_id),
-                    Event::Rejected { code, .. } => return Err(End::Rejected(code.as_str().into())),
+                    Event::Tick(h) => self.on_tick(&h, payload.len(), rx, rx_mono, ctx),
+                    Event::Confirmed { body: Confirm::Joined(j), .. } if self.phase == Phase::Joining => {
+                        self.tick_period_ns = 1_000_000_000 / u64::from(j.tick_hz.max(1));
+                        self.joined = Some(j.room_id);
+                    }
+                    Event::Rejected { code, .. } if self.phase == Phase::Joining => {
+                        self.end = Some(End::Rejected(code.as_str().into()));
+                    }
+                    Event::Indication(Indication::RoomClosing { .. }) => {
+                        self.end = Some(End::Closed("room_closing".into()));
+                    }
+                    Event::Indication(Indication::Error { .. }) | Event::Rejected { .. } => {
+                        ctx.error(|e| e.protocol += 1);
+                    }
                     _ => {}
                 }
             }
-            let msg = std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_next(cx)).await;
-            self.on_message(ws, msg)?;
+            if self.joined.is_some() && !self.decoder {
+                // Joined: from here on this client reads only tick headers.
+                self.session = None;
+            }
+            return;
         }
-    }
-
-    /// The input loop: until the measured window ends or the connection does.
-    async fn play(&mut self, ws: &mut Ws) -> End {
-        let plan = &*self.core.plan;
-        let cfg = &plan.cfg;
-        let period = cfg.input_period();
-        let first = Instant::now();
-        let mut n: u32 = 0;
-        // One timer per client, for the next input or the end of the
-        // measured window, whichever is first. It is polled (which
-        // registers it with the reactor, a B-tree insert) once per reset,
-        // not on every wake-up: the task's waker stays registered.
-        let mut next_input = first;
-        let mut input_timer = Timer::new(Duration::ZERO);
-        let mut armed = false;
-        let mut out = Vec::new();
-        self.drain_events(Instant::now(), wall_us(), 0);
-        loop {
-            let wake = std::future::poll_fn(|cx| {
-                let now = Instant::now();
-                if now >= plan.measure_end {
-                    return Poll::Ready(Wake::Stop);
-                }
-                if now >= next_input {
-                    return Poll::Ready(Wake::Input);
-                }
-                if !armed {
-                    armed = true;
-                    if Pin::new(&mut input_timer).poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Input);
-                    }
-                }
-                Pin::new(&mut *ws).poll_next(cx).map(Wake::Msg)
-            })
-            .await;
-            match wake {
-                Wake::Stop => return End::Stopped,
-                Wake::Msg(msg) => match self.on_message(ws, msg) {
-                    Ok(Some(got)) => {
-                        if let Some(end) = self.drain_events(got.at, got.wall_us, got.len) {
-                            return end;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(end) => return end,
-                },
-                Wake::Input => {
-                    let now = Instant::now();
-                    if plan.measuring(now) {
-                        let lag = micros(now.saturating_duration_since(next_input)).max(1);
-                        let _ = self.core.stats.borrow_mut().loadgen_lag.record(lag);
-                    }
-                    let seq = self.session.input_seq().next().0;
-                    let data = scenario::input(self.index, seq, cfg.input_hz);
-                    let seq = self.session.input(data, &mut out).0;
-                    if self.pending.len() >= MAX_PENDING_INPUTS {
-                        self.pending.pop_front();
-                    }
-                    self.pending.push_back((seq, now));
-                    if plan.measuring(now) {
-                        self.core.stats.borrow_mut().inputs_sent += 1;
-                    }
-                    if send(ws, cfg.format, std::mem::take(&mut out)).await.is_err() {
-                        return End::Closed("io".into());
-                    }
-                    // Drift-free slots `first + n * period`; when more than
-                    // a period behind, skip the missed slots.
-                    n = n.saturating_add(1);
-                    let mut next = first + period * n;
-                    let now = Instant::now();
-                    if next + period < now {
-                        let behind = (now - first).as_secs_f64() / period.as_secs_f64();
-                        let skip_to = (behind.floor() as u32).saturating_add(1);
-                        if plan.measuring(now) {
-                            self.core.stats.borrow_mut().inputs_late += u64::from(skip_to.saturating_sub(n));
-                        }
-                        n = skip_to;
-                        next = first + period * n;
-                    }
-                    next_input = next;
-                    input_timer.reset(next.min(plan.measure_end).saturating_duration_since(now));
-                    armed = false;
+        match codec::decode_tick_header(ctx.format, payload) {
+            Ok(Some(h)) => {
+                if self.last_tick.is_some_and(|last| h.tick <= last) {
+                    ctx.error(|e| e.protocol += 1);
+                } else {
+                    self.on_tick(&h, payload.len(), rx, rx_mono, ctx);
                 }
             }
+            Ok(None) => match codec::decode_server(ctx.format, payload) {
+                Ok(ServerMsg::Ind { body: Indication::RoomClosing { .. } }) => {
+                    self.end = Some(End::Closed("room_closing".into()));
+                }
+                Ok(ServerMsg::Ind { body: Indication::Error { .. } } | ServerMsg::Rej { .. }) | Err(_) => {
+                    ctx.error(|e| e.protocol += 1);
+                }
+                Ok(_) => {}
+            },
+            Err(_) => ctx.error(|e| e.protocol += 1),
         }
     }
 
-    /// Hands one read to the session (events stay queued): when it was a
-    /// message, when it came and how long it was; `Err` when the connection
-    /// is over.
-    fn on_message(
-        &mut self,
-        ws: &Ws,
-        msg: Option<Result<Message, tungstenite::Error>>,
-    ) -> Result<Option<Received>, End> {
-        let now = Instant::now();
-        let now_wall = wall_us();
-        let measuring = self.core.plan.measuring(now);
-        let read = ws.get_ref().read;
-        let new_bytes = read - self.bytes_seen;
-        self.bytes_seen = read;
+    fn on_tick(&mut self, h: &TickHeader, payload_len: usize, rx: Rx, rx_mono: u64, ctx: &mut Ctx) {
+        self.ticks_in_read += 1;
+        self.ticks_seen += 1;
+        let latency = (rx.wall_ns / 1000).saturating_sub(h.server_time_us).max(1);
+        let _ = ctx.recent.record(latency);
+        ctx.ticks_all += 1;
+        let missed = self.last_tick.map_or(0, |last| h.tick.0.saturating_sub(last.0 + 1));
+        self.last_tick = Some(h.tick);
+        let measuring = ctx.measuring(rx_mono);
+        let stats = &mut ctx.stats;
         if measuring {
-            self.core.stats.borrow_mut().ws_bytes += new_bytes;
-        }
-        let payload = match msg {
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Text(t))) => t.into(),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(End::Closed(frame.map_or_else(|| "none".into(), |f| u16::from(f.code).to_string())));
+            stats.state_msgs += 1;
+            stats.state_payload_bytes += payload_len as u64;
+            stats.missed_ticks += missed;
+            let _ = stats.tick_latency.record(latency);
+            if !rx.stamped {
+                stats.ticks_unstamped += 1;
             }
-            Some(Ok(_)) => return Ok(None),
-            Some(Err(tungstenite::Error::Io(_))) => return Err(End::Closed("io".into())),
-            Some(Err(tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            )))
-            | None => return Err(End::Closed("eof".into())),
-            Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
-                return Err(End::Closed("closed".into()))
-            }
-            Some(Err(_)) => return Err(End::Closed("protocol".into())),
-        };
-        match self.session.handle_message(&payload) {
-            Ok(()) => {}
-            Err(SessionError::Delta { .. }) => self.core.error(|e| e.delta += 1),
-            Err(_) => self.core.error(|e| e.protocol += 1),
         }
-        Ok(Some(Received { at: now, wall_us: now_wall, len: payload.len() }))
+        let upto = h.input_seq.0.min(self.sent_seq);
+        for seq in self.answered_seq.saturating_add(1)..=upto {
+            let due = self.slots.due(seq);
+            if due >= ctx.window.0 && due < ctx.window.1 {
+                let _ = stats.input_latency.record((rx_mono.saturating_sub(due) / 1000).max(1));
+            }
+        }
+        self.answered_seq = self.answered_seq.max(upto);
+        if measuring && self.ticks_seen % u64::from(ctx.full_state_every) == 0 {
+            if let Some(len) = self.session.as_mut().and_then(|s| s.full_state_len()) {
+                let _ = stats.full_state.record(len as u64);
+                stats.full_state_sum += len as u64;
+                stats.full_state_payload_bytes += payload_len as u64;
+            }
+        }
     }
 
-    /// Records what the session saw; `Some` when the room went away.
-    fn drain_events(&mut self, now: Instant, now_wall: u64, payload_len: usize) -> Option<End> {
-        let plan = &*self.core.plan;
-        let measuring = plan.measuring(now);
-        while let Some(event) = self.session.poll_event() {
-            match event {
-                Event::Tick(h) => {
-                    self.core.live.ticks.fetch_add(1, Ordering::Relaxed);
-                    self.ticks_seen += 1;
-                    let latency = now_wall.saturating_sub(h.server_time_us).max(1);
-                    let _ = self.core.recent.borrow_mut().record(latency);
-                    let missed = self.last_tick.map_or(0, |last| h.tick.0.saturating_sub(last.0 + 1));
-                    self.last_tick = Some(h.tick);
-                    let mut stats = self.core.stats.borrow_mut();
-                    if measuring {
-                        stats.state_msgs += 1;
-                        stats.state_payload_bytes += payload_len as u64;
-                        stats.missed_ticks += missed;
-                        let _ = stats.tick_latency.record(latency);
-                    }
-                    let period_us = micros(plan.cfg.input_period());
-                    while let Some(&(seq, sent)) = self.pending.front() {
-                        if seq > h.input_seq.0 {
-                            break;
-                        }
-                        self.pending.pop_front();
-                        if measuring {
-                            let _ = stats.input_latency.record_correct(micros(now - sent).max(1), period_us);
-                        }
-                    }
-                    if measuring && self.ticks_seen % u64::from(plan.cfg.full_state_every) == 0 {
-                        if let Some(len) = self.session.full_state_len() {
-                            let _ = stats.full_state.record(len as u64);
-                        }
-                    }
+    /// The newest tick to acknowledge: applied (decoders) or read.
+    fn ack(&self) -> Option<Tick> {
+        match &self.session {
+            Some(s) => s.latest_tick(),
+            None => self.last_tick,
+        }
+    }
+
+    /// Appends one input frame to `tx` covering every slot due by `now_ns`
+    /// that no frame covered yet, and records how late each slot was
+    /// served. Returns whether a frame was written.
+    pub(crate) fn write_input(&mut self, now_ns: u64, ctx: &mut Ctx) -> bool {
+        let newest = self.slots.newest_due(now_ns);
+        if newest <= self.sent_seq || self.tx_blocked {
+            return false;
+        }
+        for seq in self.sent_seq + 1..=newest {
+            let due = self.slots.due(seq);
+            if ctx.measuring(due) {
+                ctx.stats.input_slots += 1;
+                let _ = ctx.stats.loadgen_lag.record((now_ns - due).max(1000) / 1000);
+                if seq < newest {
+                    ctx.stats.inputs_late += 1;
                 }
-                Event::Indication(Indication::RoomClosing { .. }) => {
-                    return Some(End::Closed("room_closing".into()));
-                }
-                Event::Indication(Indication::Error { .. }) | Event::Rejected { .. } => {
-                    self.core.error(|e| e.protocol += 1);
-                }
-                _ => {}
             }
         }
-        None
+        if ctx.measuring(self.slots.due(newest)) {
+            ctx.stats.inputs_sent += 1;
+        }
+        let data = scenario::input(self.index, newest, ctx.input_hz).to_raw(ctx.format);
+        let msg = ClientMsg::Input { seq: tickforge_protocol::ids::InputSeq(newest), ack: self.ack(), data };
+        let mut tx = std::mem::take(&mut self.tx);
+        ctx.frame(&msg, &mut tx);
+        self.tx = tx;
+        self.sent_seq = newest;
+        true
+    }
+
+    /// Slots due in the window that no tick answered (counted as the
+    /// client stops).
+    pub(crate) fn unanswered(&self, window: (u64, u64)) -> u64 {
+        (self.answered_seq.saturating_add(1)..=self.sent_seq)
+            .filter(|&seq| {
+                let due = self.slots.due(seq);
+                due >= window.0 && due < window.1
+            })
+            .count() as u64
+    }
+
+    /// Whether every input written was answered.
+    pub(crate) fn all_answered(&self) -> bool {
+        self.answered_seq >= self.sent_seq
+    }
+}
+
+/// Monotonic ns since the run's epoch for a wall-clock time.
+pub(crate) fn mono(wall_ns: u64, wall_offset: i64) -> u64 {
+    (wall_ns as i64 - wall_offset).max(0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::histogram;
+    use tickforge_protocol::ids::InputSeq;
+
+    const MS: u64 = 1_000_000;
+
+    /// Wall clock = monotonic + WALL ns; the window is [1 s, 100 s).
+    fn ctx() -> Ctx {
+        Ctx {
+            stats: CoreStats::new(),
+            recent: histogram(),
+            ticks_all: 0,
+            window: (1_000 * MS, 100_000 * MS),
+            wall_offset: WALL,
+            format: Format::Bin,
+            input_hz: 30,
+            full_state_every: 30,
+            new_errors: 0,
+            rng: 7,
+            scratch: Vec::new(),
+        }
+    }
+
+    const WALL: i64 = 1_000_000_000_000_000_000;
+
+    fn playing() -> Client {
+        let mut c = Client::new(3, false);
+        c.phase = Phase::Playing;
+        c.tick_period_ns = 33 * MS;
+        c.slots = Slots { first_ns: 2_000 * MS, period_ns: 33 * MS };
+        c
+    }
+
+    /// A server frame holding a tick of `tick` that includes `input_seq`,
+    /// taken at `taken_mono` (monotonic ns).
+    fn tick_frame(tick: u64, input_seq: u32, taken_mono: u64) -> Vec<u8> {
+        let header = TickHeader {
+            tick: Tick(tick),
+            server_time_us: (taken_mono + WALL as u64) / 1000,
+            baseline: None,
+            input_seq: InputSeq(input_seq),
+        };
+        let mut payload = Vec::new();
+        codec::encode_tick(Format::Bin, &header, &[0; 20], &mut payload);
+        let mut frame = vec![0x82, payload.len() as u8];
+        frame.extend_from_slice(&payload);
+        frame
+    }
+
+    fn rx(mono_ns: u64) -> Rx {
+        Rx { wall_ns: mono_ns + WALL as u64, stamped: true }
+    }
+
+    #[test]
+    fn inputs_are_timed_from_their_slots_even_when_written_late() {
+        let mut w = ctx();
+        let mut c = playing();
+        // Woken 70 ms late for slot 1: slots 1..=3 are due, one frame covers them.
+        let now = c.slots.due(1) + 70 * MS;
+        assert!(c.write_input(now, &mut w));
+        assert_eq!(c.sent_seq, 3);
+        assert!(!c.tx.is_empty());
+        assert!(!c.write_input(now, &mut w), "nothing new is due");
+        assert_eq!(w.stats.input_slots, 3);
+        assert_eq!(w.stats.inputs_late, 2);
+        assert_eq!(w.stats.inputs_sent, 1);
+        // Their lags: 70, 37 and 4 ms.
+        assert_eq!(w.stats.loadgen_lag.len(), 3);
+        assert_eq!(w.stats.loadgen_lag.max() / 1000, 70);
+        // The tick including seq 3 arrives 10 ms after the frame went out.
+        let arrival = now + 10 * MS;
+        c.on_bytes(&tick_frame(5, 3, arrival - 7 * MS), rx(arrival), arrival, &mut w);
+        let h = &w.stats.input_latency;
+        assert_eq!(h.len(), 3, "one sample per slot, nothing synthetic");
+        let ms: Vec<u64> = h.iter_recorded().map(|v| v.value_iterated_to() / 1000).collect();
+        assert_eq!(ms, [14, 47, 80]);
+        assert_eq!(w.stats.tick_latency.max() / 1000, 7);
+        assert!(c.all_answered());
+        assert_eq!(c.unanswered(w.window), 0);
+    }
+
+    #[test]
+    fn ticks_are_timed_at_their_stamp_not_at_the_read() {
+        let mut w = ctx();
+        let mut c = playing();
+        let arrival = 3_000 * MS;
+        // Read 20 ms after it arrived: the stamp, not the read, times it.
+        c.on_bytes(&tick_frame(1, 0, arrival - 7 * MS), rx(arrival), arrival + 20 * MS, &mut w);
+        assert_eq!(w.stats.tick_latency.max() / 1000, 7);
+        assert_eq!(w.stats.state_msgs, 1);
+        // Two ticks in one read: the first is timed with the second's stamp.
+        let second = arrival + 33 * MS;
+        c.new_read(arrival + 20 * MS);
+        c.new_read(second + MS);
+        let mut both = tick_frame(2, 0, arrival + 33 * MS - 40 * MS);
+        both.extend(tick_frame(3, 0, second - 7 * MS));
+        c.on_bytes(&both, rx(second), second + MS, &mut w);
+        assert_eq!(w.stats.ticks_shared_stamp, 1);
+        assert_eq!(w.stats.shared_stamp_bound.max() / 1000, 13, "it came after the read 13 ms before");
+        assert_eq!(c.next_read(second + MS), second + c.tick_period_ns / 2);
+        assert_eq!(w.stats.ticks_unstamped, 0);
+    }
+
+    #[test]
+    fn ticks_near_the_slots_turn_on_the_reads_between_them() {
+        let mut w = ctx();
+        let mut c = playing();
+        // Slots at 2000 + k * 33 ms. A tick 15 ms after one: far from both.
+        let far = c.slots.due(30) + 15 * MS;
+        c.on_bytes(&tick_frame(1, 0, far - MS), rx(far), far + MS, &mut w);
+        assert!(!c.wants_mid(far + MS));
+        // A tick 3 ms before a slot: near.
+        let near = c.slots.due(31) + 30 * MS;
+        c.on_bytes(&tick_frame(2, 0, near - MS), rx(near), near + MS, &mut w);
+        assert!(c.wants_mid(near + MS));
+        assert!(c.wants_mid(near + MS + MID_HOLD_NS - 1));
+        assert!(!c.wants_mid(near + MS + MID_HOLD_NS));
+        // Two ticks in one read: on as well.
+        let mut c = playing();
+        let t = c.slots.due(40) + 15 * MS;
+        let mut both = tick_frame(1, 0, t - 20 * MS);
+        both.extend(tick_frame(2, 0, t - MS));
+        c.on_bytes(&both, rx(t), t + MS, &mut w);
+        assert!(c.wants_mid(t + MS));
+    }
+
+    #[test]
+    fn the_read_between_slots_keeps_half_a_period_from_the_ticks() {
+        let mut w = ctx();
+        let mut c = playing();
+        let arrival = 3_000 * MS;
+        c.on_bytes(&tick_frame(1, 0, arrival - MS), rx(arrival), arrival + MS, &mut w);
+        let half = c.tick_period_ns / 2;
+        assert_eq!(c.next_read(arrival + MS), arrival + half);
+        // Past that point: the same phase, a period on.
+        assert_eq!(c.next_read(arrival + half), arrival + half + c.tick_period_ns);
+        assert_eq!(c.next_read(arrival + 5 * c.tick_period_ns), arrival + half + 5 * c.tick_period_ns);
+    }
+
+    #[test]
+    fn stale_ticks_pings_and_closes() {
+        let mut w = ctx();
+        let mut c = playing();
+        let t = 3_000 * MS;
+        c.on_bytes(&tick_frame(5, 0, t), rx(t), t, &mut w);
+        c.on_bytes(&tick_frame(5, 0, t), rx(t), t, &mut w);
+        assert_eq!(w.stats.errors.protocol, 1, "a tick not newer than the last");
+        c.on_bytes(&tick_frame(8, 0, t), rx(t), t, &mut w);
+        assert_eq!(w.stats.missed_ticks, 2);
+        c.on_bytes(&[0x89, 0x02, b'h', b'i'], rx(t), t, &mut w);
+        assert_eq!(c.tx.len(), 2 + 4 + 2, "a masked pong");
+        assert!(c.end.is_none());
+        c.on_bytes(&[0x88, 0x02, 0x03, 0xf0], rx(t), t, &mut w);
+        assert_eq!(c.end, Some(End::Closed("1008".into())));
+        let mut c = playing();
+        c.on_bytes(&[0x82, 0x81, 0, 0, 0, 0, 0], rx(t), t, &mut w);
+        assert_eq!(c.end, Some(End::Closed("protocol".into())));
     }
 }

@@ -26,8 +26,8 @@ pub struct LoadConfig {
     pub game: String,
     /// The wire form. Default binary.
     pub format: Format,
-    /// Executor threads, each pinned to one CPU of the process's affinity
-    /// mask (so `taskset` decides which). Default 1.
+    /// Core threads (each with its own io_uring), each pinned to one CPU of
+    /// the process's affinity mask (so `taskset` decides which). Default 1.
     pub cores: usize,
     /// Source addresses client sockets bind to, round-robin by client; empty
     /// = the kernel's choice. Several loopback addresses multiply the
@@ -46,13 +46,22 @@ pub struct LoadConfig {
     pub handshake_timeout: Duration,
     /// Bound on one join (room id known and `joined` received). Default 10 s.
     pub join_timeout: Duration,
-    /// Sample `full_state_len` once every this many ticks per client (it
-    /// re-encodes the whole state). Default 30: once a second at 30 Hz.
+    /// Sample `full_state_len` once every this many ticks per decoding
+    /// client (it re-encodes the whole state). Default 30: once a second at
+    /// 30 Hz.
     pub full_state_every: u32,
-    /// How long an idle executor spins before it sleeps in the kernel.
-    /// Default 0 (sleep at once). Spinning burns its CPU while idle but
-    /// spares the wake-ups (cross-CPU interrupts) that the server's sends
-    /// would otherwise cost, on both sides.
+    /// Every this many clients (by index) one rebuilds the state from every
+    /// tick with a `ClientSession` and checks its deltas (an apply failure
+    /// is a counted error); the others read each tick's header only, to
+    /// ack and time it. Default 8: with 8 players per room, each room's
+    /// creator decodes, so every room's deltas are checked, while the
+    /// loadgen's CPU stays near the floor's client (rebuilding the state
+    /// costs several times what reading a header does). 1 = every client
+    /// decodes, as before this option existed.
+    pub decode_every: usize,
+    /// How long an idle core polls its ring before it sleeps in the kernel
+    /// until its next slot. Default 0 (sleep at once). Spinning burns its
+    /// CPU while idle but answers a connecting client's events sooner.
     pub spin_before_park: Duration,
     /// Show a progress bar (the binary turns it off when stdout is no TTY).
     pub progress: bool,
@@ -77,6 +86,7 @@ impl Default for LoadConfig {
             handshake_timeout: Duration::from_secs(5),
             join_timeout: Duration::from_secs(10),
             full_state_every: 30,
+            decode_every: 8,
             spin_before_park: Duration::ZERO,
             progress: false,
         }
@@ -117,6 +127,9 @@ impl LoadConfig {
         if self.full_state_every == 0 {
             return bad("full_state_every must be at least 1");
         }
+        if self.decode_every == 0 {
+            return bad("--decode-every must be at least 1");
+        }
         Ok(())
     }
 
@@ -144,6 +157,8 @@ mod tests {
         assert!(matches!(cfg.validate(), Err(LoadError::Config(m)) if m.contains("--clients")));
         let cfg = LoadConfig { tick_hz: Some(500), ..LoadConfig::default() };
         assert!(cfg.validate().is_err());
+        let cfg = LoadConfig { decode_every: 0, ..LoadConfig::default() };
+        assert!(matches!(cfg.validate(), Err(LoadError::Config(m)) if m.contains("--decode-every")));
     }
 
     #[test]

@@ -6,15 +6,49 @@
 //! - [`config`]: [`LoadConfig`], what one run simulates.
 //! - [`scenario`]: the arena input pattern, a pure function of client index
 //!   and input seq.
-//! - `net`: URL, bind-before-connect sockets, the pre-run probe.
-//! - `client`: one simulated player driving a `protocol::ClientSession`.
+//! - `schedule`: the slot grid, each client's open-loop input slots, the
+//!   timer wheel (pure).
+//! - `net`: URL, bind-before-connect sockets, socket options, the pre-run probe.
+//! - `handshake` and `ws`: the WebSocket opening handshake and the client
+//!   side of its framing, sans-IO.
+//! - `client`: one simulated player's state: reads messages (rebuilding
+//!   the state with a `protocol::ClientSession` on decoding clients, the
+//!   tick header only on the others), times ticks and inputs, writes inputs.
+//! - `core`: one core's loop: a pinned thread with its own io_uring
+//!   serving its clients in batches (see its docs for one wake-up).
+//! - `uring`: the ring, set up for one thread.
 //! - [`stats`]: per-core HdrHistograms and counters, merged at the end.
 //! - [`report`]: [`Report`]: JSON, table, `.hgrm`, SVG plot.
 //!
-//! Thread-per-core: `cores` glommio executors, each pinned to one CPU of
-//! the process's affinity mask, own whole rooms' worth of clients (a room's
+//! Thread-per-core: `cores` threads, each pinned to one CPU of the
+//! process's affinity mask, own whole rooms' worth of clients (a room's
 //! clients share a core so its first client can hand the room id to the
 //! others without locks). The calling thread only draws progress.
+//!
+//! # What the figures mean
+//! - Tick latency: the kernel's receive timestamp of the read that
+//!   completed a state message minus its `server_time_us`. The loadgen's
+//!   own delay in reading is not in it; two messages in one read share the
+//!   later one's stamp (counted in the report, with how late that could be).
+//! - Input latency: from each input slot's due time (open loop, see
+//!   `schedule`) to the arrival of the first tick including it; the
+//!   loadgen's lag in serving the slot is in it and reported beside it.
+//! - The report says when the loadgen was the limit of a run
+//!   ([`Report::loadgen_limits`]).
+//!
+//! # What comes next, and where it goes
+//! - Reconnecting (`--reconnect-every`): a client's phases already run
+//!   from connecting to playing and back to done; a reconnect is a new
+//!   socket in the same client (its `gen` bumped so the old socket's
+//!   completions are ignored, its registered-file slot updated) whose
+//!   room request is a `resume` with the token `joined` carried.
+//! - Following `cfm redirect`: the target a client connects to is one
+//!   `net::Target`; a redirect gives the client its own.
+//! - `wss://`: TLS sits between the socket's bytes and `ws::Reader` / the
+//!   client's `tx`; the batches move ciphertext, and a record is timed by
+//!   the stamp of the read that completed it.
+//! - `--game NAME`: inputs come from `scenario::input`; a generator over
+//!   the game's `input_schema` (in `joined`) takes its place.
 //!
 //! # Example
 //! ```no_run
@@ -30,18 +64,21 @@ pub mod scenario;
 pub mod stats;
 
 mod client;
+mod core;
+mod handshake;
 mod net;
+mod schedule;
+mod uring;
+mod ws;
 
 pub use config::LoadConfig;
 pub use report::Report;
 
-use client::{Core, Plan};
-use glommio::{LocalExecutorBuilder, Placement};
+use crate::core::{Core, Plan, CLOSE_GRACE};
 use indicatif::{ProgressBar, ProgressStyle};
-use report::{Interval, Machine, Params};
+use report::{Interval, Machine, Params, SelfCost};
 use stats::{CoreStats, Live};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +144,7 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     cfg.validate()?;
     let target = net::Target::parse(&cfg.url)?;
     net::probe(&target, cfg.format, cfg.handshake_timeout.max(cfg.connect_timeout))?;
+    raise_nofile();
     let machine = Machine::current();
     let cpus = allowed_cpus();
     let cores = cfg.cores;
@@ -119,6 +157,7 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         game: cfg.game.clone(),
         subprotocol: cfg.format.subprotocol(),
         cores,
+        decode_every: cfg.decode_every,
         source_ips: cfg.source_ips.iter().map(ToString::to_string).collect(),
         connect_rate: cfg.connect_rate,
         ramp_secs: cfg.ramp().as_secs_f64(),
@@ -126,8 +165,7 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
         duration_secs: cfg.duration.as_secs_f64(),
     };
     let progress = cfg.progress;
-    let spin = cfg.spin_before_park;
-    // A little time for the executors to start before client 0's slot.
+    // A little time for the cores to start before client 0's slot.
     let plan = Arc::new(Plan::new(cfg, target, Instant::now() + Duration::from_millis(200)));
     let live = Arc::new(Live::new(cores));
     let finished = Arc::new(AtomicUsize::new(0));
@@ -136,61 +174,67 @@ pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     for k in 0..cores {
         let cpu = cpus[k % cpus.len()];
         let (plan, live, finished) = (plan.clone(), live.clone(), finished.clone());
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpu)).name(&format!("loadgen-{k}"));
-        if !spin.is_zero() {
-            builder = builder.spin_before_park(spin);
-        }
-        let handle = builder
-            .spawn(move || async move {
-                let stats = core_main(k, plan, live).await;
-                finished.fetch_add(1, Ordering::Release);
-                stats
+        let handle = std::thread::Builder::new()
+            .name(format!("loadgen-{k}"))
+            .spawn(move || {
+                // Counted on the way out however the core ends, a panic
+                // included, so the watching thread never waits forever.
+                let _done = Finished(finished);
+                pin(cpu)
+                    .and_then(|()| Core::new(k, plan, live))
+                    .and_then(Core::run)
+                    .map_err(|e| format!("core {k} on CPU {cpu}: {e}"))
             })
-            .map_err(|e| LoadError::Executor(format!("core {k} on CPU {cpu}: {e}")))?;
+            .map_err(|e| LoadError::Executor(format!("core {k}: {e}")))?;
         handles.push(handle);
     }
 
-    let (intervals, cpu_cores) = watch(&plan, &live, &finished, cores, progress);
+    let watched = watch(&plan, &live, &finished, cores, progress);
 
     let mut total = CoreStats::new();
     for (k, h) in handles.into_iter().enumerate() {
-        let stats = h.join().map_err(|e| LoadError::Executor(format!("core {k}: {e}")))?;
-        total.merge(&stats);
+        let stats = h.join().map_err(|_| LoadError::Executor(format!("core {k} panicked")))?;
+        total.merge(&stats.map_err(LoadError::Executor)?);
     }
     let measured = plan.measure_end.saturating_duration_since(plan.measure_start).as_secs_f64();
-    Ok(Report::build(total, params, machine, measured, cpu_cores, intervals))
+    Ok(Report::build(total, params, machine, measured, watched.cost, watched.intervals))
 }
 
-/// One core: spawns its clients, publishes its recent p99 every second,
-/// and returns its figures once every client is done.
-async fn core_main(k: usize, plan: Arc<Plan>, live: Arc<Live>) -> CoreStats {
-    let cfg = &plan.cfg;
-    let (cores, ppr, clients) = (cfg.cores, cfg.players_per_room, cfg.clients);
-    let core = Rc::new(Core::new(k, plan.clone(), live));
-    let publisher = core.clone();
-    glommio::spawn_local(async move {
-        while !publisher.done.get() {
-            glommio::timer::sleep(Duration::from_secs(1)).await;
-            let mut recent = publisher.recent.borrow_mut();
-            let p99 = if recent.is_empty() { 0 } else { recent.value_at_quantile(0.99) };
-            publisher.live.p99_us[publisher.index].store(p99, Ordering::Relaxed);
-            recent.reset();
-        }
-    })
-    .detach();
-    let groups = clients.div_ceil(ppr);
-    let mut tasks = Vec::new();
-    for group in (k..groups).step_by(cores) {
-        for index in group * ppr..((group + 1) * ppr).min(clients) {
-            let core = core.clone();
-            tasks.push(glommio::spawn_local(async move { client::run(&core, index).await }));
-        }
+/// Counts a core as finished when dropped.
+struct Finished(Arc<AtomicUsize>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
     }
-    for t in tasks {
-        t.await;
+}
+
+/// Pins the calling thread to `cpu` and asks for precise timer wake-ups
+/// (the default 50 µs slack would be part of every input's lag).
+fn pin(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: the size matches the set.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    core.done.set(true);
-    core.stats.replace(CoreStats::new())
+    // SAFETY: PR_SET_TIMERSLACK takes a plain value (ns).
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one (one socket per client).
+fn raise_nofile() {
+    // SAFETY: a zeroed rlimit is valid; getrlimit fills it.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 && rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: valid pointer; failure leaves the old limit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
+    }
 }
 
 /// The CPUs this process may run on (its affinity mask), in order.
@@ -222,12 +266,18 @@ fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// What the watching thread saw.
+struct Watched {
+    intervals: Vec<Interval>,
+    cost: SelfCost,
+}
+
 /// Draws the progress bar, records the per-second intervals and the
-/// loadgen's CPU over the measured window, until every core is done.
-/// Returns the intervals and the loadgen's CPU use in cores over the part of
-/// the measured window it ran (all clients may end early).
-fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progress: bool) -> (Vec<Interval>, f64) {
-    let total = plan.measure_end + client::CLOSE_GRACE - plan.t0;
+/// loadgen's CPU and ring calls over the measured window, until every core
+/// is done. The cost covers the part of the window the cores ran (all
+/// clients may end early).
+fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progress: bool) -> Watched {
+    let total = plan.measure_end + CLOSE_GRACE - plan.t0;
     let bar = if progress {
         let bar = ProgressBar::new(total.as_millis() as u64);
         if let Ok(style) = ProgressStyle::with_template("{bar:30.cyan/blue} {elapsed:>4} {msg}") {
@@ -237,24 +287,30 @@ fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progres
     } else {
         ProgressBar::hidden()
     };
+    let sample =
+        |now: Instant| (cpu_seconds(), Live::sum(&live.ticks), Live::sum(&live.enters), Live::sum(&live.sqes), now);
     let mut intervals = Vec::new();
     let mut last_ticks = 0;
     let mut last = Instant::now();
-    let mut cpu_start = None;
-    let mut cpu_end = None;
+    let mut start = None;
+    let mut end = None;
     while finished.load(Ordering::Acquire) < cores {
-        std::thread::sleep(Duration::from_millis(100));
+        // Wake at the window's edges, so its CPU seconds are exact to a few ms.
         let now = Instant::now();
-        if cpu_start.is_none() && now >= plan.measure_start {
-            cpu_start = Some((cpu_seconds(), now));
+        let edge = [plan.measure_start, plan.measure_end].into_iter().find(|&t| t > now);
+        let nap = edge.map_or(Duration::from_millis(100), |t| (t - now).min(Duration::from_millis(100)));
+        std::thread::sleep(nap);
+        let now = Instant::now();
+        if start.is_none() && now >= plan.measure_start {
+            start = Some(sample(now));
         }
-        if cpu_end.is_none() && now >= plan.measure_end {
-            cpu_end = Some((cpu_seconds(), now));
+        if end.is_none() && now >= plan.measure_end {
+            end = Some(sample(now));
         }
         if now - last < Duration::from_secs(1) {
             continue;
         }
-        let ticks = live.ticks.load(Ordering::Relaxed);
+        let ticks = Live::sum(&live.ticks);
         let rate = (ticks - last_ticks) as f64 / (now - last).as_secs_f64();
         (last_ticks, last) = (ticks, now);
         let phase = if now < plan.t0 + plan.cfg.ramp() {
@@ -287,10 +343,19 @@ fn watch(plan: &Plan, live: &Live, finished: &AtomicUsize, cores: usize, progres
         intervals.push(interval);
     }
     bar.finish_and_clear();
-    let (end, end_at) = cpu_end.unwrap_or_else(|| (cpu_seconds(), Instant::now()));
-    let cores_used = match cpu_start {
-        Some((start, start_at)) if end_at > start_at => (end - start) / (end_at - start_at).as_secs_f64(),
-        _ => 0.0,
+    let end = end.unwrap_or_else(|| sample(Instant::now()));
+    let cost = match start {
+        Some(start) if end.4 > start.4 => {
+            let secs = (end.4 - start.4).as_secs_f64();
+            let ticks = (end.1 - start.1).max(1) as f64;
+            SelfCost {
+                cpu_cores: (end.0 - start.0) / secs,
+                cpu_us_per_client_tick: (end.0 - start.0) * 1e6 / ticks,
+                enters_per_client_tick: (end.2 - start.2) as f64 / ticks,
+                sqes_per_client_tick: (end.3 - start.3) as f64 / ticks,
+            }
+        }
+        _ => SelfCost::default(),
     };
-    (intervals, cores_used)
+    Watched { intervals, cost }
 }

@@ -47,9 +47,15 @@ struct Cli {
     /// Wire form: bin or json.
     #[arg(long, default_value = "bin", value_parser = parse_format)]
     subprotocol: Format,
-    /// Executor threads, pinned to CPUs of the affinity mask.
+    /// Core threads (one io_uring each), pinned to CPUs of the affinity mask.
     #[arg(long, default_value_t = 1)]
     cores: usize,
+    /// One client in K (by index) rebuilds the state from every tick and
+    /// checks its deltas; the others read tick headers only (ack + timing).
+    /// 1 = every client decodes. The default 8 decodes each room's creator
+    /// at 8 players per room.
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    decode_every: usize,
     /// Source addresses to bind client sockets to: `A-B` (IPv4 range) or a
     /// comma-separated list.
     #[arg(long, value_parser = parse_ips)]
@@ -69,7 +75,7 @@ struct Cli {
     /// Handshake timeout per client.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     handshake_timeout: Duration,
-    /// Idle executors spin this long before sleeping (e.g. 100us, 1ms).
+    /// Idle cores poll their ring this long before sleeping (e.g. 100us, 1ms; default 0).
     #[arg(long, default_value = "0s", value_name = "DURATION", value_parser = parse_duration)]
     spin: Duration,
     /// Write the JSON report to FILE.
@@ -175,6 +181,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     cfg.game = cli.game.clone();
     cfg.format = cli.subprotocol;
     cfg.cores = cli.cores;
+    cfg.decode_every = cli.decode_every;
     cfg.source_ips = cli.source_ips.clone().map(|s| s.0).unwrap_or_default();
     cfg.connect_rate = cli.connect_rate;
     cfg.warmup = cli.warmup;

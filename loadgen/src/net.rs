@@ -1,23 +1,27 @@
-//! Sockets: the server's address from the URL, a TCP connect that can bind
-//! a source address first (glommio's own `connect` cannot), the handshake
-//! request, and the one blocking probe that checks the URL before a run.
+//! Sockets: the server's address from the URL, a non-blocking TCP connect
+//! that can bind a source address first, the socket options every client
+//! sets (no Nagle, kernel receive timestamps), and the one blocking probe
+//! that checks the URL before a run.
 
+use crate::handshake::{Answer, Handshake};
+use crate::ws;
 use crate::LoadError;
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 use tickforge_protocol::Format;
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::Request;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
 
-/// Where the clients connect: the URL as given and its resolved address.
+/// Where the clients connect: the URL as given, its resolved address, and
+/// what the handshake names (`Host`, the path with its query).
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     pub(crate) url: String,
     pub(crate) addr: SocketAddr,
+    /// The URL's authority, for the `Host` header.
+    pub(crate) host: String,
+    /// The path and query, `/` when the URL has none.
+    pub(crate) path: String,
 }
 
 impl Target {
@@ -30,6 +34,10 @@ impl Target {
             Some("wss") => return Err(bad("wss is not supported; use ws://")),
             _ => return Err(bad("the scheme must be ws://")),
         }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("user information in the URL is not supported"));
+        }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or(80);
@@ -38,69 +46,44 @@ impl Target {
             .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
             .next()
             .ok_or_else(|| bad(&format!("{host} resolves to no address")))?;
-        Ok(Self { url: url.into(), addr })
-    }
-
-    /// The handshake request, offering `format`'s subprotocol.
-    pub(crate) fn request(&self, format: Format) -> Result<Request, tungstenite::Error> {
-        let mut req = self.url.as_str().into_client_request()?;
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(format.subprotocol()));
-        Ok(req)
+        let path = uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+        let path = if path.is_empty() { "/".into() } else { path };
+        Ok(Self { url: url.into(), addr, host: authority.as_str().into(), path })
     }
 }
 
-/// Small buffers: 10,000 clients in one process (WebSocket messages here
-/// are a few hundred bytes; buffers grow when a full state is larger).
-pub(crate) fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
-        .max_message_size(Some(16 << 20))
-}
-
-/// Connects to `addr` from `source` (port chosen by the kernel), without
-/// blocking the executor, within `timeout`.
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    timeout: Duration,
-) -> io::Result<glommio::net::TcpStream> {
-    let fd = start_connect(addr, source)?;
-    let deadline = Instant::now() + timeout;
-    let mut wait = Duration::from_micros(200);
-    loop {
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-        // SAFETY: one valid pollfd, zero timeout.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n < 0 {
+/// Sets what every client socket needs once connected: `TCP_NODELAY` (an
+/// input goes out at once) and `SO_TIMESTAMPNS` (the kernel stamps each
+/// received segment with the wall-clock time it reached this host's network
+/// stack, so a tick is timed when it arrived, not when the loadgen got
+/// around to reading it).
+pub(crate) fn client_options(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    for (level, name) in [(libc::IPPROTO_TCP, libc::TCP_NODELAY), (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)] {
+        // SAFETY: valid option pointer and length.
+        let rc = unsafe {
+            libc::setsockopt(fd, level, name, (&raw const one).cast(), size_of::<libc::c_int>() as libc::socklen_t)
+        };
+        if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        if n > 0 {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect timed out after {timeout:?}")));
-        }
-        glommio::timer::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(20));
     }
+    Ok(())
+}
+
+/// The pending error of a socket whose non-blocking connect finished.
+pub(crate) fn socket_error(fd: RawFd) -> io::Result<()> {
     let mut err: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: err and len are valid for getsockopt(SO_ERROR).
-    let rc =
-        unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut len) };
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &mut len) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
     if err != 0 {
         return Err(io::Error::from_raw_os_error(err));
     }
-    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-    // SAFETY: `raw` is a connected TCP socket this function owns.
-    let stream = unsafe { glommio::net::TcpStream::from_raw_fd(raw) };
-    stream.set_nodelay(true).map_err(io::Error::from)?;
-    Ok(stream)
+    Ok(())
 }
 
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -136,7 +119,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// A non-blocking socket, bound to `source` when given, with its connect
 /// started.
-fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<OwnedFd> {
+pub(crate) fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket(2) call; the fd is owned right away.
     let raw = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
@@ -178,34 +161,93 @@ fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<OwnedFd
 
 /// One blocking connection and handshake before the run, so that a wrong
 /// URL or a refusing server is one clear error instead of N counted ones.
+/// It speaks the same handshake as the clients.
 pub(crate) fn probe(target: &Target, format: Format, timeout: Duration) -> Result<(), LoadError> {
-    let stream = StdTcpStream::connect_timeout(&target.addr, timeout)
-        .map_err(|source| LoadError::Connect { addr: target.addr, source })?;
-    stream.set_read_timeout(Some(timeout)).map_err(|source| LoadError::Connect { addr: target.addr, source })?;
-    stream.set_write_timeout(Some(timeout)).map_err(|source| LoadError::Connect { addr: target.addr, source })?;
-    let req = target.request(format).map_err(|e| LoadError::Url { url: target.url.clone(), reason: e.to_string() })?;
-    match tungstenite::client::client_with_config(req, stream, Some(ws_config())) {
-        Ok((mut ws, _)) => {
-            let _ = ws.close(None);
-            let _ = ws.flush();
-            Ok(())
+    let connect_err = |source| LoadError::Connect { addr: target.addr, source };
+    let mut stream = StdTcpStream::connect_timeout(&target.addr, timeout).map_err(connect_err)?;
+    let failed = |reason: String| LoadError::Handshake { url: target.url.clone(), reason };
+    let deadline = Instant::now() + timeout;
+    let hs = Handshake::new(target, format);
+    stream.set_write_timeout(Some(timeout)).map_err(connect_err)?;
+    stream.write_all(&hs.request).map_err(|e| failed(e.to_string()))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut refused: Option<(u16, usize)> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            if let Some((status, _)) = refused {
+                return Err(refusal(target, &hs, &buf, status));
+            }
+            return Err(failed(format!("no answer within {timeout:?}")));
         }
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
-            let status = resp.status();
-            let body = resp.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-            Err(LoadError::HandshakeRefused {
-                url: target.url.clone(),
-                status: status.as_u16(),
-                reason: format!("{} {}", status.canonical_reason().unwrap_or(""), one_line(&body)).trim().into(),
-            })
+        stream.set_read_timeout(Some(left)).map_err(connect_err)?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) if refused.is_some() => {
+                let _ = e;
+                0
+            }
+            Err(e) => return Err(failed(one_line(&e.to_string()))),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some((status, want)) = refused {
+            // Read the refusal's body (to its length, or the peer's close).
+            if n == 0 || buf.len() >= want {
+                return Err(refusal(target, &hs, &buf, status));
+            }
+            continue;
         }
-        Err(tungstenite::HandshakeError::Failure(e)) => {
-            Err(LoadError::Handshake { url: target.url.clone(), reason: one_line(&e.to_string()) })
-        }
-        Err(tungstenite::HandshakeError::Interrupted(_)) => {
-            Err(LoadError::Handshake { url: target.url.clone(), reason: format!("no answer within {timeout:?}") })
+        match hs.answer(&buf) {
+            Answer::Open { .. } => {
+                let mut close = Vec::new();
+                ws::write_close(1000, "probe", rand_mask(), &mut close);
+                let _ = stream.write_all(&close);
+                return Ok(());
+            }
+            Answer::Refused { status, .. } => {
+                let head = head_len(&buf);
+                let want = head + content_length(&buf[..head]).unwrap_or(0).min(4096);
+                refused = Some((status, want));
+                if buf.len() >= want {
+                    return Err(refusal(target, &hs, &buf, status));
+                }
+            }
+            Answer::Failed(reason) => return Err(failed(reason)),
+            Answer::Incomplete if n == 0 => return Err(failed("the server closed the connection".into())),
+            Answer::Incomplete => {}
         }
     }
+}
+
+fn refusal(target: &Target, hs: &Handshake, buf: &[u8], status: u16) -> LoadError {
+    let reason = match hs.answer(buf) {
+        Answer::Refused { reason, .. } => reason,
+        _ => String::new(),
+    };
+    LoadError::HandshakeRefused { url: target.url.clone(), status, reason }
+}
+
+/// The length of the HTTP head at the start of `buf` (all of it if none).
+fn head_len(buf: &[u8]) -> usize {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map_or(buf.len(), |p| p + 4)
+}
+
+fn content_length(head: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+    })
+}
+
+/// A mask key for a frame the probe writes (masks need not be strong,
+/// only unpredictable to the peer's proxy; the clients use their core's
+/// generator).
+fn rand_mask() -> [u8; 4] {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    (t ^ std::process::id().rotate_left(16)).to_le_bytes()
 }
 
 /// `text` on one line, cut to 200 characters.
@@ -228,6 +270,9 @@ mod tests {
         assert!(matches!(Target::parse("wss://127.0.0.1/ws"), Err(LoadError::Url { .. })));
         assert!(matches!(Target::parse("http://127.0.0.1/ws"), Err(LoadError::Url { .. })));
         assert!(matches!(Target::parse("not a url"), Err(LoadError::Url { .. })));
+        let t = Target::parse("ws://localhost:9/x/ws?token=1").unwrap();
+        assert_eq!((t.host.as_str(), t.path.as_str()), ("localhost:9", "/x/ws?token=1"));
+        assert_eq!(Target::parse("ws://127.0.0.1:9").unwrap().path, "/");
     }
 
     #[test]

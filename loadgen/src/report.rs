@@ -16,6 +16,8 @@ pub struct Latency {
     pub count: u64,
     /// Mean.
     pub mean: f64,
+    /// Smallest sample.
+    pub min: u64,
     /// 50th percentile.
     pub p50: u64,
     /// 90th percentile.
@@ -40,6 +42,7 @@ impl Latency {
         Self {
             count: h.len(),
             mean: h.mean(),
+            min: h.min(),
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),
             p99: h.value_at_quantile(0.99),
@@ -68,8 +71,10 @@ pub struct Params {
     pub game: String,
     /// Subprotocol.
     pub subprotocol: &'static str,
-    /// Loadgen executor threads.
+    /// Loadgen core threads.
     pub cores: usize,
+    /// One client in this many (by index) rebuilt the state from every tick.
+    pub decode_every: usize,
     /// Source addresses.
     pub source_ips: Vec<String>,
     /// Connects per second during the ramp-up.
@@ -175,6 +180,22 @@ pub struct Clients {
     pub completed: u64,
 }
 
+/// What the loadgen itself cost over the measured window.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct SelfCost {
+    /// CPU (user + system, the whole process) in cores.
+    pub cpu_cores: f64,
+    /// CPU per state message received, µs: the figure to hold against the
+    /// floor's client side (`limit duplex-paced`'s `rcv_cpu` per client-tick).
+    pub cpu_us_per_client_tick: f64,
+    /// `io_uring_enter` calls per state message.
+    pub enters_per_client_tick: f64,
+    /// Ring operations submitted per state message (one receive and one
+    /// send per client and input period in the steady state).
+    pub sqes_per_client_tick: f64,
+}
+
 /// Everything one run measured (WORKLOAD.md's figures), plus the run's
 /// parameters and machine. Serializes to the `--json` report.
 #[derive(Clone, Debug, Serialize)]
@@ -196,39 +217,72 @@ pub struct Report {
     pub state_messages: u64,
     /// State messages per second.
     pub ticks_per_sec: f64,
-    /// Receive time minus the tick's time, µs.
+    /// Arrival minus the tick's `server_time_us`, µs. Arrival is the
+    /// kernel's receive timestamp of the read that completed the message
+    /// (wall clock, as the bytes reached this host's network stack), not
+    /// when the loadgen read them.
     pub tick_latency_us: Latency,
-    /// Input sent until the first tick including it, µs (CO-corrected).
+    /// From each input slot's due time (open loop) to the arrival of the
+    /// first tick including it, µs: one sample per slot, none added.
     pub input_latency_us: Latency,
     /// Connect start until the WebSocket is open, µs (whole run).
     pub handshake_latency_us: Latency,
-    /// How late the loadgen woke for its input slots, µs: its own
-    /// scheduling delay (or a send still blocked by the server). A p99 near
-    /// the latency figures means the loadgen, not the server, made them.
+    /// How late the loadgen served its input slots, µs: its own scheduling
+    /// delay, part of the input latency of those slots (not of the tick
+    /// latency, which is stamped by the kernel).
     pub loadgen_lag_us: Latency,
-    /// WebSocket bytes received (frame headers included) per state message.
+    /// WebSocket bytes received (frame headers and every message included)
+    /// per state message.
     pub bytes_per_client_tick: f64,
     /// State message payload bytes (no frame header) per state message.
     pub payload_bytes_per_tick: f64,
-    /// Mean size of the same messages with no baseline (sampled).
+    /// Mean payload of the sampled state messages had they carried the
+    /// full state (no baseline).
     pub full_state_bytes: f64,
-    /// Samples behind `full_state_bytes`.
+    /// Samples behind `full_state_bytes` (decoding clients only).
     pub full_state_samples: u64,
-    /// `bytes_per_client_tick / full_state_bytes`.
+    /// Payload to payload: the sampled messages' real payload bytes over
+    /// what the same messages would be with the full state (WebSocket
+    /// frame headers and other messages left out of both).
     pub delta_ratio: f64,
     /// Gaps in the tick numbers clients saw.
     pub missed_ticks: u64,
-    /// Inputs sent in the measured window.
+    /// State messages timed with a later message's receive timestamp (two
+    /// or more in one read: their latency is overstated by at most the gap
+    /// between them).
+    pub ticks_shared_stamp: u64,
+    /// For those, the most their latency can be overstated, µs: the time
+    /// from the read before (which did not find them) to the stamp.
+    pub shared_stamp_bound_us: Latency,
+    /// State messages that came without a kernel timestamp (timed when read).
+    pub ticks_unstamped: u64,
+    /// Of those, the ones whose latency may be overstated by over 1 ms.
+    pub shared_over_1ms: u64,
+    /// Input slots due in the measured window and served.
+    pub input_slots: u64,
+    /// Input frames sent for them.
     pub inputs_sent: u64,
-    /// Input slots skipped because the loadgen fell behind.
+    /// Slots the loadgen woke more than one input period late for: covered
+    /// by a later slot's frame, still timed from their own due time.
     pub inputs_late: u64,
+    /// Slots due in the window that no tick answered before the client stopped.
+    pub inputs_unanswered: u64,
+    /// Clients that rebuilt the state from every tick (the others read
+    /// tick headers only).
+    pub decoding_clients: u64,
     /// Errors by kind.
     pub errors: Errors,
     /// All errors.
     pub errors_total: u64,
-    /// The loadgen's own CPU use over the measured window, in cores: near
-    /// `cores` means the loadgen, not the server, was the limit.
+    /// The loadgen's own CPU use over the measured window, in cores (as
+    /// `loadgen_cost.cpu_cores`).
     pub loadgen_cpu_cores: f64,
+    /// The loadgen's own cost over the measured window.
+    pub loadgen_cost: SelfCost,
+    /// Why the loadgen, not the server, limited this run's figures (empty:
+    /// it did not): its CPU saturated, its lag, slots it could not keep,
+    /// state messages it could not time alone.
+    pub loadgen_limits: Vec<String>,
     /// Per-second series.
     pub intervals: Vec<Interval>,
     /// The merged histograms, for `.hgrm` and plots.
@@ -242,7 +296,7 @@ pub struct Report {
 pub struct Histograms {
     /// Tick latency.
     pub tick: Histogram<u64>,
-    /// Input latency (CO-corrected).
+    /// Input latency (from the slots).
     pub input: Histogram<u64>,
     /// Handshake latency.
     pub handshake: Histogram<u64>,
@@ -254,13 +308,17 @@ impl Report {
         params: Params,
         machine: Machine,
         measured_secs: f64,
-        loadgen_cpu_cores: f64,
+        cost: SelfCost,
         intervals: Vec<Interval>,
     ) -> Self {
         let per_tick = |bytes: u64| if stats.state_msgs == 0 { 0.0 } else { bytes as f64 / stats.state_msgs as f64 };
-        let bytes_per_client_tick = per_tick(stats.ws_bytes);
         let full_state_bytes = if stats.full_state.is_empty() { 0.0 } else { stats.full_state.mean() };
-        Self {
+        let delta_ratio = if stats.full_state_sum == 0 {
+            0.0
+        } else {
+            stats.full_state_payload_bytes as f64 / stats.full_state_sum as f64
+        };
+        let mut report = Self {
             version: env!("CARGO_PKG_VERSION"),
             command: None,
             clients: Clients {
@@ -278,24 +336,80 @@ impl Report {
             input_latency_us: Latency::of(&stats.input_latency),
             handshake_latency_us: Latency::of(&stats.handshake_latency),
             loadgen_lag_us: Latency::of(&stats.loadgen_lag),
-            bytes_per_client_tick,
+            bytes_per_client_tick: per_tick(stats.ws_bytes),
             payload_bytes_per_tick: per_tick(stats.state_payload_bytes),
             full_state_bytes,
             full_state_samples: stats.full_state.len(),
-            delta_ratio: if full_state_bytes > 0.0 { bytes_per_client_tick / full_state_bytes } else { 0.0 },
+            delta_ratio,
             missed_ticks: stats.missed_ticks,
+            ticks_shared_stamp: stats.ticks_shared_stamp,
+            shared_stamp_bound_us: Latency::of(&stats.shared_stamp_bound),
+            shared_over_1ms: stats.shared_stamp_bound.count_between(1001, u64::MAX),
+            ticks_unstamped: stats.ticks_unstamped,
+            input_slots: stats.input_slots,
             inputs_sent: stats.inputs_sent,
             inputs_late: stats.inputs_late,
+            inputs_unanswered: stats.inputs_unanswered,
+            decoding_clients: stats.decoders,
             errors_total: stats.errors.total(),
             errors: stats.errors,
-            loadgen_cpu_cores,
+            loadgen_cpu_cores: cost.cpu_cores,
+            loadgen_cost: cost,
+            loadgen_limits: Vec::new(),
             intervals,
             histograms: Histograms {
                 tick: stats.tick_latency,
                 input: stats.input_latency,
                 handshake: stats.handshake_latency,
             },
+        };
+        report.loadgen_limits = report.limits();
+        report
+    }
+
+    /// Why the loadgen limited this run, by the rules the field docs give:
+    /// its CPU at 90 % or more of its cores; its lag p99 over a tenth of
+    /// the input period; more than 1 % of the slots served a period late,
+    /// or of the state messages timed with a shared timestamp that may be
+    /// over 1 ms late (enough to move a p99); any state message without a
+    /// timestamp.
+    fn limits(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        let cores = self.params.cores as f64;
+        if self.loadgen_cost.cpu_cores >= 0.9 * cores {
+            why.push(format!(
+                "its CPU was saturated ({:.2} of {} cores)",
+                self.loadgen_cost.cpu_cores, self.params.cores
+            ));
         }
+        let period_us = 1e6 / f64::from(self.params.input_hz.max(1));
+        let lag = self.loadgen_lag_us.p99 as f64;
+        if lag > period_us / 10.0 {
+            why.push(format!(
+                "its lag p99 ({:.2} ms) is over a tenth of the input period: input latency includes it",
+                lag / 1000.0
+            ));
+        }
+        // Enough to move a p99.
+        let percent = |n: u64, of: u64| of > 0 && n * 100 > of;
+        if percent(self.inputs_late, self.input_slots) {
+            why.push(format!(
+                "{} of {} input slots were served over a period late",
+                self.inputs_late, self.input_slots
+            ));
+        }
+        if percent(self.shared_over_1ms, self.state_messages) {
+            why.push(format!(
+                "{} of {} state messages were timed with a later message's timestamp, up to {:.2} ms late",
+                self.shared_over_1ms,
+                self.state_messages,
+                self.shared_stamp_bound_us.max as f64 / 1000.0
+            ));
+        }
+        if self.ticks_unstamped > 0 {
+            why.push(format!("{} state messages had no kernel timestamp (timed when read)", self.ticks_unstamped));
+        }
+        why
     }
 
     /// The human table.
@@ -327,7 +441,7 @@ impl Report {
         );
         for (name, l) in [
             ("tick", &self.tick_latency_us),
-            ("input (CO-corrected)", &self.input_latency_us),
+            ("input (from its slot)", &self.input_latency_us),
             ("handshake", &self.handshake_latency_us),
             ("loadgen lag", &self.loadgen_lag_us),
         ] {
@@ -372,9 +486,34 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "inputs: {} sent, {} late; loadgen CPU {:.2} of {} core(s)",
-            self.inputs_sent, self.inputs_late, self.loadgen_cpu_cores, p.cores
+            "inputs: {} slots, {} frames sent, {} slots late, {} unanswered; state messages timed with a shared timestamp {} ({} possibly over 1 ms late, at most {:.2} ms), without one {}",
+            self.input_slots,
+            self.inputs_sent,
+            self.inputs_late,
+            self.inputs_unanswered,
+            self.ticks_shared_stamp,
+            self.shared_over_1ms,
+            self.shared_stamp_bound_us.max as f64 / 1000.0,
+            self.ticks_unstamped
         );
+        let c = &self.loadgen_cost;
+        let _ = writeln!(
+            s,
+            "loadgen: CPU {:.2} of {} core(s), {:.2} us per client-tick ({:.2} enters, {:.2} ring ops); {} of {} clients decoded every tick (--decode-every {})",
+            c.cpu_cores,
+            p.cores,
+            c.cpu_us_per_client_tick,
+            c.enters_per_client_tick,
+            c.sqes_per_client_tick,
+            self.decoding_clients,
+            self.clients.joined,
+            p.decode_every
+        );
+        if self.loadgen_limits.is_empty() {
+            let _ = writeln!(s, "loadgen limit: no (its CPU, lag and timestamps left the figures to the server)");
+        } else {
+            let _ = writeln!(s, "LOADGEN WAS THE LIMIT of this run: {}", self.loadgen_limits.join("; "));
+        }
         s
     }
 

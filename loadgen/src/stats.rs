@@ -67,37 +67,65 @@ impl Errors {
 /// One core's figures (and, merged, the run's).
 #[derive(Clone, Debug)]
 pub(crate) struct CoreStats {
-    /// Receive time minus the tick's `server_time_us`, µs (measured window).
+    /// Arrival (kernel receive timestamp) minus the tick's
+    /// `server_time_us`, µs (ticks that arrived in the measured window).
     pub(crate) tick_latency: Histogram<u64>,
-    /// Input sent until the first tick including it, µs, CO-corrected.
+    /// From an input slot's due time to the arrival of the first tick
+    /// including it, µs: one sample per slot due in the measured window
+    /// and answered, nothing added (open loop: see `schedule`).
     pub(crate) input_latency: Histogram<u64>,
     /// TCP connect start until the WebSocket is open, µs (whole run).
     pub(crate) handshake_latency: Histogram<u64>,
-    /// How late the loadgen woke for an input slot, µs (measured window):
-    /// its own scheduling delay, which every latency figure includes.
+    /// How late the loadgen served each input slot due in the measured
+    /// window, µs: its own scheduling delay, which the input latency of
+    /// that slot includes.
     pub(crate) loadgen_lag: Histogram<u64>,
-    /// Sampled `full_state_len` (bytes).
+    /// Sampled `full_state_len`: the payload of the same message had it
+    /// carried the full state (bytes; decoding clients only).
     pub(crate) full_state: Histogram<u64>,
+    /// Sum of the sampled full-state payloads.
+    pub(crate) full_state_sum: u64,
+    /// Sum of the real payloads of the messages those samples were taken on.
+    pub(crate) full_state_payload_bytes: u64,
     /// State messages received in the measured window.
     pub(crate) state_msgs: u64,
-    /// Their state payload bytes (WebSocket payload, headers excluded).
+    /// Their WebSocket payload bytes (frame headers excluded).
     pub(crate) state_payload_bytes: u64,
     /// WebSocket bytes received in the measured window (frame headers and
     /// every message included).
     pub(crate) ws_bytes: u64,
     /// Gaps in the tick numbers, in the measured window.
     pub(crate) missed_ticks: u64,
-    /// Inputs sent in the measured window.
+    /// State messages timed with a later message's receive timestamp (two
+    /// or more arrived in one read), in the measured window.
+    pub(crate) ticks_shared_stamp: u64,
+    /// For those, how much their latency may be overstated: the time from
+    /// the read before to their stamp, µs.
+    pub(crate) shared_stamp_bound: Histogram<u64>,
+    /// State messages that came without a kernel timestamp and were timed
+    /// when read, in the measured window.
+    pub(crate) ticks_unstamped: u64,
+    /// Input slots due in the measured window and served (each one timed).
+    pub(crate) input_slots: u64,
+    /// Input frames sent for slots due in the measured window.
     pub(crate) inputs_sent: u64,
-    /// Inputs whose send slot had passed by more than a period (the loadgen
-    /// fell behind; they were skipped).
+    /// Slots served by a later slot's frame: the loadgen woke more than one
+    /// input period late for them (still timed from their own due time).
     pub(crate) inputs_late: u64,
+    /// Slots due in the window that no tick answered before the client stopped.
+    pub(crate) inputs_unanswered: u64,
     /// Clients whose socket connected and handshake completed.
     pub(crate) connected: u64,
     /// Clients that joined a room.
     pub(crate) joined: u64,
+    /// Joined clients that rebuilt the state from every tick.
+    pub(crate) decoders: u64,
     /// Clients still in their room when the measured window ended.
     pub(crate) completed: u64,
+    /// `io_uring_enter` calls of the cores (whole run).
+    pub(crate) ring_enters: u64,
+    /// Operations the cores submitted (whole run).
+    pub(crate) ring_sqes: u64,
     pub(crate) errors: Errors,
 }
 
@@ -109,15 +137,25 @@ impl CoreStats {
             handshake_latency: histogram(),
             loadgen_lag: histogram(),
             full_state: histogram(),
+            full_state_sum: 0,
+            full_state_payload_bytes: 0,
             state_msgs: 0,
             state_payload_bytes: 0,
             ws_bytes: 0,
             missed_ticks: 0,
+            ticks_shared_stamp: 0,
+            shared_stamp_bound: histogram(),
+            ticks_unstamped: 0,
+            input_slots: 0,
             inputs_sent: 0,
             inputs_late: 0,
+            inputs_unanswered: 0,
             connected: 0,
             joined: 0,
+            decoders: 0,
             completed: 0,
+            ring_enters: 0,
+            ring_sqes: 0,
             errors: Errors::default(),
         }
     }
@@ -130,45 +168,67 @@ impl CoreStats {
         let _ = self.handshake_latency.add(&other.handshake_latency);
         let _ = self.loadgen_lag.add(&other.loadgen_lag);
         let _ = self.full_state.add(&other.full_state);
+        self.full_state_sum += other.full_state_sum;
+        self.full_state_payload_bytes += other.full_state_payload_bytes;
         self.state_msgs += other.state_msgs;
         self.state_payload_bytes += other.state_payload_bytes;
         self.ws_bytes += other.ws_bytes;
         self.missed_ticks += other.missed_ticks;
+        self.ticks_shared_stamp += other.ticks_shared_stamp;
+        let _ = self.shared_stamp_bound.add(&other.shared_stamp_bound);
+        self.ticks_unstamped += other.ticks_unstamped;
+        self.input_slots += other.input_slots;
         self.inputs_sent += other.inputs_sent;
         self.inputs_late += other.inputs_late;
+        self.inputs_unanswered += other.inputs_unanswered;
         self.connected += other.connected;
         self.joined += other.joined;
+        self.decoders += other.decoders;
         self.completed += other.completed;
+        self.ring_enters += other.ring_enters;
+        self.ring_sqes += other.ring_sqes;
         self.errors.merge(&other.errors);
     }
 }
 
-/// Counters the progress bar reads while the cores write them.
+/// Counters the watching thread reads while the cores write them.
 #[derive(Debug)]
 pub(crate) struct Live {
     /// Clients connected and in a room now.
     pub(crate) clients: AtomicU64,
-    /// State messages received so far (whole run).
-    pub(crate) ticks: AtomicU64,
     /// Errors so far.
     pub(crate) errors: AtomicU64,
     /// Each core's tick-latency p99 over its last second, µs.
     pub(crate) p99_us: Vec<AtomicU64>,
+    /// Each core's state messages so far (whole run), stored every wake-up.
+    pub(crate) ticks: Vec<AtomicU64>,
+    /// Each core's `io_uring_enter` calls so far, stored every wake-up.
+    pub(crate) enters: Vec<AtomicU64>,
+    /// Each core's submitted operations so far, stored every wake-up.
+    pub(crate) sqes: Vec<AtomicU64>,
 }
 
 impl Live {
     pub(crate) fn new(cores: usize) -> Self {
+        let per_core = || (0..cores).map(|_| AtomicU64::new(0)).collect();
         Self {
             clients: AtomicU64::new(0),
-            ticks: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            p99_us: (0..cores).map(|_| AtomicU64::new(0)).collect(),
+            p99_us: per_core(),
+            ticks: per_core(),
+            enters: per_core(),
+            sqes: per_core(),
         }
     }
 
     /// The worst core's recent p99, µs.
     pub(crate) fn p99_us(&self) -> u64 {
         self.p99_us.iter().map(|a| a.load(Ordering::Relaxed)).max().unwrap_or(0)
+    }
+
+    /// The sum over the cores of a per-core counter.
+    pub(crate) fn sum(counter: &[AtomicU64]) -> u64 {
+        counter.iter().map(|a| a.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -192,11 +252,16 @@ mod tests {
     }
 
     #[test]
-    fn coordinated_omission_correction_fills_in_the_missed_samples() {
-        let mut h = histogram();
-        // A 100 ms stall with inputs every 33 ms: the two inputs that could
-        // not be sent in between are accounted for.
-        h.record_correct(100_000, 33_333).unwrap();
-        assert_eq!(h.len(), 3);
+    fn merging_adds_every_counter() {
+        let mut a = CoreStats::new();
+        let mut b = CoreStats::new();
+        b.input_latency.record(40_000).unwrap();
+        (b.input_slots, b.inputs_late, b.inputs_unanswered, b.ticks_shared_stamp) = (3, 2, 1, 4);
+        (b.decoders, b.ring_enters, b.full_state_sum) = (5, 6, 7);
+        a.merge(&b);
+        a.merge(&b);
+        assert_eq!(a.input_latency.len(), 2);
+        assert_eq!((a.input_slots, a.inputs_late, a.inputs_unanswered, a.ticks_shared_stamp), (6, 4, 2, 8));
+        assert_eq!((a.decoders, a.ring_enters, a.full_state_sum), (10, 12, 14));
     }
 }

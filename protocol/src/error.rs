@@ -60,6 +60,22 @@ impl DecodeError {
     }
 }
 
+/// Why a message could not be written.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// An `input` whose data is held in the other wire form: input data
+    /// is written per form from its schema ([`crate::input::InputSchema::encode`]),
+    /// so one form's data cannot be rewritten in the other.
+    #[error("input data held for {held:?} cannot be written as {format:?}")]
+    InputForm {
+        /// The form asked for.
+        format: Format,
+        /// The form the data is held in.
+        held: Format,
+    },
+}
+
 /// Why the server closes a connection: each maps to one RFC 6455 close
 /// code and a reason text (see CONTRACT.md, "Closing").
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

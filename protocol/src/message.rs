@@ -7,12 +7,19 @@
 //! append new variants at the end.
 
 use crate::ids::{EntityId, InputSeq, PlayerId, RequestId, RoomId, SessionId, Tick};
+use crate::input::{InputSchema, RawInput};
 use crate::schema::Schema;
+use crate::value::{Value, ValueMap};
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+pub use crate::input::InputData;
+
 /// A message from a client to the server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+///
+/// Its binary form is written by [`crate::codec`] by hand (variant index,
+/// then the fields), because an input's data runs to the end of the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
     /// A request, answered by exactly one `cfm` or `rej` with the same `id`.
@@ -29,27 +36,15 @@ pub enum ClientMsg {
         /// The newest tick the client has applied, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ack: Option<Tick>,
-        /// The game's input.
-        data: InputData,
+        /// The game's input, read with the room's input schema
+        /// ([`InputSchema::decode`]).
+        data: RawInput,
     },
     /// The newest tick applied, for a client with no input to send.
     Ack {
         /// The newest tick the client has applied.
         tick: Tick,
     },
-}
-
-/// One input frame's content: a two-axis stick and eight buttons, which
-/// every built-in game reads (arena: `move_*` is a direction, bit 0 of
-/// `buttons` fires).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Encode, Decode)]
-pub struct InputData {
-    /// Horizontal direction, -127..=127 (-128 is read as -127).
-    pub move_x: i8,
-    /// Vertical direction, -127..=127 (-128 is read as -127).
-    pub move_y: i8,
-    /// Button bits; bit 0 = fire in arena.
-    pub buttons: u8,
 }
 
 /// A request's body (`req.body`).
@@ -65,11 +60,15 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
     },
-    /// The public rooms, optionally of one game.
+    /// The public rooms, optionally of one game and matching a filter.
     ListRooms {
         /// Only rooms of this game.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         game: Option<String>,
+        /// Only rooms whose metadata holds each of these keys with an
+        /// equal value ([`ValueMap::matches`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<ValueMap>,
     },
     /// Create a room and join it.
     CreateRoom {
@@ -84,16 +83,27 @@ pub enum Request {
         /// A private room is joinable by id only and not listed.
         #[serde(default)]
         private: bool,
+        /// The game's options for the room (a map, a mode); none is `{}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        options: Option<ValueMap>,
     },
     /// Join a room by id.
     JoinRoom {
         /// The room to join.
         room_id: RoomId,
+        /// The seat reservation a `redirect` gave, when joining after one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reservation: Option<String>,
     },
-    /// Join the fullest public room of the game with a free seat, else create one.
+    /// Join the fullest public room of the game with a free seat (created
+    /// with equal options), else create one.
     JoinOrCreate {
         /// The game's registered name.
         game: String,
+        /// The game's options; only rooms created with equal options are
+        /// joined (none is the same as `{}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        options: Option<ValueMap>,
     },
     /// Leave the current room.
     LeaveRoom,
@@ -101,6 +111,25 @@ pub enum Request {
     Ping {
         /// The client's clock, echoed back.
         client_time_us: u64,
+    },
+    /// Take back a held seat after a lost connection.
+    Resume {
+        /// The seat's room.
+        room_id: RoomId,
+        /// The newest `resume_token` the seat was given.
+        resume_token: String,
+    },
+    /// Watch a room's ticks without a seat.
+    WatchRoom {
+        /// The room to watch.
+        room_id: RoomId,
+    },
+    /// A message to the room's game, answered by `game_reply` or a `rej`.
+    GameMessage {
+        /// What kind of message, as the game names it (`chat`, `buy`, ...).
+        name: String,
+        /// Its content.
+        data: Value,
     },
 }
 
@@ -116,12 +145,25 @@ impl Request {
             Self::JoinOrCreate { .. } => "join_or_create",
             Self::LeaveRoom => "leave_room",
             Self::Ping { .. } => "ping",
+            Self::Resume { .. } => "resume",
+            Self::WatchRoom { .. } => "watch_room",
+            Self::GameMessage { .. } => "game_message",
         }
     }
 
-    /// Every request `type` name this protocol version knows.
-    pub const NAMES: &'static [&'static str] =
-        &["hello", "list_rooms", "create_room", "join_room", "join_or_create", "leave_room", "ping"];
+    /// Every request `type` name this protocol version knows, in variant order.
+    pub const NAMES: &'static [&'static str] = &[
+        "hello",
+        "list_rooms",
+        "create_room",
+        "join_room",
+        "join_or_create",
+        "leave_room",
+        "ping",
+        "resume",
+        "watch_room",
+        "game_message",
+    ];
 }
 
 /// A message from the server to a client.
@@ -163,6 +205,10 @@ pub enum Confirm {
         session_id: SessionId,
         /// The server's version string.
         server_version: String,
+        /// The user the `hello` token named (its `sub`), when identities
+        /// are on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
     },
     /// Answer to `list_rooms`.
     RoomList {
@@ -183,6 +229,24 @@ pub enum Confirm {
         /// The server's clock when it answered.
         server_time_us: u64,
     },
+    /// Answer to `watch_room`: ticks follow as for a player.
+    Watching(Watching),
+    /// Answer to `game_message`.
+    GameReply {
+        /// The game's answer.
+        data: Value,
+    },
+    /// Answer to `join_room` or `join_or_create` when the seat is on
+    /// another server: connect to `url` and send `join_room` with
+    /// `room_id` and `reservation`.
+    Redirect {
+        /// The `ws://` or `wss://` address of the server holding the seat.
+        url: String,
+        /// The room to join there.
+        room_id: RoomId,
+        /// The seat's reservation: single-use, held for 10 s.
+        reservation: String,
+    },
 }
 
 /// The `joined` confirmation: where the player is and how to read its ticks.
@@ -200,8 +264,29 @@ pub struct Joined {
     pub tick_hz: u32,
     /// The room's seats.
     pub max_players: u32,
+    /// The token that takes this seat back with `resume` after a lost
+    /// connection: single-use, replaced by every `joined`; empty when the
+    /// server holds no seats (reconnect grace 0).
+    pub resume_token: String,
     /// The entity schema the room's ticks are encoded with.
     pub schema: Schema,
+    /// The game's input fields: what `input.data` carries.
+    pub input_schema: InputSchema,
+}
+
+/// The `watching` confirmation: the room watched and how to read its ticks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct Watching {
+    /// The room watched.
+    pub room_id: RoomId,
+    /// The room's game.
+    pub game: String,
+    /// The room's tick rate.
+    pub tick_hz: u32,
+    /// The entity schema the room's ticks are encoded with.
+    pub schema: Schema,
+    /// The game's input fields (what its players send), for display.
+    pub input_schema: InputSchema,
 }
 
 /// One row of `room_list` and of `GET /rooms`.
@@ -217,6 +302,13 @@ pub struct RoomInfo {
     pub max_players: u32,
     /// Its tick rate.
     pub tick_hz: u32,
+    /// Spectators watching it now.
+    #[serde(default)]
+    pub spectators: u32,
+    /// What the game publishes about it (a map, a round, a phase), for
+    /// filters and lobbies.
+    #[serde(default)]
+    pub metadata: ValueMap,
 }
 
 /// An indication's body (`ind.body`).
@@ -227,6 +319,12 @@ pub enum Indication {
     PlayerJoined {
         /// Who.
         player_id: PlayerId,
+        /// Its user id, when identities are on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+        /// Its display name, when its token gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// A player left the room.
     PlayerLeft {
@@ -246,6 +344,24 @@ pub enum Indication {
         code: RejectCode,
         /// What was wrong, for a person.
         reason: String,
+    },
+    /// A player's connection dropped; its seat is held for the reconnect
+    /// grace, its avatar idle.
+    PlayerDisconnected {
+        /// Who.
+        player_id: PlayerId,
+    },
+    /// A disconnected player took its seat back with `resume`.
+    PlayerReconnected {
+        /// Who.
+        player_id: PlayerId,
+    },
+    /// An event from the game (a round over, a chat line).
+    GameEvent {
+        /// What kind of event, as the game names it.
+        name: String,
+        /// Its content.
+        data: Value,
     },
 }
 
@@ -273,11 +389,13 @@ pub enum RejectCode {
     Overloaded,
     /// A server fault.
     Internal,
+    /// The game said no (a join, options, a game message), with its reason.
+    Refused,
 }
 
 impl RejectCode {
     /// Every code, in wire order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::BadRequest,
         Self::Unsupported,
         Self::NotFound,
@@ -288,6 +406,7 @@ impl RejectCode {
         Self::RateLimited,
         Self::Overloaded,
         Self::Internal,
+        Self::Refused,
     ];
 
     /// The code's snake_case wire name.
@@ -304,6 +423,7 @@ impl RejectCode {
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Internal => "internal",
+            Self::Refused => "refused",
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum FieldType {
     /// A real number quantized to steps of `1 / scale` (stored as
     /// `round(value * scale)` in an i32; JSON shows the quantized value).
     Fixed(u32),
+    /// -128..=127 (appended after `fixed`: variant indices never move).
+    I8,
 }
 
 impl FieldType {
@@ -62,6 +64,7 @@ impl FieldType {
     pub fn range(self) -> (i32, i32) {
         match self {
             Self::U8 => (0, 255),
+            Self::I8 => (-128, 127),
             Self::U16 => (0, 65_535),
             Self::I16 => (-32_768, 32_767),
             Self::I32 | Self::Fixed(_) => (i32::MIN, i32::MAX),
@@ -123,14 +126,21 @@ pub enum SchemaError {
         /// How many the schema has.
         count: usize,
     },
+    /// More input fields than [`crate::input::MAX_INPUT_FIELDS`].
+    #[error("input schema has {count} fields, at most {} are supported", crate::input::MAX_INPUT_FIELDS)]
+    TooManyInputFields {
+        /// How many the input schema has.
+        count: usize,
+    },
     /// No kinds, or more than 256.
     #[error("schema has {count} entity kinds, 1 to 256 are supported")]
     BadKindCount {
         /// How many the schema has.
         count: usize,
     },
-    /// Two fields share a name, or a field uses a reserved name.
-    #[error("field name {name:?} is used twice or reserved (id, kind)")]
+    /// Two fields share a name, or an entity field uses a reserved name
+    /// (`id`, `kind`).
+    #[error("field name {name:?} is used twice or reserved")]
     DuplicateName {
         /// The name.
         name: String,

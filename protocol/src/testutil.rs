@@ -59,7 +59,7 @@ pub fn schema() -> Schema {
 }
 
 /// The `joined` of a room of [`schema`] at `tick_hz`: room `r-1-1`,
-/// player 1, entity 1, 8 seats.
+/// player 1, entity 1, 8 seats, the stick input schema.
 #[must_use]
 pub fn joined(tick_hz: u32) -> Joined {
     Joined {
@@ -69,7 +69,9 @@ pub fn joined(tick_hz: u32) -> Joined {
         entity_id: EntityId(1),
         tick_hz,
         max_players: 8,
+        resume_token: "resume-1".into(),
         schema: schema(),
+        input_schema: crate::message::InputData::schema().clone(),
     }
 }
 

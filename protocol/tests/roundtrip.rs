@@ -1,8 +1,9 @@
-//! Property tests: codec round-trips in both forms; deltas rebuild their
-//! target exactly; a client session driven through lost ticks and lost
-//! acks holds the server's snapshot bit for bit after every applied tick and
-//! refuses a delta against a baseline it lacks; and no decoder panics on
-//! random or truncated bytes.
+//! Property tests: codec round-trips in both forms (messages, values,
+//! input data); deltas rebuild their target exactly; a client session
+//! driven through lost ticks, lost and delayed acks holds the server's
+//! snapshot bit for bit after every applied tick, keeps exactly the
+//! baselines PROTOCOL.md section 6 names, and refuses a delta against a
+//! baseline it lacks; and no decoder panics on random or truncated bytes.
 
 use proptest::collection::vec;
 use proptest::option;
@@ -11,13 +12,16 @@ use std::collections::BTreeSet;
 use tickforge_protocol::codec::{self, Format, TickHeader, DEFAULT_MAX_MESSAGE};
 use tickforge_protocol::delta::{self, DeltaError};
 use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RequestId, RoomId, SessionId, Tick};
+use tickforge_protocol::input::{InputSchema, InputValues, MAX_INPUT_FIELDS};
 use tickforge_protocol::message::{
     ClientMsg, Confirm, Indication, InputData, Joined, RejectCode, Request, RoomInfo, ServerMsg, StateBytes, TickMsg,
+    Watching,
 };
 use tickforge_protocol::schema::{FieldDef, FieldType, Schema, MAX_FIELDS};
-use tickforge_protocol::session::{Event, SessionError};
+use tickforge_protocol::session::{Event, SessionError, MAX_BASELINES};
 use tickforge_protocol::snapshot::{Entity, Snapshot, SnapshotRing};
 use tickforge_protocol::testutil::{self, Rng};
+use tickforge_protocol::value::{Value, ValueMap, BYTES_KEY};
 use tickforge_protocol::ClientSession;
 
 // ---------------------------------------------------------------- message strategies
@@ -26,28 +30,102 @@ fn text() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z0-9_-]{0,12}", any::<String>()]
 }
 
+/// Any value within the bounds (up to 8 levels deep).
+fn any_value() -> impl Strategy<Value = Value> {
+    let key = text().prop_filter("not the reserved key", |k| k != BYTES_KEY).boxed();
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
+        text().prop_map(Value::String),
+        vec(any::<u8>(), 0..20).prop_map(Value::Bytes),
+    ];
+    leaf.prop_recursive(8, 48, 4, move |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..4).prop_map(Value::List),
+            proptest::collection::btree_map(key.clone(), inner, 0..4).prop_map(Value::Map),
+        ]
+    })
+    .prop_filter("within the size bound", |v| v.check().is_ok())
+}
+
+fn value_map() -> impl Strategy<Value = ValueMap> {
+    any_value().prop_map(|v| match v {
+        Value::Map(m) => ValueMap(m),
+        other => [("v", other)].into_iter().collect(),
+    })
+}
+
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         (option::of(text()), option::of(text())).prop_map(|(token, client)| Request::Hello { token, client }),
-        option::of(text()).prop_map(|game| Request::ListRooms { game }),
-        (text(), option::of(any::<u32>()), option::of(any::<u32>()), any::<bool>()).prop_map(
-            |(game, max_players, tick_hz, private)| Request::CreateRoom { game, max_players, tick_hz, private }
+        (option::of(text()), option::of(value_map())).prop_map(|(game, filter)| Request::ListRooms { game, filter }),
+        (text(), option::of(any::<u32>()), option::of(any::<u32>()), any::<bool>(), option::of(value_map())).prop_map(
+            |(game, max_players, tick_hz, private, options)| Request::CreateRoom {
+                game,
+                max_players,
+                tick_hz,
+                private,
+                options
+            }
         ),
-        text().prop_map(|r| Request::JoinRoom { room_id: RoomId(r) }),
-        text().prop_map(|game| Request::JoinOrCreate { game }),
+        (text(), option::of(text())).prop_map(|(r, reservation)| Request::JoinRoom { room_id: RoomId(r), reservation }),
+        (text(), option::of(value_map())).prop_map(|(game, options)| Request::JoinOrCreate { game, options }),
         Just(Request::LeaveRoom),
         any::<u64>().prop_map(|client_time_us| Request::Ping { client_time_us }),
+        (text(), text()).prop_map(|(r, resume_token)| Request::Resume { room_id: RoomId(r), resume_token }),
+        text().prop_map(|r| Request::WatchRoom { room_id: RoomId(r) }),
+        (text(), any_value()).prop_map(|(name, data)| Request::GameMessage { name, data }),
     ]
 }
 
-fn client_msg() -> impl Strategy<Value = ClientMsg> {
+/// Any field type, `fixed` with a usable scale.
+fn input_field_type() -> impl Strategy<Value = FieldType> {
+    prop_oneof![
+        Just(FieldType::U8),
+        Just(FieldType::I8),
+        Just(FieldType::U16),
+        Just(FieldType::I16),
+        Just(FieldType::I32),
+        prop_oneof![Just(1u32), Just(16), Just(100), Just(1000), 1u32..100_000].prop_map(FieldType::Fixed),
+    ]
+}
+
+/// A valid input schema of 0..=16 fields and values within it (mostly at
+/// or near the edges of each type).
+fn input_schema_and_values() -> impl Strategy<Value = (InputSchema, InputValues)> {
+    vec((input_field_type(), any::<u64>()), 0..=MAX_INPUT_FIELDS).prop_map(|fields| {
+        let schema = InputSchema::new(
+            fields.iter().enumerate().map(|(i, (ty, _))| (["a", "b", "c", "d"][i % 4], *ty)).collect::<Vec<_>>(),
+        );
+        let mut schema = schema;
+        for (i, f) in schema.fields.iter_mut().enumerate() {
+            f.name = format!("{}{i}", f.name);
+        }
+        let values: Vec<i32> = fields
+            .iter()
+            .map(|(ty, seed)| {
+                let (lo, hi) = ty.range();
+                match seed % 4 {
+                    0 => lo,
+                    1 => hi,
+                    _ => (i64::from(lo) + (seed >> 2) as i64 % (i64::from(hi) - i64::from(lo) + 1)) as i32,
+                }
+            })
+            .collect();
+        (schema, InputValues::from_slice(&values).unwrap())
+    })
+}
+
+fn client_msg(format: Format) -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         (any::<u32>(), request()).prop_map(|(id, body)| ClientMsg::Req { id: RequestId(id), body }),
-        (any::<u32>(), option::of(any::<u64>()), any::<i8>(), any::<i8>(), any::<u8>()).prop_map(
-            |(seq, ack, move_x, move_y, buttons)| ClientMsg::Input {
+        (any::<u32>(), option::of(any::<u64>()), input_schema_and_values()).prop_map(
+            move |(seq, ack, (schema, values))| ClientMsg::Input {
                 seq: InputSeq(seq),
                 ack: ack.map(Tick),
-                data: InputData { move_x, move_y, buttons },
+                data: schema.encode(format, &values).unwrap(),
             }
         ),
         any::<u64>().prop_map(|t| ClientMsg::Ack { tick: Tick(t) }),
@@ -65,6 +143,7 @@ fn field_type() -> impl Strategy<Value = FieldType> {
         Just(FieldType::I16),
         Just(FieldType::I32),
         any::<u32>().prop_map(FieldType::Fixed),
+        Just(FieldType::I8),
     ]
 }
 
@@ -78,43 +157,84 @@ fn any_schema() -> impl Strategy<Value = Schema> {
     (vec(text(), 0..4), vec(field, 0..7)).prop_map(|(kinds, fields)| Schema { kinds, fields })
 }
 
+/// Any input schema, valid or not: the codec carries it either way.
+fn any_input_schema() -> impl Strategy<Value = InputSchema> {
+    vec((text(), field_type()), 0..5).prop_map(|fields| InputSchema {
+        fields: fields.into_iter().map(|(name, ty)| tickforge_protocol::input::InputField { name, ty }).collect(),
+    })
+}
+
 fn confirm() -> impl Strategy<Value = Confirm> {
-    let room = (text(), text(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
-        |(room_id, game, players, max_players, tick_hz)| RoomInfo {
+    let room = (text(), text(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), value_map()).prop_map(
+        |(room_id, game, players, max_players, tick_hz, spectators, metadata)| RoomInfo {
             room_id: RoomId(room_id),
             game,
             players,
             max_players,
             tick_hz,
+            spectators,
+            metadata,
         },
     );
-    let joined = (text(), text(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any_schema()).prop_map(
-        |(room_id, game, player_id, entity_id, tick_hz, max_players, schema)| Joined {
+    let joined = (
+        (text(), text(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()),
+        (text(), any_schema(), any_input_schema()),
+    )
+        .prop_map(
+            |((room_id, game, player_id, entity_id, tick_hz, max_players), (resume_token, schema, input_schema))| {
+                Joined {
+                    room_id: RoomId(room_id),
+                    game,
+                    player_id: PlayerId(player_id),
+                    entity_id: EntityId(entity_id),
+                    tick_hz,
+                    max_players,
+                    resume_token,
+                    schema,
+                    input_schema,
+                }
+            },
+        );
+    let watching = (text(), text(), any::<u32>(), any_schema(), any_input_schema()).prop_map(
+        |(room_id, game, tick_hz, schema, input_schema)| Watching {
             room_id: RoomId(room_id),
             game,
-            player_id: PlayerId(player_id),
-            entity_id: EntityId(entity_id),
             tick_hz,
-            max_players,
             schema,
+            input_schema,
         },
     );
     prop_oneof![
-        (text(), text()).prop_map(|(s, v)| Confirm::Welcome { session_id: SessionId(s), server_version: v }),
+        (text(), text(), option::of(text())).prop_map(|(s, v, user_id)| Confirm::Welcome {
+            session_id: SessionId(s),
+            server_version: v,
+            user_id
+        }),
         vec(room, 0..4).prop_map(|rooms| Confirm::RoomList { rooms }),
         joined.prop_map(Confirm::Joined),
         text().prop_map(|r| Confirm::Left { room_id: RoomId(r) }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(client_time_us, server_time_us)| Confirm::Pong { client_time_us, server_time_us }),
+        watching.prop_map(Confirm::Watching),
+        any_value().prop_map(|data| Confirm::GameReply { data }),
+        (text(), text(), text()).prop_map(|(url, r, reservation)| Confirm::Redirect {
+            url,
+            room_id: RoomId(r),
+            reservation
+        }),
     ]
 }
 
 fn indication() -> impl Strategy<Value = Indication> {
     prop_oneof![
-        any::<u32>().prop_map(|p| Indication::PlayerJoined { player_id: PlayerId(p) }),
+        (any::<u32>(), option::of(text()), option::of(text()))
+            .prop_map(|(p, user_id, name)| { Indication::PlayerJoined { player_id: PlayerId(p), user_id, name } }),
         (any::<u32>(), text()).prop_map(|(p, reason)| Indication::PlayerLeft { player_id: PlayerId(p), reason }),
         text().prop_map(|reason| Indication::RoomClosing { reason }),
         (reject_code(), text()).prop_map(|(code, reason)| Indication::Error { code, reason }),
+        any::<u32>().prop_map(|p| Indication::PlayerDisconnected { player_id: PlayerId(p) }),
+        any::<u32>().prop_map(|p| Indication::PlayerReconnected { player_id: PlayerId(p) }),
+        (text(), any_value()).prop_map(|(name, data)| Indication::GameEvent { name, data }),
     ]
 }
 
@@ -171,10 +291,69 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn client_messages_round_trip(msg in client_msg(), format in format()) {
+    fn client_messages_round_trip_bin(msg in client_msg(Format::Bin)) {
         let mut out = Vec::new();
-        codec::encode_client(format, &msg, &mut out);
-        prop_assert_eq!(codec::decode_client(format, &out, usize::MAX), Ok(msg));
+        codec::encode_client(Format::Bin, &msg, &mut out).unwrap();
+        prop_assert_eq!(codec::decode_client(Format::Bin, &out, usize::MAX), Ok(msg));
+    }
+
+    #[test]
+    fn client_messages_round_trip_json(msg in client_msg(Format::Json)) {
+        let mut out = Vec::new();
+        codec::encode_client(Format::Json, &msg, &mut out).unwrap();
+        prop_assert_eq!(codec::decode_client(Format::Json, &out, usize::MAX), Ok(msg));
+    }
+
+    /// Input data of any valid schema survives both forms, through the
+    /// whole message, and the other form's data is refused by the encoder.
+    #[test]
+    fn input_data_round_trips((schema, values) in input_schema_and_values(), format in format()) {
+        prop_assert_eq!(schema.validate(), Ok(()));
+        let data = schema.encode(format, &values).unwrap();
+        prop_assert_eq!(schema.decode(&data), Ok(values));
+        let msg = ClientMsg::Input { seq: InputSeq(1), ack: None, data };
+        let mut out = Vec::new();
+        codec::encode_client(format, &msg, &mut out).unwrap();
+        let Ok(ClientMsg::Input { data, .. }) = codec::decode_client(format, &out, DEFAULT_MAX_MESSAGE) else {
+            return Err(TestCaseError::fail("not an input"));
+        };
+        prop_assert_eq!(schema.decode(&data), Ok(values));
+        let other = if format == Format::Bin { Format::Json } else { Format::Bin };
+        out.clear();
+        prop_assert!(codec::encode_client(other, &msg, &mut out).is_err());
+        prop_assert!(out.is_empty());
+    }
+
+    /// Values survive both forms standalone, and their sizes are those of
+    /// the encodings.
+    #[test]
+    fn values_round_trip(v in any_value()) {
+        let mut bin = Vec::new();
+        v.write_bin(&mut bin);
+        prop_assert_eq!(bin.len(), v.bin_len());
+        prop_assert_eq!(Value::from_bin(&bin), Ok(v.clone()));
+        let mut json = Vec::new();
+        v.write_json(&mut json);
+        prop_assert_eq!(json.len(), v.json_len());
+        prop_assert_eq!(Value::from_json(&json), Ok(v));
+    }
+
+    /// Whatever decodes as a value is within every bound and re-encodes to
+    /// itself.
+    #[test]
+    fn random_values_decode_within_bounds(bytes in vec(any::<u8>(), 0..64), text in "[\\[\\]{}\":,0-9a-z$ .eE+-]{0,64}") {
+        if let Ok(v) = Value::from_bin(&bytes) {
+            prop_assert_eq!(v.check(), Ok(()));
+            let mut again = Vec::new();
+            v.write_bin(&mut again);
+            prop_assert_eq!(Value::from_bin(&again), Ok(v));
+        }
+        if let Ok(v) = Value::from_json(text.as_bytes()) {
+            prop_assert!(v.check().is_ok() || v.bin_len() > tickforge_protocol::value::MAX_SIZE);
+            let mut again = Vec::new();
+            v.write_json(&mut again);
+            prop_assert_eq!(Value::from_json(&again), Ok(v));
+        }
     }
 
     #[test]
@@ -355,19 +534,31 @@ proptest! {
 
 // ---------------------------------------------------------------- session
 
-/// Loss and misbehaviour rates of one simulated link.
+/// Loss, delay and misbehaviour of one simulated link.
 #[derive(Clone, Copy, Debug)]
 struct Link {
     tick_loss: f64,
     ack_loss: f64,
+    /// Ticks an ack spends in flight: one sent after tick `t` reaches the
+    /// server before it builds tick `t + 1 + ack_delay`. While acks are in
+    /// flight the server sends full states (no ack yet) or deltas against
+    /// older acks, so the client must keep those older states.
+    ack_delay: usize,
     /// Chance the server sends a delta against a tick the client never got.
     wrong_baseline: f64,
 }
 
+impl Link {
+    const CLEAN: Self = Self { tick_loss: 0.0, ack_loss: 0.0, ack_delay: 0, wrong_baseline: 0.0 };
+}
+
 /// Drives a server-side ring + encoder and one `ClientSession` through
 /// `ticks` ticks of `testutil::evolve` over `link`; asserts the client's
-/// state equals the server's snapshot after every applied tick. Returns
-/// (ticks applied, deltas applied, wrong baselines refused).
+/// state equals the server's snapshot after every applied tick, and that
+/// it keeps exactly the baselines PROTOCOL.md section 6 names: every
+/// applied state from the newest applied delta's baseline on (all of them
+/// before the first delta; a full state moves nothing). Returns (ticks
+/// applied, deltas applied, wrong baselines refused).
 fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -> (u64, u64, u64) {
     let schema = testutil::schema();
     let mut rng = Rng::new(seed);
@@ -375,7 +566,7 @@ fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -
     let mut out = Vec::new();
 
     // Join: the client asks, the server confirms with the schema.
-    let id = client.request(Request::JoinOrCreate { game: "arena".into() }, &mut out);
+    let id = client.request(Request::JoinOrCreate { game: "arena".into(), options: None }, &mut out);
     assert!(matches!(codec::decode_client(format, &out, DEFAULT_MAX_MESSAGE), Ok(ClientMsg::Req { .. })));
     let joined = testutil::joined(hz);
     out.clear();
@@ -386,6 +577,8 @@ fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -
     let mut ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));
     let mut encoder = delta::bin::Encoder::default();
     let mut acked: Option<Tick> = None;
+    let mut in_flight: std::collections::VecDeque<(u64, Option<Tick>)> = std::collections::VecDeque::new();
+    let mut mark: Option<Tick> = None;
     let mut applied = BTreeSet::new();
     let mut next_id = n as u32;
     let mut current = testutil::snapshot(&mut rng, Tick(1), n);
@@ -397,6 +590,10 @@ fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -
         }
         let _evicted = ring.push(current.clone());
         let current = &current;
+        while in_flight.front().is_some_and(|(arrives, _)| *arrives <= t) {
+            let (_, ack) = in_flight.pop_front().expect("front");
+            acked = acked.max(ack);
+        }
 
         // The baseline: the newest ack, if still kept; sometimes (a server
         // bug) a kept tick the client never applied.
@@ -441,23 +638,42 @@ fn drive(format: Format, seed: u64, n: usize, hz: u32, ticks: u64, link: Link) -
             assert_eq!(client.state(), Some(current), "tick {t}: client state differs from the server's");
             applied.insert(current.tick);
             deltas += u64::from(baseline.is_some());
+            mark = baseline.or(mark);
         }
+        let mut expected: Vec<Tick> = applied.iter().copied().filter(|a| mark.is_none_or(|m| *a >= m)).collect();
+        // Bounded memory: the oldest go first, never the mark.
+        let limit = MAX_BASELINES.max(SnapshotRing::capacity_for(hz));
+        while expected.len() > limit {
+            expected.remove(usize::from(Some(expected[0]) == mark));
+        }
+        assert_eq!(client.baselines().collect::<Vec<_>>(), expected, "tick {t}: kept baselines (mark {mark:?})");
 
         // The client answers every tick period with an input or an ack of
         // its newest applied tick; some are lost.
         out.clear();
-        if rng.chance(0.5) {
-            client.input(InputData { move_x: 1, move_y: -1, buttons: 0 }, &mut out);
-        } else {
-            client.ack(&mut out);
+        match rng.below(3) {
+            0 => {
+                client.input(InputData { move_x: 1, move_y: -1, buttons: 0 }, &mut out);
+            }
+            1 => {
+                let values = InputValues::from(InputData { move_x: -3, move_y: 0, buttons: 1 });
+                client.input_values(&values, &mut out).expect("the stick fits the room's input schema");
+            }
+            _ => {
+                client.ack(&mut out);
+            }
         }
         if !out.is_empty() && !rng.chance(link.ack_loss) {
             let ack = match codec::decode_client(format, &out, DEFAULT_MAX_MESSAGE) {
-                Ok(ClientMsg::Input { ack, .. }) => ack,
+                Ok(ClientMsg::Input { ack, data, .. }) => {
+                    let values = InputData::schema().decode(&data).expect("the server reads the input");
+                    assert!(matches!(InputData::from(values), InputData { move_y: -1 | 0, .. }));
+                    ack
+                }
                 Ok(ClientMsg::Ack { tick }) => Some(tick),
                 other => panic!("unexpected client message {other:?}"),
             };
-            acked = acked.max(ack);
+            in_flight.push_back((t + 1 + link.ack_delay as u64, ack));
         }
     }
     (applied.len() as u64, deltas, refused)
@@ -474,9 +690,10 @@ proptest! {
         hz in prop_oneof![Just(10u32), Just(30), Just(60), Just(128)],
         tick_loss in 0.0f64..0.5,
         ack_loss in 0.0f64..0.9,
+        ack_delay in prop_oneof![Just(0usize), 1usize..6],
         wrong_baseline in prop_oneof![Just(0.0f64), 0.0f64..0.2],
     ) {
-        let link = Link { tick_loss, ack_loss, wrong_baseline };
+        let link = Link { tick_loss, ack_loss, ack_delay, wrong_baseline };
         let (applied, _, _) = drive(format, seed, n, hz, 90, link);
         prop_assert!(applied > 0);
     }
@@ -485,15 +702,26 @@ proptest! {
 #[test]
 fn a_lossless_link_is_all_deltas_after_the_first_tick() {
     for format in Format::ALL {
-        let link = Link { tick_loss: 0.0, ack_loss: 0.0, wrong_baseline: 0.0 };
-        assert_eq!(drive(format, 7, 28, 30, 100, link), (100, 99, 0), "{format:?}");
+        assert_eq!(drive(format, 7, 28, 30, 100, Link::CLEAN), (100, 99, 0), "{format:?}");
+    }
+}
+
+/// Issue 15: full states arrive while the first ack is in flight (ticks 1
+/// to 4 are full, the ack of tick 1 reaches the server before tick 5);
+/// tick 5 is a delta against tick 1, which the client kept although every
+/// tick it applied since was a full state.
+#[test]
+fn a_full_state_while_an_older_ack_is_in_flight_keeps_that_baseline() {
+    for format in Format::ALL {
+        let link = Link { ack_delay: 3, ..Link::CLEAN };
+        assert_eq!(drive(format, 7, 28, 30, 100, link), (100, 96, 0), "{format:?}");
     }
 }
 
 #[test]
 fn wrong_baselines_are_refused_and_the_session_recovers() {
     for format in Format::ALL {
-        let link = Link { tick_loss: 0.2, ack_loss: 0.3, wrong_baseline: 0.2 };
+        let link = Link { tick_loss: 0.2, ack_loss: 0.3, ack_delay: 1, wrong_baseline: 0.2 };
         let (applied, deltas, refused) = drive(format, 11, 28, 30, 200, link);
         assert!(refused > 10 && applied > 100 && deltas > 50, "{format:?}: {applied} {deltas} {refused}");
     }
@@ -505,7 +733,7 @@ fn wrong_baselines_are_refused_and_the_session_recovers() {
 #[test]
 fn a_stalled_ack_at_128_hz_keeps_its_baseline() {
     for format in Format::ALL {
-        let link = Link { tick_loss: 0.0, ack_loss: 1.0, wrong_baseline: 0.0 };
+        let link = Link { ack_loss: 1.0, ..Link::CLEAN };
         // No ack ever arrives: all full states; then with the first ack only.
         assert_eq!(drive(format, 3, 10, 128, 140, link).1, 0);
     }
@@ -566,11 +794,33 @@ fn valid_server_frames(format: Format) -> Vec<Vec<u8>> {
                 entity_id: EntityId(17),
                 tick_hz: 30,
                 max_players: 8,
+                resume_token: "t0k3n".into(),
                 schema,
+                input_schema: InputData::schema().clone(),
             }),
+        },
+        ServerMsg::Cfm {
+            id: RequestId(2),
+            body: Confirm::RoomList {
+                rooms: vec![RoomInfo {
+                    room_id: RoomId("r-1-12".into()),
+                    game: "arena".into(),
+                    players: 3,
+                    max_players: 8,
+                    tick_hz: 30,
+                    spectators: 1,
+                    metadata: [("mode", Value::from("ctf")), ("round", Value::Int(300))].into_iter().collect(),
+                }],
+            },
         },
         ServerMsg::Rej { id: RequestId(7), code: RejectCode::RoomFull, reason: "full".into() },
         ServerMsg::Ind { body: Indication::PlayerLeft { player_id: PlayerId(2), reason: "left".into() } },
+        ServerMsg::Ind {
+            body: Indication::GameEvent {
+                name: "round_over".into(),
+                data: Value::List(vec![Value::Bytes(vec![1, 2]), Value::Float(-2.5)]),
+            },
+        },
         ServerMsg::Tick(TickMsg {
             tick: Tick(2),
             server_time_us: 1_763_740_000_000_000,
@@ -592,16 +842,29 @@ fn valid_client_frames(format: Format) -> Vec<Vec<u8>> {
     let msgs = [
         ClientMsg::Req {
             id: RequestId(300),
-            body: Request::CreateRoom { game: "arena".into(), max_players: Some(8), tick_hz: Some(60), private: true },
+            body: Request::CreateRoom {
+                game: "arena".into(),
+                max_players: Some(8),
+                tick_hz: Some(60),
+                private: true,
+                options: Some([("map", Value::from("dust")), ("seed", Value::Bytes(vec![7; 5]))].into_iter().collect()),
+            },
         },
         ClientMsg::Req { id: RequestId(1), body: Request::Hello { token: Some("t".into()), client: None } },
-        ClientMsg::Input { seq: InputSeq(70_000), ack: Some(Tick(1 << 40)), data: InputData::default() },
+        ClientMsg::Req {
+            id: RequestId(2),
+            body: Request::GameMessage {
+                name: "buy".into(),
+                data: Value::List(vec![Value::Int(-300), Value::Float(0.5), Value::Null, Value::Bool(true)]),
+            },
+        },
+        ClientMsg::Input { seq: InputSeq(70_000), ack: Some(Tick(1 << 40)), data: InputData::default().to_raw(format) },
         ClientMsg::Ack { tick: Tick(1234) },
     ];
     msgs.iter()
         .map(|m| {
             let mut out = Vec::new();
-            codec::encode_client(format, m, &mut out);
+            codec::encode_client(format, m, &mut out).unwrap();
             out
         })
         .collect()
@@ -614,7 +877,15 @@ fn truncated_encodings_are_refused_without_panicking() {
         for frame in valid_client_frames(format) {
             assert!(codec::decode_client(format, &frame, DEFAULT_MAX_MESSAGE).is_ok());
             for len in 0..frame.len() {
-                assert!(codec::decode_client(format, &frame[..len], DEFAULT_MAX_MESSAGE).is_err(), "{len}");
+                match codec::decode_client(format, &frame[..len], DEFAULT_MAX_MESSAGE) {
+                    Err(_) => {}
+                    // Binary input data runs to the end of the message, so
+                    // a cut inside it still decodes: the schema refuses it.
+                    Ok(ClientMsg::Input { data, .. }) => {
+                        assert!(InputData::schema().decode(&data).is_err(), "{format:?} {len}");
+                    }
+                    Ok(other) => panic!("{format:?} {len}: {other:?}"),
+                }
             }
         }
         for frame in valid_server_frames(format) {

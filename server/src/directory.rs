@@ -101,7 +101,15 @@ mod tests {
     use super::*;
 
     fn info(id: &str, game: &str, players: u32) -> RoomInfo {
-        RoomInfo { room_id: RoomId(id.into()), game: game.into(), players, max_players: 4, tick_hz: 30 }
+        RoomInfo {
+            room_id: RoomId(id.into()),
+            game: game.into(),
+            players,
+            max_players: 4,
+            tick_hz: 30,
+            spectators: 0,
+            metadata: Default::default(),
+        }
     }
 
     #[test]

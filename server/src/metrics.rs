@@ -70,7 +70,7 @@ pub struct ShardMetrics {
     /// Inputs dropped by the rate limit or for being in no room.
     pub inputs_dropped: AtomicU64,
     /// `rej` and `error` indications sent, by [`RejectCode::ALL`] index.
-    pub rejects: [AtomicU64; 10],
+    pub rejects: [AtomicU64; RejectCode::ALL.len()],
     /// Connections closed, by [`CLOSE_LABELS`] index.
     pub closes: [AtomicU64; CLOSE_LABELS.len()],
     /// HTTP answers, by [`HTTP_STATUSES`] index.

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::ids::{RoomId, SessionId};
 use tickforge_protocol::message::{Confirm, RejectCode, Request};
+use tickforge_protocol::value::ValueMap;
 
 /// A connection's session state that requests read and change.
 #[derive(Clone, Debug, Default)]
@@ -70,16 +71,35 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
+    let none = |m: &Option<ValueMap>| m.as_ref().is_none_or(|m| m.is_empty());
     match body {
         Request::Hello { token, client: _ } => hello(shard, who.session, token.as_deref()).into(),
-        Request::ListRooms { game } => Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) }),
-        Request::CreateRoom { game, max_players, tick_hz, private } => {
+        Request::ListRooms { game, filter } if none(&filter) => {
+            Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) })
+        }
+        Request::CreateRoom { game, max_players, tick_hz, private, options } if none(&options) => {
             create_room(shard, who, &game, max_players, tick_hz, private).into()
         }
-        Request::JoinRoom { room_id } => join_room(shard, who, &room_id, may_move),
-        Request::JoinOrCreate { game } => join_or_create(shard, who, &game, may_move),
+        Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
+        Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, who, &game, may_move),
         Request::LeaveRoom => leave_room(shard, who.seat).into(),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
+        // Filters, options, reservations, resume, spectators and game
+        // messages are in the contract but not served yet.
+        other => {
+            Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
+        }
+    }
+}
+
+/// What of a request this server does not serve yet, for the reason text.
+fn not_yet(body: &Request) -> &'static str {
+    match body {
+        Request::ListRooms { .. } => "list_rooms with a filter",
+        Request::CreateRoom { .. } => "create_room with options",
+        Request::JoinRoom { .. } => "join_room with a reservation",
+        Request::JoinOrCreate { .. } => "join_or_create with options",
+        other => other.name(),
     }
 }
 
@@ -91,7 +111,11 @@ fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Resu
     }
     session.authed = true;
     let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();
-    Ok(Confirm::Welcome { session_id: SessionId(id), server_version: env!("CARGO_PKG_VERSION").to_owned() })
+    Ok(Confirm::Welcome {
+        session_id: SessionId(id),
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        user_id: None,
+    })
 }
 
 fn not_in_a_room(seat: &Option<Seat>) -> Result<(), (RejectCode, String)> {

@@ -8,8 +8,8 @@
 //! tickforge-loadgen` first. Then, from the repository root:
 //!
 //! ```text
-//! cargo run --release -p tickforge-benches --bin e2e                # the full matrix (< 15 min)
-//! cargo run --release -p tickforge-benches --bin e2e -- --quick     # 100 and 1,000 clients, 5 s each
+//! cargo run --release -p tickforge-benches --bin e2e                # the full matrix (~20 min)
+//! cargo run --release -p tickforge-benches --bin e2e -- --quick     # 500 and 1,000 clients, 5 s each
 //! cargo run --release -p tickforge-benches --bin e2e -- --clients 2500,5000 --json-clients none \
 //!     --duration 10s --warmup 2s --no-write
 //! ```
@@ -17,9 +17,21 @@
 //! Per scenario: the server starts on a free port (`taskset -c 0`,
 //! `--no-pin` so its shard stays on that CPU, connection and room limits
 //! raised to fit the scenario), the loadgen runs (`taskset -c 1`), the
-//! runner samples the server's CPU seconds (utime+stime of /proc/PID/stat)
-//! over the loadgen's measured window and its RSS (VmRSS), then stops the
-//! server with SIGTERM. Every scenario is bounded in time.
+//! runner samples the server's CPU seconds (utime+stime of /proc/PID/stat),
+//! the messages it sent (`tickforge_messages_out_total` of /metrics) and
+//! its kernel crossings (`perf stat -e raw_syscalls:sys_enter,
+//! io_uring:io_uring_submit_req -p PID`) over the loadgen's measured
+//! window, and its RSS (VmRSS), then stops the server with SIGTERM. Right
+//! after each row it runs the floor (`../shared/tools/limit duplex-paced`,
+//! built with `cargo build --release --manifest-path
+//! ../shared/tools/limit/Cargo.toml --target-dir target/limit`) at the same
+//! client count on the same CPUs, so each row's costs per client-tick are
+//! also given as ratios to the floor measured in the same window. Every
+//! scenario is bounded in time.
+//!
+//! When README.md holds the markers `<!-- figures:begin -->` and
+//! `<!-- figures:end -->`, the summary table between them is rewritten
+//! from the same run, so the README and BENCHMARKS.md never disagree.
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::Value;
@@ -32,6 +44,8 @@ use std::time::{Duration, Instant};
 
 const BEGIN: &str = "<!-- e2e:begin (written by benches/src/bin/e2e.rs) -->";
 const END: &str = "<!-- e2e:end -->";
+const README_BEGIN: &str = "<!-- figures:begin -->";
+const README_END: &str = "<!-- figures:end -->";
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -51,12 +65,18 @@ struct Opts {
     out: PathBuf,
     results: PathBuf,
     write: bool,
+    /// The floor's binary; `None`: no floor runs.
+    limit_bin: Option<PathBuf>,
+    /// Seconds the floor measures each client count.
+    floor_secs: f64,
+    /// The README whose figures table follows the run.
+    readme: PathBuf,
 }
 
 impl Default for Opts {
     fn default() -> Self {
         Self {
-            clients: vec![100, 1_000, 2_500, 5_000, 7_500, 10_000],
+            clients: vec![500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000],
             json_clients: vec![1_000],
             duration_s: 30.0,
             warmup_s: 5.0,
@@ -70,13 +90,17 @@ impl Default for Opts {
             out: "BENCHMARKS.md".into(),
             results: "benches/results".into(),
             write: true,
+            limit_bin: Some("target/limit/release/limit".into()),
+            floor_secs: 4.0,
+            readme: "README.md".into(),
         }
     }
 }
 
 const USAGE: &str = "usage: e2e [--quick] [--clients N,N..] [--json-clients N,..|none] [--duration SECS] \
 [--warmup SECS] [--connect-rate N] [--server-cpu CPU] [--loadgen-cpu CPU] [--source-ips A-B|none] [--nice N|none] \
-[--bin-dir DIR] [--out FILE] [--results DIR] [--no-write]";
+[--bin-dir DIR] [--out FILE] [--results DIR] [--no-write] [--limit-bin FILE|none] [--floor-secs SECS] \
+[--readme FILE]";
 
 fn parse_list(s: &str) -> Result<Vec<usize>> {
     if s == "none" {
@@ -100,8 +124,8 @@ fn parse_args() -> Result<Opts> {
         let mut val = || args.next().with_context(|| format!("{a} needs a value; {USAGE}"));
         match a.as_str() {
             "--quick" => {
-                o.clients = vec![100, 1_000];
-                o.json_clients = vec![100];
+                o.clients = vec![500, 1_000];
+                o.json_clients = vec![500];
                 o.duration_s = 5.0;
                 o.warmup_s = 1.0;
             }
@@ -121,6 +145,12 @@ fn parse_args() -> Result<Opts> {
             "--out" => o.out = val()?.into(),
             "--results" => o.results = val()?.into(),
             "--no-write" => o.write = false,
+            "--limit-bin" => {
+                let v = val()?;
+                o.limit_bin = if v == "none" { None } else { Some(v.into()) };
+            }
+            "--floor-secs" => o.floor_secs = parse_secs(&val()?)?,
+            "--readme" => o.readme = val()?.into(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -161,6 +191,45 @@ struct Outcome {
     server_cpu_busy: f64,
     /// How busy the loadgen's CPU was (all processes), 0..1.
     loadgen_cpu_busy: f64,
+    /// Server CPU seconds over the window.
+    server_cpu_secs: f64,
+    /// Messages the server sent over the window (its /metrics), or the
+    /// state messages the loadgen received when /metrics had no count.
+    server_msgs: f64,
+    /// Where `server_msgs` came from.
+    server_msgs_from: &'static str,
+    /// The server's syscalls plus io_uring submissions over the window, or
+    /// why perf could not count them.
+    crossings: Result<f64, String>,
+    /// The floor at the same client count, right after the row.
+    floor: Result<Floor, String>,
+}
+
+/// The floor (`limit duplex-paced`) at one client count.
+#[derive(Debug, Clone)]
+struct Floor {
+    /// Its server's CPU per client-tick, µs.
+    server_us: f64,
+    /// Its client side's CPU per client-tick, µs.
+    client_us: f64,
+    /// CPU other processes took on its two CPUs meanwhile (0..1 each).
+    other: (f64, f64),
+    /// Every input and state frame arrived.
+    valid: bool,
+    /// The command.
+    cmd: String,
+}
+
+impl Outcome {
+    /// The server's CPU per message sent, µs.
+    fn server_us(&self) -> f64 {
+        self.server_cpu_secs * 1e6 / self.server_msgs
+    }
+
+    /// The loadgen's CPU per state message, µs (its own report).
+    fn loadgen_us(&self) -> f64 {
+        f(&self.report, &["loadgen_cost", "cpu_us_per_client_tick"])
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -175,6 +244,99 @@ fn healthy(port: u16) -> bool {
     }
     let mut buf = [0u8; 16];
     matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+/// `tickforge_messages_out_total` from the server's /metrics.
+fn messages_out(port: u16) -> Option<f64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines().find_map(|l| l.strip_prefix("tickforge_messages_out_total ").and_then(|v| v.trim().parse().ok()))
+}
+
+/// The server's kernel crossings counted by a `perf stat` started at the
+/// window's start: spawned here, read by [`crossings`].
+fn start_perf(pid: u32, secs: f64, out: &Path) -> Result<Child, String> {
+    let _ = std::fs::remove_file(out);
+    Command::new("perf")
+        .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter,io_uring:io_uring_submit_req", "-o"])
+        .arg(out)
+        .args(["-p", &pid.to_string(), "--", "sleep", &format!("{secs:.3}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("perf not runnable: {e}"))
+}
+
+/// The syscalls plus io_uring submissions `perf stat` counted, or why not.
+fn crossings(perf: Result<Child, String>, out: &Path) -> Result<f64, String> {
+    let child = perf?;
+    let done = child.wait_with_output().map_err(|e| format!("perf: {e}"))?;
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut total = 0.0;
+    let mut seen = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        match fields.first().map(|v| v.trim().parse::<f64>()) {
+            Some(Ok(v)) => {
+                total += v;
+                seen += 1;
+            }
+            _ => return Err(format!("perf could not count ({})", line.trim())),
+        }
+    }
+    if seen == 2 {
+        Ok(total)
+    } else {
+        let err = String::from_utf8_lossy(&done.stderr);
+        Err(format!("perf not permitted or not counting ({})", err.lines().next().unwrap_or("no output").trim()))
+    }
+}
+
+/// Runs the floor at `n` clients on the rows' two CPUs (its own pinning
+/// puts its server on CPU 0 and its client on CPU 1).
+fn run_floor(o: &Opts, n: usize) -> Result<Floor, String> {
+    let bin = o.limit_bin.as_ref().ok_or("no floor binary")?;
+    if !bin.exists() {
+        return Err(format!(
+            "{} is missing: cargo build --release --manifest-path ../shared/tools/limit/Cargo.toml --target-dir target/limit",
+            bin.display()
+        ));
+    }
+    let args: Vec<String> = vec![
+        "-c".into(),
+        format!("{},{}", o.server_cpu, o.loadgen_cpu),
+        bin.display().to_string(),
+        "duplex-paced".into(),
+        "--size".into(),
+        "256".into(),
+        "--steps".into(),
+        n.to_string(),
+        "--step-secs".into(),
+        format!("{}", o.floor_secs),
+    ];
+    let (mut cmd, cmdline) = pinned(o.nice, &args);
+    let child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(20));
+    prioritize(child.id(), o.nice);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with('{')).ok_or_else(|| {
+        format!("no result ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""))
+    })?;
+    let r: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let hz = f(&r, &["hz"]);
+    Ok(Floor {
+        server_us: f(&r, &["ns_per_msg_cpu"]) / 1000.0,
+        client_us: f(&r, &["rcv_cpu"]) / (n as f64 * hz) * 1e6,
+        other: (f(&r, &["cpu0_other"]), f(&r, &["cpu1_other"])),
+        valid: r["valid"].as_bool().unwrap_or(false),
+        cmd: cmdline,
+    })
 }
 
 fn clock_ticks() -> f64 {
@@ -362,11 +524,16 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
     let deadline = measure_end + Duration::from_secs(60);
     let (mut cpu0, mut cpu1, mut rss_peak, mut load) = (None, None, rss_idle_kib, f64::NAN);
     let (mut jiffies0, mut jiffies1) = ((None, None), (None, None));
+    let (mut msgs0, mut msgs1) = (None, None);
+    let perf_path = o.results.join(format!("{}.perf.csv", s.name()));
+    let mut perf = None;
     let status = loop {
         let now = Instant::now();
         if cpu0.is_none() && now >= measure_start {
+            perf = Some(start_perf(pid, o.duration_s, &perf_path));
             cpu0 = cpu_secs(pid, hz).map(|c| (c, now));
             jiffies0 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
+            msgs0 = messages_out(port);
         }
         if now >= measure_start && now < measure_end {
             rss_peak = rss_peak.max(rss_kib(pid).unwrap_or(0));
@@ -375,11 +542,16 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
             cpu1 = cpu_secs(pid, hz).map(|c| (c, now));
             load = load_avg();
             jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
+            msgs1 = messages_out(port);
         }
         if let Some(status) = loadgen.try_wait()? {
             break status;
         }
         if now > deadline {
+            if let Some(Ok(mut p)) = perf.take() {
+                let _ = p.kill();
+                let _ = p.wait();
+            }
             let _ = loadgen.kill();
             let _ = loadgen.wait();
             stop(&mut server);
@@ -393,7 +565,13 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         cpu1 = cpu_secs(pid, hz).map(|c| (c, Instant::now()));
         load = load_avg();
         jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
+        msgs1 = messages_out(port);
     }
+    let crossings = match perf {
+        Some(perf) => crossings(perf, &perf_path),
+        None => Err("the window was not reached".into()),
+    };
+    let _ = std::fs::remove_file(&perf_path);
     let server_alive = server.try_wait()?.is_none();
     stop(&mut server);
     if !server_alive {
@@ -404,9 +582,13 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         format!("{}: no report ({status}): {}", s.name(), log.trim())
     })?;
     let report: Value = serde_json::from_str(&text)?;
-    let server_cpu_cores = match (cpu0, cpu1) {
-        (Some((c0, t0)), Some((c1, t1))) if t1 > t0 => (c1 - c0) / (t1 - t0).as_secs_f64(),
-        _ => f64::NAN,
+    let (server_cpu_cores, server_cpu_secs) = match (cpu0, cpu1) {
+        (Some((c0, t0)), Some((c1, t1))) if t1 > t0 => ((c1 - c0) / (t1 - t0).as_secs_f64(), c1 - c0),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let (server_msgs, server_msgs_from) = match (msgs0, msgs1) {
+        (Some(a), Some(b)) if b > a => (b - a, "server /metrics"),
+        _ => (f(&report, &["state_messages"]), "loadgen count"),
     };
     let _ = std::fs::remove_file(&log_path);
     let _ = std::fs::remove_file(&lg_log_path);
@@ -422,6 +604,11 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         load_avg: load,
         server_cpu_busy: busy(jiffies0.0, jiffies1.0),
         loadgen_cpu_busy: busy(jiffies0.1, jiffies1.1),
+        server_cpu_secs,
+        server_msgs,
+        server_msgs_from,
+        crossings,
+        floor: Err("not run yet".into()),
     })
 }
 
@@ -444,7 +631,39 @@ fn delivered(r: &Value, clients: usize) -> String {
 }
 
 /// The table's header row.
-const HEADER: &str = "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | loadgen lag p99 ms | host load |";
+const HEADER: &str = "| clients | form | state msgs/s (of 30/s per client) | tick p50 ms | tick p99 ms | tick p99.9 ms | tick max ms | input p99 ms | bytes/client-tick | full-state bytes | delta ratio | missed ticks | errors | server CPU | its CPU busy | server RSS MiB | RSS/client KiB | loadgen CPU | its CPU busy | loadgen lag p99 ms | host load | server us/client-tick | floor server us | server / floor | loadgen us/client-tick | floor client us | loadgen / floor client | server crossings/client-tick | floor CPUs taken by others |";
+
+/// `v` with `digits` decimals, or `-` when it is not a number.
+fn num(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "-".into()
+    }
+}
+
+/// The floor's and the ratio columns of a row.
+fn floor_cells(out: &Outcome) -> [String; 5] {
+    match &out.floor {
+        Ok(fl) => [
+            num(fl.server_us, 2),
+            num(out.server_us() / fl.server_us, 2),
+            num(fl.client_us, 2),
+            num(out.loadgen_us() / fl.client_us, 2),
+            format!("{:.2} / {:.2}{}", fl.other.0, fl.other.1, if fl.valid { "" } else { " (invalid run)" }),
+        ],
+        Err(_) => ["-".into(), "-".into(), "-".into(), "-".into(), "-".into()],
+    }
+}
+
+/// The server's kernel crossings per message, or a dash (the reason is
+/// listed under the table).
+fn crossing_cell(out: &Outcome) -> String {
+    match &out.crossings {
+        Ok(n) => num(n / out.server_msgs, 2),
+        Err(_) => "perf n/a".into(),
+    }
+}
 
 /// The markdown section.
 fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
@@ -466,13 +685,23 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
          {} s warm-up, {} s measured. Server: `tickforge --shards 1` on CPU {}; loadgen: \
          `tickforge-loadgen --cores 1` on CPU {}; one host, loopback, so both clocks are one. \
          Server CPU is user+system seconds per measured second (1.00 = its one core saturated); \
-         RSS per client is (peak RSS under load - idle RSS) / clients. A loadgen CPU near 1.00 means the \
-         loadgen, not the server, was the limit of that row; so does a loadgen lag (how late it woke for its own \
-         input slots) near the tick latency. \"Its CPU busy\" is how busy that CPU was with all \
+         RSS per client is (peak RSS under load - idle RSS) / clients. The loadgen times each tick by the \
+         kernel's receive timestamp and each input from its scheduled slot; its report says when it was the limit \
+         of a row (its CPU saturated, its lag over a tenth of the input period, slots it served a period late, \
+         ticks it could not time apart): such rows are named under the table. \"Its CPU busy\" is how busy that CPU was with all \
          processes (/proc/stat): when it is near 1.00 while the process's own share is well below, other \
          processes (builds, other benchmarks on a shared host) took the CPU and the latency figures of that row \
          are inflated. Host load is the 1-minute load average at the end of the measured window. Both \
-         processes ran at nice {}, each in its own session (autogroup) with that nice.\n",
+         processes ran at nice {}, each in its own session (autogroup) with that nice.\n\n\
+         Costs per client-tick: server us is the server's user+system CPU seconds over the window divided by the \
+         messages it sent in it (its `tickforge_messages_out_total`); loadgen us is the loadgen's own CPU over the \
+         window divided by the state messages it received (its report). Right after each row the floor \
+         (`../shared/tools/limit duplex-paced --size 256`, the same client count, the same two CPUs: its server on \
+         CPU 0, its client on CPU 1) gives its server's and its client's CPU per client-tick; the ratios compare \
+         each side with the floor measured minutes apart at most, on the same host. \"Floor CPUs taken by \
+         others\" is what other processes took of CPU 0 / CPU 1 during the floor's run. Server crossings are its \
+         syscalls plus io_uring submissions (`perf stat -e raw_syscalls:sys_enter,io_uring:io_uring_submit_req \
+         -p PID` over the window) per message sent.\n",
         o.players_per_room,
         o.warmup_s,
         o.duration_s,
@@ -488,9 +717,10 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
         let r = &out.report;
         let clients = out.scenario.clients;
         let per_client = (out.rss_peak_kib.saturating_sub(out.rss_idle_kib)) as f64 / clients as f64;
+        let cells = floor_cells(out);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
             clients,
             out.scenario.form,
             delivered(r, clients),
@@ -512,17 +742,48 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
             out.loadgen_cpu_busy,
             ms(r, &["loadgen_lag_us", "p99"]),
             out.load_avg,
+            num(out.server_us(), 2),
+            cells[0],
+            cells[1],
+            num(out.loadgen_us(), 2),
+            cells[2],
+            cells[3],
+            crossing_cell(out),
+            cells[4],
         );
     }
     let _ = writeln!(s);
-    let best = outcomes
-        .iter()
-        .filter(|o| o.scenario.form == "bin")
-        .filter(|o| f(&o.report, &["tick_latency_us", "p99"]) < 5_000.0)
-        .filter(|o| f(&o.report, &["ticks_per_sec"]) >= 0.99 * ASKED_HZ * o.scenario.clients as f64)
-        .filter(|o| o.report["missed_ticks"].as_u64() == Some(0) && o.report["errors_total"].as_u64() == Some(0))
-        .map(|o| o.scenario.clients)
-        .max();
+    for out in outcomes {
+        let limits = out.report["loadgen_limits"].as_array().map(Vec::len).unwrap_or(0);
+        if limits > 0 {
+            let _ = writeln!(
+                s,
+                "- {} clients, {}: the loadgen was the limit of this row: {}.",
+                out.scenario.clients,
+                out.scenario.form,
+                out.report["loadgen_limits"]
+                    .as_array()
+                    .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_default()
+            );
+        }
+        if let Err(why) = &out.crossings {
+            let _ =
+                writeln!(s, "- {} clients, {}: no kernel crossings: {why}.", out.scenario.clients, out.scenario.form);
+        }
+        if let Err(why) = &out.floor {
+            let _ = writeln!(s, "- {} clients, {}: no floor: {why}.", out.scenario.clients, out.scenario.form);
+        }
+        if out.server_msgs_from != "server /metrics" {
+            let _ = writeln!(
+                s,
+                "- {} clients, {}: server us per client-tick over the loadgen's count of state messages (no /metrics count).",
+                out.scenario.clients, out.scenario.form
+            );
+        }
+    }
+    let _ = writeln!(s);
+    let best = best(outcomes);
     let _ = writeln!(
         s,
         "Largest client count (binary form) with tick-latency p99 under 5 ms, no missed ticks, no errors and at \
@@ -548,12 +809,85 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
     for out in outcomes {
         let _ = writeln!(
             s,
-            "```\n{}\n{}\n```\n(loadgen exit status {})\n",
-            out.server_cmd, out.loadgen_cmd, out.loadgen_status
+            "```\n{}\n{}\n{}```\n(loadgen exit status {})\n",
+            out.server_cmd,
+            out.loadgen_cmd,
+            out.floor.as_ref().map(|fl| format!("{}\n", fl.cmd)).unwrap_or_default(),
+            out.loadgen_status
         );
     }
     let _ = writeln!(s, "</details>");
     s
+}
+
+/// The README's figures table: the binary rows of this run, in brief.
+fn summary(o: &Opts, outcomes: &[Outcome]) -> String {
+    let mut s = String::new();
+    let date = outcomes.first().and_then(|o| o.report["machine"]["date"].as_str()).unwrap_or("?");
+    let _ = writeln!(
+        s,
+        "From the end-to-end run of {date} (`e2e{}`): `tickforge --shards 1` on one core, the loadgen on another, \
+         arena at 30 Hz, {} players per room, binary form, {} s measured per row; the floor is \
+         `limit duplex-paced` at the same client count, run right after each row. Full table: \
+         [BENCHMARKS.md](BENCHMARKS.md).\n",
+        std::env::args().skip(1).map(|a| format!(" {a}")).collect::<String>(),
+        o.players_per_room,
+        o.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "| clients | tick p99 ms | delivered | errors | server us/client-tick (x floor) | server crossings/client-tick | loadgen us/client-tick (x floor client) | RSS/client KiB |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for out in outcomes.iter().filter(|o| o.scenario.form == "bin") {
+        let r = &out.report;
+        let clients = out.scenario.clients;
+        let ratio = |v: f64, floor: Option<f64>| match floor {
+            Some(fl) => format!("{} ({}x)", num(v, 1), num(v / fl, 2)),
+            None => num(v, 1),
+        };
+        let floor = out.floor.as_ref().ok();
+        let limited =
+            if r["loadgen_limits"].as_array().is_some_and(|v| !v.is_empty()) { " (loadgen-limited)" } else { "" };
+        let _ = writeln!(
+            s,
+            "| {clients}{limited} | {} | {:.1} % | {} | {} | {} | {} | {:.1} |",
+            ms(r, &["tick_latency_us", "p99"]),
+            100.0 * f(r, &["ticks_per_sec"]) / (ASKED_HZ * clients as f64),
+            r["errors_total"],
+            ratio(out.server_us(), floor.map(|f| f.server_us)),
+            crossing_cell(out),
+            ratio(out.loadgen_us(), floor.map(|f| f.client_us)),
+            out.rss_peak_kib.saturating_sub(out.rss_idle_kib) as f64 / clients as f64,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nLargest client count with tick-latency p99 under 5 ms, at least 99 % of the state messages, no missed \
+         ticks and no errors: **{}**.",
+        best(outcomes).map_or("none of those run".to_string(), |n| n.to_string())
+    );
+    s
+}
+
+/// The largest binary row that met the latency target.
+fn best(outcomes: &[Outcome]) -> Option<usize> {
+    outcomes
+        .iter()
+        .filter(|o| o.scenario.form == "bin")
+        .filter(|o| f(&o.report, &["tick_latency_us", "p99"]) < 5_000.0)
+        .filter(|o| f(&o.report, &["ticks_per_sec"]) >= 0.99 * ASKED_HZ * o.scenario.clients as f64)
+        .filter(|o| o.report["missed_ticks"].as_u64() == Some(0) && o.report["errors_total"].as_u64() == Some(0))
+        .map(|o| o.scenario.clients)
+        .max()
+}
+
+/// `text` with what lies between the `begin` and `end` marker lines
+/// replaced by `body`; `None` when the markers are not both there, in order.
+fn replace_between(text: &str, begin: &str, end: &str, body: &str) -> Option<String> {
+    let b = text.find(begin)?;
+    let e = b + text[b..].find(end)?;
+    Some(format!("{}{begin}\n{body}{}", &text[..b], &text[e..]))
 }
 
 /// Replaces the section between the markers (or appends it).
@@ -596,7 +930,12 @@ fn main() -> Result<()> {
     for s in scenarios {
         eprintln!("e2e: {} clients, {} ({:.0} s so far)", s.clients, s.form, started.elapsed().as_secs_f64());
         match run_scenario(&o, s, hz) {
-            Ok(out) => {
+            Ok(mut out) => {
+                if o.limit_bin.is_some() {
+                    out.floor = run_floor(&o, s.clients);
+                } else {
+                    out.floor = Err("not asked for (--limit-bin none)".into());
+                }
                 let r = &out.report;
                 eprintln!(
                     "e2e:   tick p99 {} ms, input p99 {} ms, {:.1} B/client-tick ({:.1} % of full), missed {}, errors {}, server CPU {:.2}, RSS {:.1} MiB, loadgen CPU {:.2}",
@@ -610,6 +949,21 @@ fn main() -> Result<()> {
                     out.rss_peak_kib as f64 / 1024.0,
                     f(r, &["loadgen_cpu_cores"]),
                 );
+                let cells = floor_cells(&out);
+                eprintln!(
+                    "e2e:   server {} us/client-tick ({}x the floor's {}), {} crossings/client-tick; loadgen {} us/client-tick ({}x the floor client's {}){}",
+                    num(out.server_us(), 2),
+                    cells[1],
+                    cells[0],
+                    crossing_cell(&out),
+                    num(out.loadgen_us(), 2),
+                    cells[3],
+                    cells[2],
+                    match &out.floor {
+                        Err(e) => format!("; floor: {e}"),
+                        Ok(_) => String::new(),
+                    }
+                );
                 outcomes.push(out);
             }
             Err(e) => {
@@ -622,11 +976,53 @@ fn main() -> Result<()> {
     if o.write {
         write_section(&o.out, &body)?;
         eprintln!("e2e: wrote {} in {:.0} s", o.out.display(), started.elapsed().as_secs_f64());
+        let readme = std::fs::read_to_string(&o.readme).unwrap_or_default();
+        match replace_between(&readme, README_BEGIN, README_END, &summary(&o, &outcomes)) {
+            Some(text) if !outcomes.is_empty() => {
+                std::fs::write(&o.readme, text).with_context(|| format!("writing {}", o.readme.display()))?;
+                eprintln!("e2e: wrote the figures table of {}", o.readme.display());
+            }
+            Some(_) => {}
+            None => eprintln!("e2e: {} has no {README_BEGIN} ... {README_END} markers: left alone", o.readme.display()),
+        }
     } else {
-        print!("{body}");
+        print!("{body}\n{}", summary(&o, &outcomes));
     }
     if outcomes.is_empty() {
         bail!("no scenario ran");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_table_goes_between_its_markers_only() {
+        let text = "# x\n\nintro\n<!-- figures:begin -->\nold\ntable\n<!-- figures:end -->\nafter\n";
+        let new = replace_between(text, README_BEGIN, README_END, "new\n").unwrap();
+        assert_eq!(new, "# x\n\nintro\n<!-- figures:begin -->\nnew\n<!-- figures:end -->\nafter\n");
+        // Twice gives the same.
+        assert_eq!(replace_between(&new, README_BEGIN, README_END, "new\n").unwrap(), new);
+        assert_eq!(replace_between("no markers", README_BEGIN, README_END, "x"), None);
+        assert_eq!(replace_between("<!-- figures:end --> <!-- figures:begin -->", README_BEGIN, README_END, "x"), None);
+    }
+
+    #[test]
+    fn perf_counts_are_read_from_its_csv() {
+        let dir = std::env::temp_dir().join(format!("e2e-perf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("p.csv");
+        let ok = "# started on x\n\n1234,,raw_syscalls:sys_enter,1000,100.00,,\n766,,io_uring:io_uring_submit_req,1000,100.00,,\n";
+        let perf = Command::new("true").stderr(Stdio::piped()).spawn().map_err(|e| e.to_string());
+        std::fs::write(&out, ok).unwrap();
+        assert_eq!(crossings(perf, &out), Ok(2000.0));
+        let refused = "<not supported>,,raw_syscalls:sys_enter,0,100.00,,\n";
+        let perf = Command::new("true").stderr(Stdio::piped()).spawn().map_err(|e| e.to_string());
+        std::fs::write(&out, refused).unwrap();
+        assert!(crossings(perf, &out).is_err());
+        assert!(crossings(Err("perf not runnable".into()), &out).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -74,6 +74,7 @@ fn bad_flags_and_urls_are_refused() {
 
 #[test]
 fn gates_pick_the_exit_status_and_reports_are_written() {
+    let _one = crate::one_run();
     let server = FakeServer::start(Behaviour::default());
     let dir = std::env::temp_dir().join(format!("tickforge-loadgen-gates-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

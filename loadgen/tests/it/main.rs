@@ -7,3 +7,30 @@ mod fake;
 mod cli;
 // Whole runs of the library against the fake server.
 mod run;
+// The latency figures against delays the fake server injects.
+mod timing;
+
+/// Whole runs take this lock: their cores pin to the first CPU of the
+/// test's affinity mask, and two runs at once would share it, which the
+/// timing tests would measure. A file lock, because test runners (nextest)
+/// run each test in a process of its own.
+pub(crate) struct OneRun(std::fs::File);
+
+impl Drop for OneRun {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: our own open file.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Takes the run lock (blocking until no other test process holds it).
+pub(crate) fn one_run() -> OneRun {
+    use std::os::fd::AsRawFd;
+    let path = std::env::temp_dir().join("tickforge-loadgen-tests.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    // SAFETY: our own open file; blocks until the lock is free.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    OneRun(file)
+}

@@ -21,6 +21,7 @@ fn config(url: String, clients: usize, format: Format) -> LoadConfig {
 #[test]
 fn rooms_fill_exactly_and_every_tick_applies() {
     for format in [Format::Bin, Format::Json] {
+        let _one = crate::one_run();
         let server = FakeServer::start(Behaviour::default());
         let report = tickforge_loadgen::run(config(server.url(), 20, format)).unwrap();
         eprintln!("{}", report.table());
@@ -41,6 +42,7 @@ fn rooms_fill_exactly_and_every_tick_applies() {
 
 #[test]
 fn dropped_ticks_are_counted_as_missed() {
+    let _one = crate::one_run();
     let server = FakeServer::start(Behaviour { drop_every: Some(10), ..Behaviour::default() });
     let report = tickforge_loadgen::run(config(server.url(), 4, Format::Bin)).unwrap();
     assert!(report.missed_ticks > 0, "{}", report.table());
@@ -49,6 +51,7 @@ fn dropped_ticks_are_counted_as_missed() {
 
 #[test]
 fn source_addresses_are_bound() {
+    let _one = crate::one_run();
     let server = FakeServer::start(Behaviour::default());
     let mut cfg = config(server.url(), 8, Format::Bin);
     cfg.source_ips = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];

@@ -1,17 +1,19 @@
 //! A `ClientSession` driven by a sequence of operations: its own requests,
-//! inputs and acks, raw bytes from a hostile server, and valid ticks from a
-//! model server (full or against a chosen baseline). Never a panic; a
-//! model tick the session applies leaves it holding the model's snapshot
-//! (unless a raw message was accepted since the last join), and a refused
-//! message leaves its state untouched.
+//! inputs (the stick and any values) and acks, raw bytes from a hostile
+//! server, joins and watches, and valid ticks from a model server (full or
+//! against a chosen baseline). Never a panic; a model tick the session
+//! applies leaves it holding the model's snapshot (unless a raw message was
+//! accepted since the last join), a refused message leaves its state
+//! untouched, and an input it writes is one the server reads back.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tickforge_protocol::codec::{self, Format, TickHeader};
+use tickforge_protocol::codec::{self, Format, TickHeader, DEFAULT_MAX_MESSAGE};
 use tickforge_protocol::delta;
 use tickforge_protocol::ids::{InputSeq, RequestId, RoomId, Tick};
-use tickforge_protocol::message::{Confirm, Indication, InputData, Request, ServerMsg};
+use tickforge_protocol::input::{InputSchema, InputValues};
+use tickforge_protocol::message::{ClientMsg, Confirm, Indication, InputData, Request, ServerMsg, Watching};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
 use tickforge_protocol::testutil::{self, Rng};
 use tickforge_protocol::ClientSession;
@@ -19,6 +21,9 @@ use tickforge_protocol::ClientSession;
 #[derive(Arbitrary, Debug)]
 enum Op {
     Join {
+        hz: u8,
+    },
+    Watch {
         hz: u8,
     },
     Leave,
@@ -29,6 +34,7 @@ enum Op {
         move_y: i8,
         buttons: u8,
     },
+    InputValues(Vec<i32>),
     Ack,
     Raw(Vec<u8>),
     /// The model server steps `steps` ticks and sends the newest, against
@@ -44,6 +50,14 @@ struct Input {
     json: bool,
     seed: u64,
     ops: Vec<Op>,
+}
+
+/// An input the session wrote reads back, with its schema, as the values given.
+fn read_back(format: Format, bytes: &[u8], schema: &InputSchema, expected: InputValues) {
+    match codec::decode_client(format, bytes, DEFAULT_MAX_MESSAGE) {
+        Ok(ClientMsg::Input { data, .. }) => assert_eq!(schema.decode(&data), Ok(expected)),
+        other => panic!("not an input: {other:?}"),
+    }
 }
 
 fuzz_target!(|input: Input| {
@@ -62,19 +76,27 @@ fuzz_target!(|input: Input| {
     let mut trusted = true;
     for op in input.ops.into_iter().take(256) {
         match op {
-            Op::Join { hz: h } => {
+            Op::Join { hz: h } | Op::Watch { hz: h } => {
                 hz = u32::from(h).clamp(10, 128);
                 ring = SnapshotRing::new(SnapshotRing::capacity_for(hz));
                 current = testutil::snapshot(&mut rng, Tick(1), 8);
                 next_id = 8;
                 let joined = testutil::joined(hz);
+                let body = if matches!(op, Op::Join { .. }) {
+                    Confirm::Joined(joined)
+                } else {
+                    Confirm::Watching(Watching {
+                        room_id: joined.room_id,
+                        game: joined.game,
+                        tick_hz: joined.tick_hz,
+                        schema: joined.schema,
+                        input_schema: joined.input_schema,
+                    })
+                };
                 out.clear();
-                codec::encode_server(
-                    format,
-                    &ServerMsg::Cfm { id: RequestId(1), body: Confirm::Joined(joined) },
-                    &mut out,
-                );
+                codec::encode_server(format, &ServerMsg::Cfm { id: RequestId(1), body }, &mut out);
                 assert_eq!(session.handle_message(&out), Ok(()));
+                assert_eq!(session.baselines().count(), 0, "a join or a watch starts over");
                 trusted = true;
             }
             Op::Leave => {
@@ -93,7 +115,21 @@ fuzz_target!(|input: Input| {
                 session.request(Request::Ping { client_time_us: 1 }, &mut out);
             }
             Op::Input { move_x, move_y, buttons } => {
-                session.input(InputData { move_x, move_y, buttons }, &mut out);
+                let data = InputData { move_x, move_y, buttons };
+                session.input(data, &mut out);
+                read_back(format, &out, InputData::schema(), data.into());
+            }
+            Op::InputValues(values) => {
+                let Some(values) = InputValues::from_slice(&values) else { continue };
+                let before = session.input_seq();
+                match session.input_values(&values, &mut out) {
+                    Ok(seq) => {
+                        assert_eq!(seq, before.next());
+                        let schema = session.input_schema().expect("an input was written: a schema is known").clone();
+                        read_back(format, &out, &schema, values);
+                    }
+                    Err(_) => assert_eq!(session.input_seq(), before, "a refused input uses no seq"),
+                }
             }
             Op::Ack => {
                 let _ = session.ack(&mut out);

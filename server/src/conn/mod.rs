@@ -103,7 +103,7 @@ pub(crate) struct Connection {
     decode_errors: u32,
     inputs: RateLimit,
     requests: RateLimit,
-    not_in_room: Throttle,
+    input_notice: Throttle,
     last_rx: Instant,
     pinged: bool,
     last_tx_progress: Instant,
@@ -137,7 +137,7 @@ impl Connection {
             decode_errors: 0,
             inputs: RateLimit::new(limits.inputs_per_sec, now),
             requests: RateLimit::new(limits.requests_per_sec, now),
-            not_in_room: Throttle::new(Duration::from_secs(1)),
+            input_notice: Throttle::new(Duration::from_secs(1)),
             last_rx: now,
             pinged: false,
             last_tx_progress: now,
@@ -491,13 +491,19 @@ impl Connection {
                 if !self.input_allowed(now) {
                     return;
                 }
-                match &self.seat {
-                    Some(seat) => seat.input(seq, ack, data),
-                    None => {
-                        ShardMetrics::inc(&self.metrics().inputs_dropped);
-                        if self.not_in_room.allow(now) {
-                            self.indicate_error(RejectCode::NotInRoom, "input while in no room: dropped".into());
-                        }
+                // An input outside the room's input schema is dropped like
+                // one in no room: one `error` indication a second at most
+                // (not an undecodable message: no 1007 for it).
+                let dropped = match &self.seat {
+                    Some(seat) => {
+                        seat.input(seq, ack, &data).err().map(|e| (e.reject_code(), format!("input dropped: {e}")))
+                    }
+                    None => Some((RejectCode::NotInRoom, "input while in no room: dropped".into())),
+                };
+                if let Some((code, reason)) = dropped {
+                    ShardMetrics::inc(&self.metrics().inputs_dropped);
+                    if self.input_notice.allow(now) {
+                        self.indicate_error(code, reason);
                     }
                 }
             }
@@ -574,5 +580,130 @@ impl Drop for Connection {
     /// However the connection ends (a panic included), its seat is given back.
     fn drop(&mut self) {
         self.leave("disconnected");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection on a virtual clock: no socket, no sleeping.
+
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::directory::Directory;
+    use crate::metrics::Metrics;
+    use crate::outbox::OutboxItem;
+    use crate::shard_state::Shared;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    fn shard(f: impl FnOnce(&mut ServerConfig)) -> Rc<ShardState> {
+        let mut config = ServerConfig { shards: 1, ..ServerConfig::default() };
+        f(&mut config);
+        let shared = Shared {
+            config: Arc::new(config),
+            metrics: Metrics::new(1),
+            directory: Directory::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        Rc::new(ShardState::new(0, shared))
+    }
+
+    /// A masked client frame.
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [7u8, 1, 2, 3];
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    /// The control frames (opcode, payload) waiting in `conn`'s outbox.
+    fn sent(conn: &Connection) -> Vec<(u8, Vec<u8>)> {
+        let pending = conn.outbox().pending().to_vec();
+        let mut out = Vec::new();
+        let mut rest = &pending[..];
+        while rest.len() >= 2 {
+            let len = usize::from(rest[1] & 0x7f);
+            out.push((rest[0] & 0x0f, rest[2..2 + len].to_vec()));
+            rest = &rest[2 + len..];
+        }
+        conn.outbox().consume(pending.len());
+        out
+    }
+
+    #[test]
+    fn a_silent_peer_is_pinged_then_closed_1008() {
+        let shard = shard(|c| {
+            c.ping_interval = Duration::from_secs(15);
+            c.ping_timeout = Duration::from_secs(15);
+        });
+        let t0 = Instant::now();
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        conn.housekeeping(t0 + Duration::from_secs(14));
+        assert!(sent(&conn).is_empty(), "no ping before the interval");
+        conn.housekeeping(t0 + Duration::from_secs(15));
+        assert_eq!(sent(&conn), vec![(0x9, Vec::new())], "a ping at the interval");
+        conn.housekeeping(t0 + Duration::from_secs(29));
+        assert!(conn.outbox().close_reason().is_none());
+        conn.housekeeping(t0 + Duration::from_secs(30));
+        let close = sent(&conn);
+        assert_eq!(close[0].0, 0x8);
+        assert_eq!(u16::from_be_bytes([close[0].1[0], close[0].1[1]]), 1008);
+        assert!(!conn.is_done(), "waits for the peer's close within the linger");
+        conn.housekeeping(t0 + Duration::from_secs(30) + CLOSE_LINGER);
+        assert!(conn.is_done());
+    }
+
+    #[test]
+    fn any_bytes_from_the_peer_reset_the_keepalive() {
+        let shard = shard(|_| {});
+        let t0 = Instant::now();
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        conn.on_bytes(&frame(0xA, b""), t0 + Duration::from_secs(14)); // a pong
+        conn.housekeeping(t0 + Duration::from_secs(20));
+        assert!(sent(&conn).is_empty(), "silent for 6 s only");
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_is_closed_after_the_send_stall() {
+        let shard = shard(|c| c.limits.send_stall = Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        let ping = br#"{"type":"req","id":1,"body":{"type":"ping","client_time_us":5}}"#;
+        conn.on_bytes(&frame(0x1, ping), t0);
+        assert!(conn.outbox().has_pending(), "the pong waits for the socket");
+        conn.housekeeping(t0 + Duration::from_secs(9));
+        assert!(conn.outbox().close_reason().is_none());
+        conn.housekeeping(t0 + Duration::from_secs(10));
+        assert!(matches!(conn.outbox().close_reason(), Some(CloseReason::TooSlow { .. })));
+    }
+
+    #[test]
+    fn the_peers_close_is_answered_and_the_socket_dropped_once_sent() {
+        let shard = shard(|_| {});
+        let t0 = Instant::now();
+        let mut conn = Connection::new(&shard, Format::Bin, false, Vec::new(), Session::default(), t0);
+        conn.on_bytes(&frame(0x8, &1000u16.to_be_bytes()), t0);
+        assert_eq!(sent(&conn), vec![(0x8, 1000u16.to_be_bytes().to_vec())]);
+        assert!(conn.is_done());
+        let m = shard.shared.metrics.render();
+        assert!(m.contains("tickforge_closes_total{reason=\"normal\",code=\"1000\"} 1"), "{m}");
+    }
+
+    #[test]
+    fn inputs_outside_a_room_get_one_error_indication_a_second() {
+        let shard = shard(|_| {});
+        let t0 = Instant::now();
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        let input = br#"{"type":"input","seq":1,"data":{"move_x":0,"move_y":0,"buttons":0}}"#;
+        for ms in [0, 100, 900] {
+            conn.on_bytes(&frame(0x1, input), t0 + Duration::from_millis(ms));
+        }
+        let errors = conn.outbox().pending().windows(11).filter(|w| w == b"not_in_room").count();
+        assert_eq!(errors, 1);
+        conn.on_bytes(&frame(0x1, input), t0 + Duration::from_millis(1000));
+        assert!(matches!(conn.outbox().try_next(), Some(OutboxItem::Control(_))));
+        assert!(matches!(conn.outbox().try_next(), Some(OutboxItem::Control(_))));
+        assert_eq!(conn.outbox().try_next(), None);
     }
 }

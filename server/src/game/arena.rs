@@ -10,6 +10,7 @@
 
 use super::{Game, GameRng, GameRoom, PlayerInput};
 use tickforge_protocol::ids::{EntityId, PlayerId, Tick};
+use tickforge_protocol::message::InputData;
 use tickforge_protocol::schema::{step_per_tick, FieldDef, FieldType, Schema};
 use tickforge_protocol::snapshot::Entity;
 
@@ -232,10 +233,11 @@ impl ArenaRoom {
             let Some(at) = self.index_of(self.seats[seat].avatar) else { continue };
             // -128 is read as -127 so that both directions have one range.
             let axis = |m: i8| f64::from(m.max(-127)) / 127.0 * PLAYER_SPEED;
-            let (vx, vy) = (quantize(axis(input.data.move_x)), quantize(axis(input.data.move_y)));
+            let data = InputData::from(input.data);
+            let (vx, vy) = (quantize(axis(data.move_x)), quantize(axis(data.move_y)));
             (self.bodies[at].vx, self.bodies[at].vy) = (vx, vy);
             let ready = self.seats[seat].last_fire.is_none_or(|t| tick >= t + cooldown);
-            if input.data.buttons & 1 != 0 && ready {
+            if data.buttons & InputData::FIRE != 0 && ready {
                 self.seats[seat].last_fire = Some(tick);
                 let (x, y, owner) = (self.bodies[at].x, self.bodies[at].y, self.bodies[at].id);
                 let (dx, dy) = if vx == 0 && vy == 0 { (1.0, 0.0) } else { (f64::from(vx), f64::from(vy)) };
@@ -384,7 +386,6 @@ impl GameRoom for ArenaRoom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickforge_protocol::message::InputData;
 
     fn snapshot(room: &ArenaRoom) -> Vec<Entity> {
         let mut out = Vec::new();
@@ -427,7 +428,8 @@ mod tests {
     fn a_player_moves_at_its_speed_and_stays_in_the_world() {
         let mut room = ArenaRoom::new(1, 30, 0);
         let avatar = room.add_player(PlayerId(1));
-        let input = PlayerInput { player: PlayerId(1), data: InputData { move_x: 127, move_y: -128, buttons: 0 } };
+        let input =
+            PlayerInput { player: PlayerId(1), data: InputData { move_x: 127, move_y: -128, buttons: 0 }.into() };
         let x0 = room.bodies[0].x;
         room.step(Tick(1), &[input]);
         let b = &room.bodies[room.index_of(avatar).unwrap()];
@@ -441,11 +443,25 @@ mod tests {
         assert_eq!((b.x, b.y), (WORLD_Q, 0));
     }
 
+    /// PROTOCOL.md section 10: bit 0 of `buttons` fires, bits 1 to 7 do nothing.
+    #[test]
+    fn only_bit_0_of_buttons_fires() {
+        let mut room = ArenaRoom::new(1, 30, 0);
+        room.add_player(PlayerId(1));
+        let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
+        let press =
+            |buttons| PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons }.into() };
+        room.step(Tick(1), &[press(0xfe)]);
+        assert_eq!(projectiles(&room), 0);
+        room.step(Tick(2), &[press(InputData::FIRE)]);
+        assert_eq!(projectiles(&room), 1);
+    }
+
     #[test]
     fn fire_spawns_projectiles_with_a_cooldown_and_a_life() {
         let mut room = ArenaRoom::new(1, 30, 0);
         room.add_player(PlayerId(1));
-        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 } };
+        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 }.into() };
         let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
         room.step(Tick(1), &[fire]);
         assert_eq!(projectiles(&room), 1);
@@ -457,7 +473,7 @@ mod tests {
         assert_eq!(projectiles(&room), 1, "250 ms cooldown at 30 Hz is 8 ticks");
         room.step(Tick(9), &[fire]);
         assert_eq!(projectiles(&room), 2);
-        let idle = PlayerInput { player: PlayerId(1), data: InputData::default() };
+        let idle = PlayerInput { player: PlayerId(1), data: InputData::default().into() };
         for t in 10..60 {
             room.step(Tick(t), &[idle]);
         }
@@ -472,7 +488,7 @@ mod tests {
         let (s, t) = (room.index_of(shooter).unwrap(), room.index_of(target).unwrap());
         (room.bodies[s].x, room.bodies[s].y) = (1600, 1600);
         (room.bodies[t].x, room.bodies[t].y) = (1600 + 20 * 16, 1600);
-        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 } };
+        let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 }.into() };
         for t in 1..6 {
             room.step(Tick(t), &[fire]);
         }

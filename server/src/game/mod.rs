@@ -9,6 +9,7 @@ pub mod arena;
 
 use std::sync::Arc;
 use tickforge_protocol::ids::{EntityId, PlayerId, Tick};
+use tickforge_protocol::input::{InputSchema, InputValues};
 use tickforge_protocol::message::InputData;
 use tickforge_protocol::schema::Schema;
 use tickforge_protocol::snapshot::Entity;
@@ -19,6 +20,11 @@ pub trait Game: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The schema of this game's entities.
     fn schema(&self) -> &Schema;
+    /// The fields of this game's input; by default the stick (`move_x`
+    /// i8, `move_y` i8, `buttons` u8), which arena reads.
+    fn input_schema(&self) -> &InputSchema {
+        InputData::schema()
+    }
     /// A new room's simulation, seeded for reproducibility.
     fn new_room(&self, seed: u64, tick_hz: u32) -> Box<dyn GameRoom>;
 }
@@ -28,8 +34,9 @@ pub trait Game: Send + Sync + 'static {
 pub struct PlayerInput {
     /// The player.
     pub player: PlayerId,
-    /// Its newest input (all zero before the first one).
-    pub data: InputData,
+    /// Its newest input, in the game's input schema (all zero before the
+    /// first one; `InputData::from` reads the stick).
+    pub data: InputValues,
 }
 
 /// One room's simulation.

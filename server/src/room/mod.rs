@@ -20,7 +20,8 @@ use tickforge_protocol::codec::{Format, TickHeader};
 use tickforge_protocol::delta::{self, Delta};
 use tickforge_protocol::error::CloseReason;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
-use tickforge_protocol::message::{Indication, InputData, Joined, RejectCode, RoomInfo, ServerMsg};
+use tickforge_protocol::input::{InputError, InputValues, RawInput};
+use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
 
 pub mod schedule;
@@ -76,7 +77,7 @@ impl Default for RoomConfig {
 struct Player {
     id: PlayerId,
     outbox: Rc<Outbox>,
-    input: InputData,
+    input: InputValues,
     input_seq: InputSeq,
     last_ack: Option<Tick>,
     /// The first tick this player was sent: its first ack is at or after it.
@@ -212,6 +213,8 @@ impl Room {
             players: self.players.len() as u32,
             max_players: self.config.max_players,
             tick_hz: self.config.tick_hz,
+            spectators: 0,
+            metadata: Default::default(),
         }
     }
 
@@ -276,7 +279,7 @@ impl Room {
         let id = PlayerId(self.next_player);
         self.next_player += 1;
         let entity = self.sim.add_player(id);
-        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id } };
+        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id, user_id: None, name: None } };
         for p in &self.players {
             // A full control queue closes that connection: its own problem.
             let _ = p.outbox.push_msg(&notice);
@@ -284,7 +287,7 @@ impl Room {
         self.players.push(Player {
             id,
             outbox,
-            input: InputData::default(),
+            input: InputValues::default(),
             input_seq: InputSeq(0),
             last_ack: None,
             first_tick: self.tick.next(),
@@ -296,7 +299,9 @@ impl Room {
             entity_id: entity,
             tick_hz: self.config.tick_hz,
             max_players: self.config.max_players,
+            resume_token: String::new(),
             schema: self.game.schema().clone(),
+            input_schema: self.game.input_schema().clone(),
         })
     }
 
@@ -317,16 +322,33 @@ impl Room {
 
     /// A player's input frame: the newest `seq` wins, older ones are
     /// ignored; `ack` as in [`Room::ack`].
-    pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: InputData) {
+    pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: impl Into<InputValues>) {
         if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
             if seq > p.input_seq {
                 p.input_seq = seq;
-                p.input = data;
+                p.input = data.into();
             }
             if let Some(tick) = ack {
                 Self::record_ack(p, tick, self.tick);
             }
         }
+    }
+
+    /// An input frame as received: its data read with the game's input
+    /// schema, then as [`Room::input`]. Refused data drops the whole input.
+    ///
+    /// # Errors
+    /// The [`InputError`] of data that does not fit the schema.
+    pub fn input_raw(
+        &mut self,
+        player: PlayerId,
+        seq: InputSeq,
+        ack: Option<Tick>,
+        data: &RawInput,
+    ) -> Result<(), InputError> {
+        let values = self.game.input_schema().decode(data)?;
+        self.input(player, seq, ack, values);
+        Ok(())
     }
 
     /// A player's ack: the newest tick it applied. Acks only move forward;
@@ -496,7 +518,7 @@ mod tests {
     use crate::game::arena::Arena;
     use crate::outbox::OutboxItem;
     use tickforge_protocol::codec;
-    use tickforge_protocol::message::Confirm;
+    use tickforge_protocol::message::{Confirm, InputData};
     use tickforge_protocol::session::{ClientSession, Event};
 
     fn room(max_players: u32) -> Room {
@@ -682,7 +704,7 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                Event::Indication(Indication::PlayerJoined { player_id: b_id }),
+                Event::Indication(Indication::PlayerJoined { player_id: b_id, user_id: None, name: None }),
                 Event::Indication(Indication::PlayerLeft { player_id: b_id, reason: "left".into() }),
             ]
         );

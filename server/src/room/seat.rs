@@ -11,7 +11,8 @@ use crate::outbox::Outbox;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
-use tickforge_protocol::message::{InputData, Joined, RejectCode};
+use tickforge_protocol::input::{InputError, RawInput};
+use tickforge_protocol::message::{Joined, RejectCode};
 
 /// A room on a shard, shared by its tick schedule, its players' seats and
 /// the shard's room map.
@@ -72,9 +73,12 @@ impl Seat {
         room.closed().is_none() && room.has_player(self.player)
     }
 
-    /// A player's input frame (see [`Room::input`]).
-    pub fn input(&self, seq: InputSeq, ack: Option<Tick>, data: InputData) {
-        self.slot.room.borrow_mut().input(self.player, seq, ack, data);
+    /// A player's input frame as received (see [`Room::input_raw`]).
+    ///
+    /// # Errors
+    /// The data does not fit the game's input schema: the input is dropped.
+    pub fn input(&self, seq: InputSeq, ack: Option<Tick>, data: &RawInput) -> Result<(), InputError> {
+        self.slot.room.borrow_mut().input_raw(self.player, seq, ack, data)
     }
 
     /// A player's ack (see [`Room::ack`]).

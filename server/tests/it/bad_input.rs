@@ -96,7 +96,7 @@ fn input_flooding_is_dropped_then_closed_1008() {
     let mut c = connect(&server, Format::Bin);
     c.join_or_create("arena");
     for seq in 1..=200u32 {
-        c.send_msg(&ClientMsg::Input { seq: InputSeq(seq), ack: None, data: InputData::default() });
+        c.send_msg(&ClientMsg::Input { seq: InputSeq(seq), ack: None, data: InputData::default().to_raw(Format::Bin) });
     }
     let (code, reason) = c.wait_close();
     assert_eq!(code, 1008, "{reason}");
@@ -132,7 +132,7 @@ fn request_flooding_is_closed_1008() {
 fn a_token_is_required_before_other_requests() {
     let server = TestServer::with(|c| c.token = Some("s3cret".into()));
     let mut c = connect(&server, Format::Json);
-    assert_eq!(c.call_rej(Request::JoinOrCreate { game: "arena".into() }), RejectCode::Unauthorized);
+    assert_eq!(c.call_rej(Request::JoinOrCreate { game: "arena".into(), options: None }), RejectCode::Unauthorized);
     assert!(matches!(c.call(Request::Hello { token: Some("s3cret".into()), client: None }), Confirm::Welcome { .. }));
     c.join_or_create("arena");
     let mut bad = connect(&server, Format::Bin);
@@ -213,4 +213,73 @@ fn a_websocket_protocol_violation_closes_1002() {
     assert_eq!(code, 1002);
     assert!(frame.len() > 4, "the close carries a reason");
     assert_eq!(metric(&server.metrics(), "tickforge_closes_total{reason=\"protocol_error\",code=\"1002\"}"), 1);
+}
+
+/// Input data that does not fit the room's input schema is dropped with an
+/// `error` indication (`bad_request`, naming the field), one a second at
+/// most; the connection stays open (no 1007).
+#[test]
+fn input_outside_the_input_schema_gets_one_error_a_second() {
+    use tickforge_protocol::input::{BinInput, JsonInput, RawInput};
+    let server = TestServer::start();
+    for format in [Format::Bin, Format::Json] {
+        let mut c = connect(&server, format);
+        c.join_or_create("arena");
+        let (data, field) = match format {
+            // move_x, move_y and no buttons.
+            Format::Bin => (RawInput::Bin(BinInput::new(&[10, 0xfb]).unwrap()), "buttons"),
+            Format::Json => {
+                let members =
+                    vec![("move_x".into(), 10.into()), ("move_y".into(), 300.into()), ("buttons".into(), 0.into())];
+                (RawInput::Json(JsonInput::new(members).unwrap()), "move_y")
+            }
+        };
+        for seq in 1..=20 {
+            c.send_msg(&ClientMsg::Input { seq: InputSeq(seq), ack: None, data: data.clone() });
+        }
+        let (code, reason) = error_indication(&mut c);
+        assert_eq!(code, RejectCode::BadRequest, "{format:?}");
+        assert!(reason.contains(field), "{format:?}: {reason}");
+        let id = c.request(Request::Ping { client_time_us: 5 });
+        loop {
+            match c.next_event().expect("the connection stays open") {
+                Event::Confirmed { id: i, .. } if i == id => break,
+                Event::Indication(Indication::Error { reason, .. }) => panic!("{format:?}: a second error: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    assert!(metric(&server.metrics(), "tickforge_inputs_dropped_total") >= 40);
+}
+
+/// Requests and fields of the contract this server does not serve yet are
+/// refused as `unsupported`, with a reason; the connection stays usable.
+#[test]
+fn contract_requests_not_served_yet_are_unsupported() {
+    use tickforge_protocol::ids::RoomId;
+    use tickforge_protocol::value::{Value, ValueMap};
+    let server = TestServer::start();
+    let mut c = connect(&server, Format::Json);
+    let map = || -> Option<ValueMap> { Some([("mode", "ctf")].into_iter().collect()) };
+    let room = || RoomId("r-0-1".into());
+    let bodies = [
+        Request::Resume { room_id: room(), resume_token: "t".into() },
+        Request::WatchRoom { room_id: room() },
+        Request::GameMessage { name: "chat".into(), data: Value::from("gg") },
+        Request::ListRooms { game: None, filter: map() },
+        Request::CreateRoom { game: "arena".into(), max_players: None, tick_hz: None, private: false, options: map() },
+        Request::JoinRoom { room_id: room(), reservation: Some("rsv".into()) },
+        Request::JoinOrCreate { game: "arena".into(), options: map() },
+    ];
+    for body in bodies {
+        let name = body.name();
+        let id = c.request(body);
+        let (code, reason) = c.answer(id).unwrap_err();
+        assert_eq!(code, RejectCode::Unsupported, "{name}: {reason}");
+        assert!(reason.contains("not supported") && reason.contains(name), "{name}: {reason}");
+    }
+    // Empty options and filters are the same as none.
+    let empty = Some(ValueMap::new());
+    assert!(matches!(c.call(Request::ListRooms { game: None, filter: empty.clone() }), Confirm::RoomList { .. }));
+    assert!(matches!(c.call(Request::JoinOrCreate { game: "arena".into(), options: empty }), Confirm::Joined(_)));
 }

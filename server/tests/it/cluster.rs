@@ -354,7 +354,9 @@ fn garbage_in_the_directory_is_skipped_and_counted() {
     let (a, _i) = start(&redis.url(), "a");
     wait_for("a bad record counted", WAIT, || a.stats().bad_records > 0);
     assert_eq!(a.view().nodes().count(), 1, "only a itself");
-    assert_eq!(a.health(), Health::Ok);
+    // A garbage record is skipped, not an outage (on a busy host a Redis
+    // call may time out once: the node is then healthy again at its next).
+    wait_for("a healthy node", WAIT, || a.health() == Health::Ok);
 }
 
 #[test]

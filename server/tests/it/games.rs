@@ -44,8 +44,9 @@ impl GameRoom for CounterRoom {
     fn remove_player(&mut self, _player: PlayerId) {}
     fn step(&mut self, _tick: Tick, inputs: &[PlayerInput]) {
         for i in inputs {
-            assert!(i.data.move_x != 99, "the counter was asked to fail");
-            self.value += i32::from(i.data.move_x);
+            let move_x = InputData::from(i.data).move_x;
+            assert!(move_x != 99, "the counter was asked to fail");
+            self.value += i32::from(move_x);
         }
     }
     fn write_snapshot(&self, out: &mut Vec<Entity>) {

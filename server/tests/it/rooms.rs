@@ -14,7 +14,7 @@ fn hello_ping_and_list_rooms() {
     for format in both() {
         let mut c = connect(&server, format);
         match c.call(Request::Hello { token: None, client: Some("test".into()) }) {
-            Confirm::Welcome { session_id, server_version } => {
+            Confirm::Welcome { session_id, server_version, .. } => {
                 assert!(!session_id.0.is_empty());
                 assert_eq!(server_version, env!("CARGO_PKG_VERSION"));
             }
@@ -27,7 +27,7 @@ fn hello_ping_and_list_rooms() {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(c.call(Request::ListRooms { game: None }), Confirm::RoomList { .. }));
+        assert!(matches!(c.call(Request::ListRooms { game: None, filter: None }), Confirm::RoomList { .. }));
     }
 }
 
@@ -98,11 +98,11 @@ fn two_players_see_each_other_and_the_room_is_listed() {
     assert_eq!(ja.room_id, jb.room_id, "join_or_create fills the open room");
     assert_ne!(ja.player_id, jb.player_id);
     let joined_id = a.wait_indication("player_joined", |i| match i {
-        Indication::PlayerJoined { player_id } => Some(*player_id),
+        Indication::PlayerJoined { player_id, .. } => Some(*player_id),
         _ => None,
     });
     assert_eq!(joined_id, jb.player_id);
-    let list = match a.call(Request::ListRooms { game: Some("arena".into()) }) {
+    let list = match a.call(Request::ListRooms { game: Some("arena".into()), filter: None }) {
         Confirm::RoomList { rooms } => rooms,
         other => panic!("{other:?}"),
     };
@@ -115,7 +115,7 @@ fn two_players_see_each_other_and_the_room_is_listed() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-        players = match a.call(Request::ListRooms { game: None }) {
+        players = match a.call(Request::ListRooms { game: None, filter: None }) {
             Confirm::RoomList { rooms } => rooms[0].players,
             _ => 0,
         };
@@ -145,23 +145,27 @@ fn create_and_join_room_rejects() {
         max_players,
         tick_hz,
         private: false,
+        options: None,
     };
     assert_eq!(a.call_rej(create("chess", None, None)), RejectCode::NotFound);
     assert_eq!(a.call_rej(create("arena", None, Some(5))), RejectCode::BadRequest);
     assert_eq!(a.call_rej(create("arena", None, Some(129))), RejectCode::BadRequest);
     assert_eq!(a.call_rej(create("arena", Some(0), None)), RejectCode::BadRequest);
     assert_eq!(a.call_rej(create("arena", Some(5), None)), RejectCode::BadRequest);
-    assert_eq!(a.call_rej(Request::JoinRoom { room_id: RoomId("r-9-9".into()) }), RejectCode::NotFound);
-    assert_eq!(a.call_rej(Request::JoinOrCreate { game: "chess".into() }), RejectCode::NotFound);
+    assert_eq!(
+        a.call_rej(Request::JoinRoom { room_id: RoomId("r-9-9".into()), reservation: None }),
+        RejectCode::NotFound
+    );
+    assert_eq!(a.call_rej(Request::JoinOrCreate { game: "chess".into(), options: None }), RejectCode::NotFound);
     let joined = match a.call(create("arena", Some(1), Some(20))) {
         Confirm::Joined(j) => j,
         other => panic!("{other:?}"),
     };
     assert_eq!((joined.max_players, joined.tick_hz), (1, 20));
-    assert_eq!(a.call_rej(Request::JoinOrCreate { game: "arena".into() }), RejectCode::AlreadyInRoom);
+    assert_eq!(a.call_rej(Request::JoinOrCreate { game: "arena".into(), options: None }), RejectCode::AlreadyInRoom);
     assert_eq!(a.call_rej(create("arena", None, None)), RejectCode::AlreadyInRoom);
     let mut b = connect(&server, Format::Bin);
-    let full = b.request(Request::JoinRoom { room_id: joined.room_id.clone() });
+    let full = b.request(Request::JoinRoom { room_id: joined.room_id.clone(), reservation: None });
     let (code, reason) = b.answer(full).unwrap_err();
     assert_eq!(code, RejectCode::RoomFull);
     assert!(reason.contains("1 of 1"), "{reason}");
@@ -178,20 +182,25 @@ fn create_and_join_room_rejects() {
 fn private_rooms_are_not_listed_but_joinable_by_id() {
     let server = TestServer::start();
     let mut a = connect(&server, Format::Json);
-    let joined =
-        match a.call(Request::CreateRoom { game: "arena".into(), max_players: None, tick_hz: None, private: true }) {
-            Confirm::Joined(j) => j,
-            other => panic!("{other:?}"),
-        };
+    let joined = match a.call(Request::CreateRoom {
+        game: "arena".into(),
+        max_players: None,
+        tick_hz: None,
+        private: true,
+        options: None,
+    }) {
+        Confirm::Joined(j) => j,
+        other => panic!("{other:?}"),
+    };
     let mut b = connect(&server, Format::Json);
-    match b.call(Request::ListRooms { game: None }) {
+    match b.call(Request::ListRooms { game: None, filter: None }) {
         Confirm::RoomList { rooms } => assert!(rooms.is_empty(), "{rooms:?}"),
         other => panic!("{other:?}"),
     }
     let jb = b.join_or_create("arena");
     assert_ne!(jb.room_id, joined.room_id, "join_or_create never picks a private room");
     let mut c = connect(&server, Format::Bin);
-    match c.call(Request::JoinRoom { room_id: joined.room_id.clone() }) {
+    match c.call(Request::JoinRoom { room_id: joined.room_id.clone(), reservation: None }) {
         Confirm::Joined(j) => assert_eq!(j.room_id, joined.room_id),
         other => panic!("{other:?}"),
     }

@@ -34,7 +34,7 @@ fn joining_a_room_on_another_shard_hands_the_connection_over() {
         }
         let Some(mut guest) = guest else { panic!("64 connections all landed on shard {home}") };
         // Pipeline a ping right behind the join: it must be answered too (after the move).
-        let join = guest.request(Request::JoinRoom { room_id: room.clone() });
+        let join = guest.request(Request::JoinRoom { room_id: room.clone(), reservation: None });
         let ping = guest.request(Request::Ping { client_time_us: 9 });
         match guest.answer(join) {
             Ok(Confirm::Joined(j)) => assert_eq!(j.room_id, room),
@@ -68,7 +68,7 @@ fn rooms_of_every_shard_are_listed_and_join_or_create_fills_them() {
     // shard, lists it and join_or_create puts players into it.
     for _ in 0..8 {
         let mut c = connect(&server, Format::Json);
-        match c.call(Request::ListRooms { game: None }) {
+        match c.call(Request::ListRooms { game: None, filter: None }) {
             Confirm::RoomList { rooms } => assert!(rooms.iter().any(|r| r.room_id == room), "{rooms:?}"),
             other => panic!("{other:?}"),
         }
@@ -107,7 +107,7 @@ fn a_join_is_not_handed_to_a_shard_at_its_connection_limit() {
     }
     assert_eq!(kept.len(), 2, "the room's shard holds the owner and two more");
     let mut guest = guest.expect("a connection on the other shard");
-    let id = guest.request(Request::JoinRoom { room_id: room.clone() });
+    let id = guest.request(Request::JoinRoom { room_id: room.clone(), reservation: None });
     match guest.answer(id) {
         Err((code, reason)) => {
             assert_eq!(code, tickforge_protocol::message::RejectCode::Overloaded);

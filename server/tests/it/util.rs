@@ -205,7 +205,7 @@ impl Client {
     /// Sends a client message as is.
     pub(crate) fn send_msg(&mut self, msg: &ClientMsg) {
         let mut out = Vec::new();
-        codec::encode_client(self.format, msg, &mut out);
+        codec::encode_client(self.format, msg, &mut out).expect("input data held in this client's form");
         self.send_payload(out);
     }
 
@@ -300,7 +300,7 @@ impl Client {
 
     /// `join_or_create` `game`; returns the `joined`.
     pub(crate) fn join_or_create(&mut self, game: &str) -> Joined {
-        match self.call(Request::JoinOrCreate { game: game.into() }) {
+        match self.call(Request::JoinOrCreate { game: game.into(), options: None }) {
             Confirm::Joined(j) => j,
             other => panic!("expected joined, got {other:?}"),
         }
