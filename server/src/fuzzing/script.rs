@@ -7,6 +7,7 @@ use std::time::Duration;
 use tickforge_protocol::codec::Format;
 use tickforge_protocol::ids::RoomId;
 use tickforge_protocol::message::{InputData, Request};
+use tickforge_protocol::value::{Value, ValueMap};
 
 /// Runs a fuzz script on a fresh [`Shard`]: the `connection` target's
 /// input format, also used by the tests that replay its findings.
@@ -19,7 +20,7 @@ use tickforge_protocol::message::{InputData, Request};
 /// | --- | --- | --- |
 /// | 0 | `f` | open: `f % 3` = bin, json, none offered; `f & 4`: a model client |
 /// | 1 | `c`, `n`, n bytes | peer `c` sends the bytes |
-/// | 2 | `c`, `k`, `x` | model `c` requests: `k % 8` = join_or_create, create_room (hz 10 + x), join the room of peer `x`, leave, list_rooms, ping, hello, join_or_create of an unknown game |
+/// | 2 | `c`, `k`, `x` | model `c` requests: `k % 12` = join_or_create, create_room (hz 10 + x), join the room of peer `x`, leave, list_rooms (a filter when `x & 2`), ping, hello, join_or_create of an unknown game, watch the room of peer `x`, resume peer `x`'s seat, game_message, join_or_create with options |
 /// | 3 | `c`, `x`, `y`, `b` | model `c` sends an input |
 /// | 4 | `c` | model `c` acks its newest tick |
 /// | 5 | `c`, `n` (2 bytes LE) | peer `c`'s socket takes at most `n` bytes |
@@ -55,23 +56,37 @@ pub fn run_script(script: &[u8]) -> Shard {
                 let Some(c) = peer(&mut s, &shard) else { break };
                 let (Some(k), Some(x)) = (s.byte(), s.byte()) else { break };
                 let arena = || "arena".to_owned();
-                let body = match k % 8 {
-                    0 => Request::JoinOrCreate { game: arena() },
+                let other = usize::from(x) % shard.peers();
+                let room_of_other = || shard.room_of(other).unwrap_or_else(|| RoomId(format!("r-0-{x}")));
+                let options = || {
+                    let mut map = ValueMap::new();
+                    map.0.insert("mode".into(), Value::Int(i64::from(x % 3)));
+                    Some(map)
+                };
+                let body = match k % 12 {
+                    0 => Request::JoinOrCreate { game: arena(), options: None },
                     1 => Request::CreateRoom {
                         game: arena(),
                         max_players: Some(u32::from(x % 9)),
                         tick_hz: Some(10 + u32::from(x)),
                         private: x & 1 != 0,
+                        options: None,
                     },
-                    2 => match shard.room_of(usize::from(x) % shard.peers()) {
-                        Some(room_id) => Request::JoinRoom { room_id },
-                        None => Request::JoinRoom { room_id: RoomId(format!("r-0-{x}")) },
-                    },
+                    2 => Request::JoinRoom { room_id: room_of_other(), reservation: None },
                     3 => Request::LeaveRoom,
-                    4 => Request::ListRooms { game: (x & 1 != 0).then(arena) },
+                    4 => Request::ListRooms {
+                        game: (x & 1 != 0).then(arena),
+                        filter: (x & 2 != 0).then(options).flatten(),
+                    },
                     5 => Request::Ping { client_time_us: u64::from(x) },
                     6 => Request::Hello { token: None, client: Some("fuzz".into()) },
-                    _ => Request::JoinOrCreate { game: "no-such-game".into() },
+                    7 => Request::JoinOrCreate { game: "no-such-game".into(), options: None },
+                    8 => Request::WatchRoom { room_id: room_of_other() },
+                    9 => shard
+                        .resume_of(other)
+                        .unwrap_or(Request::Resume { room_id: room_of_other(), resume_token: "x".into() }),
+                    10 => Request::GameMessage { name: "ping".into(), data: Value::Int(i64::from(x)) },
+                    _ => Request::JoinOrCreate { game: arena(), options: options() },
                 };
                 shard.request(c, body);
             }

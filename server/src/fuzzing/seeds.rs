@@ -9,6 +9,7 @@ use crate::ws;
 use tickforge_protocol::codec::{self, Format};
 use tickforge_protocol::ids::RoomId;
 use tickforge_protocol::message::{InputData, Request};
+use tickforge_protocol::value::{Value, ValueMap};
 
 /// One of every client message (the golden tests' examples), as payloads
 /// in `format`.
@@ -17,26 +18,52 @@ pub fn client_messages(format: Format) -> Vec<Vec<u8>> {
     use tickforge_protocol::ids::{InputSeq, RequestId, Tick};
     use tickforge_protocol::message::ClientMsg;
     let req = |id, body| ClientMsg::Req { id: RequestId(id), body };
+    let mut options = ValueMap::new();
+    options.0.insert("mode".into(), Value::String("ctf".into()));
     let msgs = [
         req(1, Request::Hello { token: Some("s3cret".into()), client: Some("demo/1.0".into()) }),
-        req(2, Request::ListRooms { game: Some("arena".into()) }),
-        req(3, Request::CreateRoom { game: "arena".into(), max_players: Some(8), tick_hz: Some(30), private: false }),
-        req(4, Request::JoinRoom { room_id: RoomId("r-0-1".into()) }),
-        req(5, Request::JoinOrCreate { game: "arena".into() }),
+        req(2, Request::ListRooms { game: Some("arena".into()), filter: None }),
+        req(2, Request::ListRooms { game: None, filter: Some(options.clone()) }),
+        req(
+            3,
+            Request::CreateRoom {
+                game: "arena".into(),
+                max_players: Some(8),
+                tick_hz: Some(30),
+                private: false,
+                options: Some(options.clone()),
+            },
+        ),
+        req(4, Request::JoinRoom { room_id: RoomId("r-0-1".into()), reservation: None }),
+        req(4, Request::JoinRoom { room_id: RoomId("r-0-1".into()), reservation: Some("q1w2e3".into()) }),
+        req(5, Request::JoinOrCreate { game: "arena".into(), options: None }),
         req(6, Request::LeaveRoom),
         req(7, Request::Ping { client_time_us: 1_700_000_000_000_000 }),
+        req(8, Request::Resume { room_id: RoomId("r-0-1".into()), resume_token: "c2VjcmV0IHRva2Vu".into() }),
+        req(9, Request::WatchRoom { room_id: RoomId("r-0-1".into()) }),
+        req(
+            10,
+            Request::GameMessage {
+                name: "chat".into(),
+                data: Value::List(vec![Value::Int(-3), Value::Float(1.5), Value::Bytes(vec![0, 255]), Value::Null]),
+            },
+        ),
         ClientMsg::Input {
             seq: InputSeq(12),
             ack: Some(Tick(1234)),
-            data: InputData { move_x: 100, move_y: -50, buttons: 1 },
+            data: InputData { move_x: 100, move_y: -50, buttons: 1 }.to_raw(format),
         },
-        ClientMsg::Input { seq: InputSeq(13), ack: None, data: InputData { move_x: -127, move_y: 127, buttons: 0 } },
+        ClientMsg::Input {
+            seq: InputSeq(13),
+            ack: None,
+            data: InputData { move_x: -127, move_y: 127, buttons: 0 }.to_raw(format),
+        },
         ClientMsg::Ack { tick: Tick(1234) },
     ];
     msgs.iter()
         .map(|m| {
             let mut out = Vec::new();
-            codec::encode_client(format, m, &mut out);
+            codec::encode_client(format, m, &mut out).expect("each input is written in its own form");
             out
         })
         .collect()
@@ -136,10 +163,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         Format::Json,
         &tickforge_protocol::message::ClientMsg::Req {
             id: tickforge_protocol::ids::RequestId(9),
-            body: Request::JoinRoom { room_id: RoomId("r-0-1".into()) },
+            body: Request::JoinRoom { room_id: RoomId("r-0-1".into()), reservation: None },
         },
         &mut join,
-    );
+    )
+    .expect("a request has no input data");
     b.frame(h, ws::wire::OPCODE_TEXT, &join).passes(3);
     for i in 0..30 {
         b.input(m, 1, 1, 0).tick().send(m, 40 + i * 5).send(h, 9).advance(40);
@@ -147,6 +175,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     b.frame(h, 0x9, b"are you there").frame(h, ws::wire::OPCODE_TEXT, b"{\"type\":\"nope\"}").passes(5);
     b.frame(h, 0x8, &[0x03, 0xe8]).passes(2).eof(h).passes(3);
     out.push(("connection", "model-and-hostile-share-a-room".into(), b.build()));
+    let mut b = ScriptBuilder::new();
+    let a = b.open(Some(Format::Bin), true);
+    let w = b.open(Some(Format::Json), true);
+    b.request(a, 11, 1).send_all().request(w, 8, a).send_all().passes(5);
+    b.request(w, 9, a).request(a, 10, 7).request(w, 4, 3).send_all().passes(5);
+    out.push(("connection", "options-watch-resume-game-message".into(), b.build()));
     let mut b = ScriptBuilder::new();
     let m = b.open(Some(Format::Json), true);
     b.request(m, 0, 0).send_all().passes(3).advance(16_000).advance(16_000).passes(2);

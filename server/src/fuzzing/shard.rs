@@ -260,10 +260,17 @@ impl Shard {
         });
     }
 
-    /// The room model client `i` is in, if it is a model in a room.
+    /// The room model client `i` plays in or watches, if it is a model in
+    /// a room.
     #[must_use]
     pub fn room_of(&self, i: usize) -> Option<RoomId> {
-        self.peers.get(i)?.model.as_ref()?.joined().map(|j| j.room_id.clone())
+        self.peers.get(i)?.model.as_ref()?.room_id().cloned()
+    }
+
+    /// The `resume` that would take model client `i`'s seat, if it has one.
+    #[must_use]
+    pub fn resume_of(&self, i: usize) -> Option<Request> {
+        self.peers.get(i)?.model.as_ref()?.resume_request()
     }
 
     /// Peer `i`'s socket takes at most `max` of the bytes waiting for it,
@@ -301,7 +308,7 @@ impl Shard {
                 while let Some(event) = session.poll_event() {
                     if let Event::Tick(header) = event {
                         let state = session.state().expect("a tick was applied");
-                        let room_id = &session.joined().expect("in a room").room_id;
+                        let room_id = session.room_id().expect("in a room");
                         if let Some(slot) = self.state.room(room_id) {
                             let room = slot.room.borrow();
                             if let Some(truth) = room.snapshot(header.tick) {
@@ -451,10 +458,11 @@ mod tests {
             Format::Json,
             &ClientMsg::Req {
                 id: tickforge_protocol::ids::RequestId(1),
-                body: Request::JoinOrCreate { game: "arena".into() },
+                body: Request::JoinOrCreate { game: "arena".into(), options: None },
             },
             &mut join,
-        );
+        )
+        .unwrap();
         b.frame(h, ws::wire::OPCODE_TEXT, &join).passes(10);
         b.frame(h, ws::wire::OPCODE_TEXT, b"{\"type\":\"input\",\"seq\":1,\"ack\":999999,\"data\":7}");
         b.frame(h, ws::wire::OPCODE_BINARY, b"\x00\x01").passes(40);

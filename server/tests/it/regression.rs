@@ -43,7 +43,7 @@ fn an_ack_of_an_earlier_membership_is_not_a_baseline() {
         // Leave, join again and send an input in one burst: the input acks
         // the newest tick of the first membership.
         let leave = c.request(Request::LeaveRoom);
-        let join = c.request(Request::JoinRoom { room_id: joined.room_id.clone() });
+        let join = c.request(Request::JoinRoom { room_id: joined.room_id.clone(), reservation: None });
         c.input(InputData { move_x: 1, move_y: 0, buttons: 0 });
         assert!(matches!(c.answer(leave), Ok(Confirm::Left { .. })));
         assert!(matches!(c.answer(join), Ok(Confirm::Joined(_))));
