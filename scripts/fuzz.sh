@@ -5,9 +5,11 @@
 # the crashing input's path. Exits 1 when any target found a crash.
 #
 # Installs what it needs: the nightly toolchain (rustup) and cargo-fuzz.
-# Each target starts from its committed seed corpus (<crate>/fuzz/corpus/T,
-# never written to) plus what earlier runs found (target/fuzz-corpus/...),
-# with its dictionary when it has one (<crate>/fuzz/dict).
+# Each target starts from its committed seeds (<crate>/fuzz/seeds/T, never
+# written to) plus what earlier runs found (target/fuzz-corpus/...), with
+# its dictionary when it has one (<crate>/fuzz/dict/T.dict, else the one
+# named by its first word: decode.dict for decode_bin). Findings are
+# written to target/fuzz-artifacts/<crate>/T.
 #
 #   scripts/fuzz.sh                 every target, 60 s each
 #   scripts/fuzz.sh 1800            a campaign: 30 min each
@@ -63,7 +65,7 @@ for crate in protocol server; do
         log=$target_dir/fuzz-logs/$crate-$t.log
         mkdir -p "$work" "$artifacts" "$(dirname "$log")"
         seeds=()
-        [[ -d $dir/corpus/$t ]] && seeds+=("$dir/corpus/$t")
+        [[ -d $dir/seeds/$t ]] && seeds+=("$dir/seeds/$t")
         args=(-max_total_time="$secs" -print_final_stats=1 -rss_limit_mb="$rss_mb" -timeout=30
             -artifact_prefix="$artifacts/")
         for d in "$dir/dict/$t.dict" "$dir/dict/${t%%_*}.dict"; do

@@ -27,15 +27,15 @@
 //!   `ws_frames`, and [`check`], which runs any target's checks on one input;
 //! - `shard`: the in-process shard the `connection` target drives;
 //! - `script`: that target's input format ([`run_script`], [`ScriptBuilder`]);
-//! - `seeds`: the seed corpus (`server/fuzz/corpus`), made from real
+//! - `seeds`: the seed corpus (`server/fuzz/seeds`), made from real
 //!   requests and the golden messages.
 
 mod script;
 mod seeds;
 mod shard;
 
-pub use script::{run_script, ScriptBuilder};
-pub use seeds::{client_messages, seeds};
+pub use script::{run_on, run_script, ScriptBuilder};
+pub use seeds::{client_messages, protocol_seeds, seeds};
 pub use shard::{Shard, MAX_CONNECTIONS, MAX_PENDING, MAX_TICKS};
 
 use crate::config::{Limits, ServerConfig};

@@ -18,7 +18,7 @@ use tickforge_protocol::value::{Value, ValueMap};
 ///
 /// | op % 16 | arguments | what |
 /// | --- | --- | --- |
-/// | 0 | `f` | open: `f % 3` = bin, json, none offered; `f & 4`: a model client |
+/// | 0 | `f` | open: `f & 3` = bin, json, none offered (3: none); `f & 4`: a model client |
 /// | 1 | `c`, `n`, n bytes | peer `c` sends the bytes |
 /// | 2 | `c`, `k`, `x` | model `c` requests: `k % 12` = join_or_create, create_room (hz 10 + x), join the room of peer `x`, leave, list_rooms (a filter when `x & 2`), ping, hello, join_or_create of an unknown game, watch the room of peer `x`, resume peer `x`'s seat, game_message, join_or_create with options |
 /// | 3 | `c`, `x`, `y`, `b` | model `c` sends an input |
@@ -33,6 +33,12 @@ use tickforge_protocol::value::{Value, ValueMap};
 /// | 12..16 | | nothing |
 pub fn run_script(script: &[u8]) -> Shard {
     let mut shard = Shard::default();
+    run_on(&mut shard, script);
+    shard
+}
+
+/// Runs a script (as [`run_script`]) on `shard`.
+pub fn run_on(shard: &mut Shard, script: &[u8]) {
     let mut s = Script { bytes: script, at: 0 };
     while let Some(op) = s.byte() {
         let peer = |s: &mut Script<'_>, shard: &Shard| -> Option<usize> {
@@ -43,17 +49,18 @@ pub fn run_script(script: &[u8]) -> Shard {
         match op % 16 {
             0 => {
                 let Some(f) = s.byte() else { break };
-                let sub = [Some(Format::Bin.subprotocol()), Some(Format::Json.subprotocol()), None][usize::from(f % 3)];
+                let sub =
+                    [Some(Format::Bin.subprotocol()), Some(Format::Json.subprotocol()), None][usize::from(f & 3) % 3];
                 let _ = shard.open(sub, f & 4 != 0);
             }
             1 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 let Some(n) = s.byte() else { break };
                 let bytes = s.take(usize::from(n));
                 shard.raw(c, bytes);
             }
             2 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 let (Some(k), Some(x)) = (s.byte(), s.byte()) else { break };
                 let arena = || "arena".to_owned();
                 let other = usize::from(x) % shard.peers();
@@ -91,17 +98,17 @@ pub fn run_script(script: &[u8]) -> Shard {
                 shard.request(c, body);
             }
             3 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 let (Some(x), Some(y), Some(b)) = (s.byte(), s.byte(), s.byte()) else { break };
                 let data = InputData { move_x: x as i8, move_y: y as i8, buttons: b };
                 shard.input(c, data);
             }
             4 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 shard.ack(c);
             }
             5 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 let (Some(lo), Some(hi)) = (s.byte(), s.byte()) else { break };
                 shard.send(c, usize::from(u16::from_le_bytes([lo, hi])));
             }
@@ -112,11 +119,11 @@ pub fn run_script(script: &[u8]) -> Shard {
             }
             8 => shard.tick(),
             9 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 shard.eof(c);
             }
             10 => {
-                let Some(c) = peer(&mut s, &shard) else { break };
+                let Some(c) = peer(&mut s, shard) else { break };
                 shard.io_error(c);
             }
             11 => {
@@ -127,7 +134,6 @@ pub fn run_script(script: &[u8]) -> Shard {
             _ => {}
         }
     }
-    shard
 }
 
 /// A cursor over a script.

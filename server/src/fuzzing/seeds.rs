@@ -1,14 +1,14 @@
 //! The seed corpus of the server's fuzz targets: real request heads (a
 //! browser's upgrade, curl, HTTP/1.0, a TLS hello), the golden client
 //! messages framed as a client frames them, and scripts of whole sessions.
-//! `server/fuzz/corpus` holds them as files (written by the ignored test
+//! `server/fuzz/seeds` holds them as files (written by the ignored test
 //! `write_seed_corpus`); a test runs each through its target's checks.
 
 use super::{client_frame, upgrade_request, ScriptBuilder};
 use crate::ws;
 use tickforge_protocol::codec::{self, Format};
 use tickforge_protocol::ids::RoomId;
-use tickforge_protocol::message::{InputData, Request};
+use tickforge_protocol::message::{InputData, Request, ServerMsg};
 use tickforge_protocol::value::{Value, ValueMap};
 
 /// One of every client message (the golden tests' examples), as payloads
@@ -188,6 +188,93 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out
 }
 
+/// Seeds for the protocol crate's fuzz targets (`protocol/fuzz/seeds`),
+/// `(target, name, bytes)`: every client message, and the messages real
+/// connections of this server read (confirms, rejects, indications, full
+/// and delta ticks, in both forms); values and arena's input data. Its
+/// `session_ops` target reads structured input, which has no byte seeds.
+#[must_use]
+pub fn protocol_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    use super::{run_on, Shard};
+    let mut out = Vec::new();
+    for format in [Format::Bin, Format::Json] {
+        let target = if format.is_binary() { "decode_bin" } else { "decode_json" };
+        let form = if format.is_binary() { "bin" } else { "json" };
+        for (i, m) in client_messages(format).into_iter().enumerate() {
+            out.push((target, format!("client-{form}-{i:02}"), m));
+        }
+    }
+    // A session in each form: joins, plays, acks (full and delta ticks),
+    // requests answered and refused, a player leaving.
+    let mut shard = Shard::default();
+    shard.record();
+    let mut b = ScriptBuilder::new();
+    let bin = b.open(Some(Format::Bin), true);
+    let json = b.open(Some(Format::Json), true);
+    b.request(bin, 6, 0).request(json, 6, 0).send_all();
+    b.request(bin, 0, 0).request(json, 0, 0).send_all();
+    for i in 0..4 {
+        b.input(bin, i, 1, 1).input(json, -i, 0, 0).passes(1).ack(bin).ack(json);
+    }
+    b.request(bin, 4, 1).request(json, 5, 9).request(bin, 7, 0).request(json, 1, 200).send_all();
+    b.request(bin, 8, 1).request(json, 10, 0).request(json, 3, 0).send_all().passes(2);
+    run_on(&mut shard, &b.build());
+    let mut seen = std::collections::HashSet::new();
+    for (format, payload) in shard.recorded() {
+        let target = if format.is_binary() { "decode_bin" } else { "decode_json" };
+        let word = |debug: String| {
+            debug.split(|c: char| !c.is_alphanumeric()).find(|w| !w.is_empty()).unwrap_or("").to_lowercase()
+        };
+        let kind = match codec::decode_server(*format, payload) {
+            Ok(ServerMsg::Tick(t)) if t.baseline.is_some() => "tick-delta".to_owned(),
+            Ok(ServerMsg::Tick(_)) => "tick-full".to_owned(),
+            Ok(ServerMsg::Cfm { body, .. }) => format!("cfm-{}", word(format!("{body:?}"))),
+            Ok(ServerMsg::Rej { code, .. }) => format!("rej-{}", word(format!("{code:?}"))),
+            Ok(ServerMsg::Ind { body }) => format!("ind-{}", word(format!("{body:?}"))),
+            Err(_) => continue,
+        };
+        if seen.insert((target, kind.clone())) {
+            out.push((target, format!("server-{kind}"), payload.clone()));
+        }
+        // A tick's state blob for apply_delta (first byte 0: no baseline).
+        if kind == "tick-full" && format.is_binary() && seen.insert(("apply_delta", kind.clone())) {
+            let mut blob = vec![0];
+            blob.extend_from_slice(payload);
+            out.push(("apply_delta", "arena-full-tick-message".into(), blob));
+        }
+    }
+    let values = [
+        Value::Null,
+        Value::Bool(true),
+        Value::Int(-1_234_567),
+        Value::Float(0.25),
+        Value::String("ctf".into()),
+        Value::Bytes(vec![0, 1, 254, 255]),
+        Value::List(vec![Value::Int(1), Value::List(vec![Value::Null])]),
+        {
+            let mut m = ValueMap::new();
+            m.0.insert("mode".into(), Value::String("ctf".into()));
+            m.0.insert("rounds".into(), Value::Int(3));
+            Value::Map(m.0)
+        },
+    ];
+    for (i, v) in values.iter().enumerate() {
+        let (mut bin, mut json) = (Vec::new(), Vec::new());
+        v.write_bin(&mut bin);
+        v.write_json(&mut json);
+        out.push(("decode_value", format!("value-{i}-bin"), bin));
+        out.push(("decode_value", format!("value-{i}-json"), json));
+    }
+    // decode_input: 3 fields (i8, i8, u8: arena's), then the data.
+    let mut arena = vec![3, 1, 1, 0];
+    arena.extend([100, 206, 1]);
+    out.push(("decode_input", "arena-bin".into(), arena));
+    let mut arena = vec![3, 1, 1, 0];
+    arena.extend_from_slice(br#"{"move_x":100,"move_y":-50,"buttons":1}"#);
+    out.push(("decode_input", "arena-json".into(), arena));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{check, TARGETS};
@@ -205,16 +292,35 @@ mod tests {
         }
     }
 
-    /// The committed corpus (`server/fuzz/corpus`) holds every seed; run
+    /// The committed corpus (`server/fuzz/seeds`) holds every seed; run
     /// with `--ignored` to write them after changing [`seeds`].
     #[test]
-    #[ignore = "writes server/fuzz/corpus"]
+    #[ignore = "writes server/fuzz/seeds and protocol/fuzz/seeds"]
     fn write_seed_corpus() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-        for (target, name, bytes) in seeds() {
-            let dir = root.join(target);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (dir, seeds) in [("fuzz/seeds", seeds()), ("../protocol/fuzz/seeds", protocol_seeds())] {
+            for (target, name, bytes) in seeds {
+                let dir = root.join(dir).join(target);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_seeds_cover_their_targets() {
+        let seeds = protocol_seeds();
+        for target in ["decode_bin", "decode_json", "apply_delta", "decode_value", "decode_input"] {
+            assert!(seeds.iter().any(|(t, _, _)| *t == target), "no seed for {target}");
+        }
+        for kind in ["server-tick-delta", "server-tick-full", "server-cfm-joined", "server-rej-"] {
+            for target in ["decode_bin", "decode_json"] {
+                assert!(
+                    seeds.iter().any(|(t, name, _)| *t == target && name.starts_with(kind)),
+                    "no {kind} seed for {target}: {:?}",
+                    seeds.iter().map(|s| &s.1).collect::<Vec<_>>()
+                );
+            }
         }
     }
 }

@@ -114,6 +114,8 @@ pub struct Shard {
     checked_ticks: u64,
     /// Tick operations so far (at most [`MAX_TICKS`] run).
     ticks: u32,
+    /// Every message the peers read, when recording (seeds).
+    recorded: Option<Vec<(Format, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -142,11 +144,23 @@ impl Shard {
             empty_since: HashMap::new(),
             checked_ticks: 0,
             ticks: 0,
+            recorded: None,
         }
     }
 
     fn now(&self) -> Instant {
         self.start + self.elapsed
+    }
+
+    /// Records every message the peers read from now on (for seeds).
+    pub fn record(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The messages recorded, each with its connection's format.
+    #[must_use]
+    pub fn recorded(&self) -> &[(Format, Vec<u8>)] {
+        self.recorded.as_deref().unwrap_or_default()
     }
 
     /// Peers so far (ended ones included): indexes are `0..peers()`.
@@ -288,6 +302,9 @@ impl Shard {
         }
         conn.on_sent(taken.len(), now);
         let messages = peer.reader.feed(&taken);
+        if let Some(recorded) = self.recorded.as_mut() {
+            recorded.extend(messages.iter().map(|m| (peer.reader.format, m.clone())));
+        }
         if let (Some(_), Some((code, reason))) = (&peer.model, peer.reader.closed) {
             // A model never closes: this close is the server's own (a peer
             // that sent a close frame gets its own code echoed).
