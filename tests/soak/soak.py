@@ -10,6 +10,9 @@ on a free loopback port and three kinds of load with the real loadgen:
                turn, on two staggered lanes): clients join and leave, and
                rooms are created and disposed of, all the time
 
+Every client rebuilds the state from every tick (--decode-every 1), so a
+delta error anywhere fails the soak.
+
 Samples the server every --sample seconds (RSS, open descriptors, rooms,
 players, connections, tick durations and closes from /metrics), then
 writes, in --out: samples.csv, minutes.csv (one row a minute: RSS and
@@ -119,7 +122,7 @@ class Loadgen:
         self.logpath = os.path.join(args.out, "loadgen", f"{name}.log")
         self.cmd = [args.loadgen, "--url", url, "--clients", str(clients), "--players-per-room",
                     str(args.players_per_room), "--subprotocol", fmt, "--warmup", f"{warmup}s", "--duration",
-                    f"{duration}s", "--json", self.path, "--quiet"]
+                    f"{duration}s", "--json", self.path, "--quiet", "--decode-every", "1"]
         self.duration = warmup + duration
         self.started = None
         self.proc = None
