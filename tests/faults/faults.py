@@ -240,6 +240,21 @@ class Sampler(threading.Thread):
                 return s
         return None
 
+    def before(self, t):
+        """The last sample with metrics at or before t."""
+        found = None
+        for s in self.samples:
+            if s["t"] <= t and s["metrics"] is not None:
+                found = s
+        return found
+
+    def compact(self):
+        """The samples without their full metrics, for results.json."""
+        keep = ("tickforge_ticks_total", "tickforge_rooms", "tickforge_players", "tickforge_connections",
+                "tickforge_tick_slots_skipped_total", "tickforge_closes_total")
+        return [{"t": s["t"], "rss_kib": s["rss_kib"], "fds": s["fds"],
+                 **{k: (s["metrics"] or {}).get(k) for k in keep}} for s in self.samples]
+
     def last(self):
         with_metrics = [s for s in self.samples if s["metrics"] is not None]
         return with_metrics[-1] if with_metrics else None
@@ -391,31 +406,38 @@ def scenario_bandwidth(env, net):
     port = 7700
     server = Server(env, net, port).start("bandwidth")
     try:
-        # A first run without the cap measures what the ticks need.
-        base = Load(clients, 4 if env.short else 8, url=f"ws://{net.server_addr(port)}/ws")
-        proc, path, log = start_loadgen(env, net, base, "bandwidth-base")
-        rc, report = finish_loadgen(proc, path, log, base)
-        if report is None or report["errors_total"]:
-            res.check(False, f"the uncapped run was clean (exit {rc}, report {report and report['errors']})")
-            return res
-        need_bps = int(clients * HZ * (report["bytes_per_client_tick"] + 66) * 8)
-        cap_bps = need_bps // 2
-        res.figures["need_kbit"] = need_bps // 1000
-        res.figures["cap_kbit"] = cap_bps // 1000
-        res.figures["uncapped_ticks_per_sec"] = report["ticks_per_sec"]
-        res.note(f"ticks need {need_bps / 1e6:.2f} Mbit/s ({report['bytes_per_client_tick']:.0f} B per client-tick "
-                 f"+ 66 B of headers, {clients} clients at {HZ} Hz); capping the server's link at "
-                 f"{cap_bps / 1e6:.2f} Mbit/s")
-        net.cap(cap_bps)
-        load = Load(clients, 10 if env.short else 30, url=f"ws://{net.server_addr(port)}/ws")
+        load = Load(clients, 16 if env.short else 40, url=f"ws://{net.server_addr(port)}/ws")
         t0 = time.monotonic()
         sampler = Sampler(server, t0)
         sampler.start()
         proc, path, log = start_loadgen(env, net, load, "bandwidth")
+        measure = ramp_secs(clients) + load.warmup
+        # What the ticks need, from the server's own byte count over three
+        # seconds of the uncapped run, plus 66 B of Ethernet, IP and TCP
+        # headers per message (one segment each at this size).
+        time.sleep(max(0, t0 + measure + 3.5 - time.monotonic()))
+        a, b = sampler.at(measure), sampler.last()
+        if not (a and b and b["t"] > a["t"]):
+            res.check(False, "the server's byte count was sampled before the cap")
+            return res
+        dt = b["t"] - a["t"]
+        bytes_per_sec = metric_delta(a, b, "tickforge_bytes_out_total") / dt
+        msgs_per_sec = metric_delta(a, b, "tickforge_messages_out_total") / dt
+        need_bps = int((bytes_per_sec + 66 * msgs_per_sec) * 8)
+        cap_bps = need_bps // 2
+        res.figures["need_kbit"] = need_bps // 1000
+        res.figures["cap_kbit"] = cap_bps // 1000
+        net.cap(cap_bps)
+        cap_at = time.monotonic() - t0
+        res.note(f"t={cap_at:.1f}s: the ticks need {need_bps / 1e6:.2f} Mbit/s ({bytes_per_sec / 1000:.1f} kB/s of "
+                 f"frames, {msgs_per_sec:.0f} messages/s); the server's link capped at {cap_bps / 1e6:.2f} Mbit/s "
+                 f"until the end of the run")
+        uncap_at = measure + load.duration
+        time.sleep(max(0, t0 + uncap_at - time.monotonic()))
+        net.uncap()
         rc, report = finish_loadgen(proc, path, log, load)
         sampler.stop()
-        net.uncap()
-        measure = ramp_secs(clients) + load.warmup
+        res.figures["samples"] = sampler.compact()
         # Clients too slow for the link may be closed by the slow-client
         # rule (1008): that is the contract, and each is counted.
         common_checks(res, report, rc, allowed_closes=clients)
@@ -428,20 +450,28 @@ def scenario_bandwidth(env, net):
         last = sampler.last()
         if last:
             server_closes = closes_between(sampler.samples[0], last)
+            res.figures["server_closes"] = server_closes
             res.check(set(server_closes) <= {"too_slow", "peer_gone", "normal"},
                       f"every close the server started was the slow-client rule's: {server_closes}")
-        a, b = sampler.at(measure), sampler.at(measure + load.duration - 1)
+        a, b = sampler.at(cap_at + 1), sampler.before(uncap_at - 1)
         if a and b and b["t"] > a["t"]:
             rooms = a["metrics"].get("tickforge_rooms", 0)
-            dt = b["t"] - a["t"]
-            rate = metric_delta(a, b, "tickforge_ticks_total") / dt
+            rate = metric_delta(a, b, "tickforge_ticks_total") / (b["t"] - a["t"])
             res.figures["server_ticks_per_sec"] = round(rate, 1)
             res.check(rate >= 0.95 * rooms * HZ,
-                      f"the server keeps its tick rate: {rate:.1f} room-ticks/s for {rooms:.0f} rooms at {HZ} Hz")
-        res.figures["capped_ticks_per_sec"] = report["ticks_per_sec"]
-        res.note(f"clients received {report['ticks_per_sec']:.0f} ticks/s of {clients * HZ} "
-                 f"({report['missed_ticks']} gaps), tick latency p50 {report['tick_latency_us']['p50'] / 1000:.1f} "
-                 f"ms, p99 {report['tick_latency_us']['p99'] / 1000:.1f} ms")
+                      f"the server keeps its tick rate under the cap: {rate:.1f} room-ticks/s for {rooms:.0f} rooms "
+                      f"at {HZ} Hz")
+        else:
+            res.check(False, f"the server was sampled under the cap ({len(sampler.samples)} samples)")
+        capped = [i for i in report["intervals"] if cap_at + 1 <= i["t_secs"] <= uncap_at]
+        if capped:
+            per_sec = [round(i["ticks_per_sec"]) for i in capped]
+            p99s = [round(i["p99_us"] / 1000) for i in capped]
+            res.figures["capped_ticks_per_sec"] = per_sec
+            res.figures["capped_p99_ms"] = p99s
+            res.note(f"under the cap clients received {min(per_sec)}..{max(per_sec)} ticks/s of {clients * HZ} "
+                     f"asked; tick latency p99 per second {min(p99s)}..{max(p99s)} ms; "
+                     f"{report['clients']['completed']} of {clients} clients to the end")
         memory_check(res, sampler, measure, bound_mib=64)
     finally:
         net.uncap()
@@ -474,6 +504,7 @@ def scenario_blackhole(env, net):
         res.note(f"t={time.monotonic() - t0:.1f}s: the blackhole lifted")
         rc, report = finish_loadgen(proc, path, log, load)
         sampler.stop()
+        res.figures["samples"] = sampler.compact()
         common_checks(res, report, rc, allowed_closes=hit)
         if report is None:
             return res
@@ -528,6 +559,7 @@ def scenario_proxy(env, net):
         proc, path, log = start_loadgen(env, net, load, "proxy", source_ips=False)
         rc, report = finish_loadgen(proc, path, log, load)
         sampler.stop()
+        res.figures["samples"] = sampler.compact()
         proxy.send_signal(signal.SIGTERM)
         proxy.wait(timeout=10)
         with open(stats_path) as f:
@@ -619,6 +651,7 @@ def scenario_sigstop(env, net):
         res.note(f"server stopped at t={t_stop:.1f}s, continued at t={t_cont:.1f}s")
         rc, report = finish_loadgen(proc, path, log, load)
         sampler.stop()
+        res.figures["samples"] = sampler.compact()
         common_checks(res, report, rc, allowed_closes=0)
         if report is None:
             return res
@@ -636,18 +669,23 @@ def scenario_sigstop(env, net):
         normal = clients * HZ
         ivs = report["intervals"]
         resumed = [i for i in ivs if t_cont <= i["t_secs"] <= t_cont + 3]
-        steady = [i for i in ivs if measure + 1 <= i["t_secs"] <= t_stop - 0.5]
+        steady = [i for i in ivs if i["phase"] == "measure" and not t_stop - 1 <= i["t_secs"] <= t_cont + 3]
         res.figures["ticks_per_sec_after"] = [round(i["ticks_per_sec"]) for i in resumed]
         if resumed:
             burst = max(i["ticks_per_sec"] for i in resumed)
             res.check(burst <= 1.15 * normal,
                       f"no burst after SIGCONT: at most {burst:.0f} ticks/s in the 3 s after (normal {normal})")
         if steady and len(resumed) >= 2:
+            # The per-second p99 of a shared, busy host jumps by a few ms on
+            # its own: the bound is the worst second outside the fault, or
+            # twice the 5 ms target, whichever is larger.
             p99_steady = max(i["p99_us"] for i in steady) / 1000
             p99_next = resumed[1]["p99_us"] / 1000
-            res.figures["p99_ms"] = {"steady_max": p99_steady, "second_after": p99_next}
-            res.check(p99_next <= max(2 * p99_steady, p99_steady + 5),
-                      f"the next second's tick latency p99 {p99_next:.2f} ms (steady: at most {p99_steady:.2f} ms)")
+            res.figures["p99_ms"] = {"steady_max": p99_steady, "second_after": p99_next,
+                                     "per_second": [round(i["p99_us"] / 1000, 2) for i in ivs]}
+            res.check(p99_next <= max(p99_steady, 10.0),
+                      f"the next second's tick latency p99 {p99_next:.2f} ms (worst second outside the fault "
+                      f"{p99_steady:.2f} ms; bound: that or 10 ms)")
         res.note(f"clients saw {report['missed_ticks']} tick gaps (the skipped slots)")
     finally:
         server.stop()
