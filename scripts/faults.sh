@@ -9,10 +9,11 @@
 #   scripts/faults.sh blackhole proxy  some scenarios
 #
 # Scenarios: bandwidth (tbf caps the server's link below what the ticks
-# need), blackhole (nftables drops one client address for 10 s), proxy
-# (tests/faults/proxy.py: 100 +- 30 ms, one byte at a time, stalls,
-# resets), sigkill (kill -9 mid-load, restart), sigstop (5 s stop, then
-# continue).
+# need), blackhole (nftables drops one client address for 10 s; closed by
+# the slow-client rule), blackhole-keepalive (the same, closed by
+# keepalive), proxy (tests/faults/proxy.py: 100 +- 30 ms, one byte at a
+# time, stalls, resets), sigkill (kill -9 mid-load, restart), sigstop (5 s
+# stop, then continue).
 #
 # The network scenarios run inside two network namespaces the script
 # creates and deletes (all their traffic stays inside them); they need root.

@@ -14,6 +14,8 @@ all their traffic stays inside them.
 Scenarios:
   bandwidth  tbf caps the server's link below what the ticks need
   blackhole  nftables drops every packet of one client address for 10 s
+             (blackhole-keepalive: the same, closed by keepalive instead
+             of the slow-client rule)
   proxy      clients go through tests/faults/proxy.py: 100 +- 30 ms each
              way, some one byte at a time, some stalled, some reset
   sigkill    the server is SIGKILLed mid-load, then restarted
@@ -479,19 +481,24 @@ def scenario_bandwidth(env, net):
     return res
 
 
-def scenario_blackhole(env, net):
-    res = Result("blackhole")
+def scenario_blackhole(env, net, keepalive=False):
+    """With `keepalive`, the slow-client bound is raised past the blackhole
+    and the keepalive shortened: the keepalive closes the silent clients."""
+    name = "blackhole-keepalive" if keepalive else "blackhole"
+    res = Result(name)
     clients = 32 if env.short else 64
     port = 7700
     victim = Net.CLIENT_IPS[-1]
     hit = clients // len(Net.CLIENT_IPS)
-    server = Server(env, net, port).start("blackhole")
+    extra = ["--slow-client", "30s", "--ping-interval", "2s", "--ping-timeout", "3s"] if keepalive else []
+    expected = "keepalive_timeout" if keepalive else "too_slow"
+    server = Server(env, net, port, extra).start(name)
     try:
         load = Load(clients, 20 if env.short else 30, url=f"ws://{net.server_addr(port)}/ws")
         t0 = time.monotonic()
         sampler = Sampler(server, t0)
         sampler.start()
-        proc, path, log = start_loadgen(env, net, load, "blackhole")
+        proc, path, log = start_loadgen(env, net, load, name)
         measure = ramp_secs(clients) + load.warmup
         hole_at, hole_len = measure + 3, 10.0
         time.sleep(max(0, t0 + hole_at - time.monotonic()))
@@ -520,9 +527,9 @@ def scenario_blackhole(env, net):
         if before and after:
             closes = closes_between(before, after)
             res.figures["server_closes"] = closes
-            slow = closes.get("too_slow", 0) + closes.get("keepalive_timeout", 0)
-            res.check(slow == hit, f"the {hit} blackholed clients were closed by the slow-client rule or keepalive: "
-                                   f"{closes}")
+            rule = "keepalive" if keepalive else "the slow-client rule"
+            res.check(closes.get(expected, 0) == hit and sum(closes.values()) == hit,
+                      f"the {hit} blackholed clients, and only they, were closed by {rule}: {closes}")
             players = (before["metrics"].get("tickforge_players", 0), after["metrics"].get("tickforge_players", 0))
             res.check(players[0] - players[1] == hit,
                       f"their seats were given back: players {players[0]:.0f} -> {players[1]:.0f} (no reconnect "
@@ -695,6 +702,7 @@ def scenario_sigstop(env, net):
 SCENARIOS = {
     "bandwidth": (scenario_bandwidth, True),
     "blackhole": (scenario_blackhole, True),
+    "blackhole-keepalive": (lambda env, net: scenario_blackhole(env, net, keepalive=True), True),
     "proxy": (scenario_proxy, False),
     "sigkill": (scenario_sigkill, False),
     "sigstop": (scenario_sigstop, False),
