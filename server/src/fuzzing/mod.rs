@@ -197,6 +197,7 @@ pub fn check(target: &str, data: &[u8]) {
             let mut shard = run_script(data);
             shard.tick();
             shard.send_all();
+            shard.finish();
         }
         other => panic!("no fuzz target {other}"),
     }

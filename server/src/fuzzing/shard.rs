@@ -4,9 +4,10 @@
 
 use super::{client_frame, config, shard_state, upgrade_request};
 use crate::config::ServerConfig;
-use crate::conn::Connection;
+use crate::conn::{Connection, CLOSE_LINGER};
 use crate::http::parse_head;
 use crate::http::routes::{self, Answer};
+use crate::room::RoomSlot;
 use crate::shard_state::ShardState;
 use crate::ws::{self, Pipe, Wire};
 use std::collections::HashMap;
@@ -386,12 +387,26 @@ impl Shard {
         }
         self.ticks += 1;
         let now_us = self.unix_start_us + u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX);
-        let grace = self.state.config().empty_room_grace;
+        for slot in self.rooms() {
+            let _ = slot.room.borrow_mut().tick(now_us);
+        }
+        self.dispose();
+        self.settle();
+    }
+
+    /// Every room, in id order.
+    fn rooms(&self) -> Vec<Rc<RoomSlot>> {
         let mut rooms = self.state.all_rooms();
         rooms.sort_by(|a, b| a.room.borrow().id().0.cmp(&b.room.borrow().id().0));
-        for slot in rooms {
+        rooms
+    }
+
+    /// Disposes of the closed rooms and the empty ones past the grace, and
+    /// publishes the others' player counts (as the tick schedule does).
+    fn dispose(&mut self) {
+        let grace = self.state.config().empty_room_grace;
+        for slot in self.rooms() {
             let mut room = slot.room.borrow_mut();
-            let _ = room.tick(now_us);
             let id = room.id().clone();
             let dispose = room.closed().is_some() || {
                 if room.is_empty() {
@@ -412,7 +427,32 @@ impl Shard {
                 self.state.publish(&slot);
             }
         }
-        self.settle();
+    }
+
+    /// The end of a script: every peer hangs up, and time passes past the
+    /// close linger and the empty-room grace. No seat may outlive its
+    /// connection, and every room goes.
+    ///
+    /// # Panics
+    /// When a room keeps a player, or a room is left (a finding).
+    pub fn finish(&mut self) {
+        for i in 0..self.peers.len() {
+            self.eof(i);
+        }
+        self.advance(CLOSE_LINGER + Duration::from_secs(1));
+        for i in 0..self.peers.len() {
+            self.io_error(i);
+        }
+        assert!(self.peers.iter().all(|p| p.conn.is_none()), "a connection outlived its socket");
+        for slot in self.rooms() {
+            let room = slot.room.borrow();
+            assert_eq!(room.player_count(), 0, "room {} keeps players after every connection ended", room.id());
+        }
+        self.dispose();
+        self.elapsed += self.state.config().empty_room_grace;
+        self.dispose();
+        assert!(self.state.all_rooms().is_empty(), "rooms left after the empty-room grace");
+        assert!(self.state.shared.directory.list(None).is_empty(), "the directory lists rooms that are gone");
     }
 
     /// What the runtime does after anything touched the connections: each
