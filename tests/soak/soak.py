@@ -29,6 +29,7 @@ import argparse
 import bisect
 import csv
 import json
+import math
 import os
 import re
 import signal
@@ -356,7 +357,7 @@ def main():
 
     all_runs = steady_runs + runs
     samples = [s for s in sampler.samples if s["series"] is not None]
-    minutes = int(args.duration // 60) + 1
+    minutes = math.ceil(args.duration / 60)
     rows = per_minute(samples, all_runs, minutes)
     with open(os.path.join(args.out, "samples.csv"), "w", newline="") as f:
         w = csv.writer(f)
