@@ -15,6 +15,7 @@
 #      CARGO_PROFILE   the profile to build (default release)
 #      AUTOBAHN_PORT   the port to serve on (default: one the kernel picks)
 #      AUTOBAHN_PREFIX where setup.sh installs wstest (default /opt/autobahn)
+#      TLS=1           serve TLS (--tls-self-signed) and run the cases over wss://
 set -euo pipefail
 
 ROOT="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
@@ -36,8 +37,10 @@ fi
 [ -x "$BIN" ] || { echo "autobahn.sh: no server binary at $BIN" >&2; exit 2; }
 
 LOG="$(mktemp /tmp/tickforge-autobahn-XXXXXX.log)"
+SCHEME=ws; HTTP=http; TLS_FLAGS=()
+if [ "${TLS:-}" = 1 ]; then SCHEME=wss; HTTP=https; TLS_FLAGS=(--tls-self-signed); fi
 RUST_LOG=info NO_COLOR=1 "$BIN" --echo --max-message-size 16777216 --listen "127.0.0.1:${AUTOBAHN_PORT:-0}" \
-  --shards 1 >"$LOG" 2>&1 &
+  --shards 1 "${TLS_FLAGS[@]}" >"$LOG" 2>&1 &
 PID=$!
 stop() {
   kill -TERM "$PID" 2>/dev/null || true
@@ -48,7 +51,7 @@ trap stop EXIT
 # The server logs its address once it listens (the port, when 0 was asked).
 PORT=
 for _ in $(seq 100); do
-  PORT="$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\)/.*|\1|p' "$LOG" | head -n 1)"
+  PORT="$(sed -n "s|.*listening on $HTTP://[^ ]*:\\([0-9][0-9]*\\)/.*|\\1|p" "$LOG" | head -n 1)"
   [ -n "$PORT" ] && break
   kill -0 "$PID" 2>/dev/null || { echo "autobahn.sh: the server exited; its log:" >&2; cat "$LOG" >&2; exit 2; }
   sleep 0.1
@@ -56,7 +59,7 @@ done
 [ -n "$PORT" ] || { echo "autobahn.sh: the server did not listen within 10 s; its log:" >&2; cat "$LOG" >&2; exit 2; }
 
 set +e
-"$HARNESS/run.sh" --agent tickforge "ws://127.0.0.1:$PORT/echo" "$CASES"
+"$HARNESS/run.sh" --agent tickforge "$SCHEME://127.0.0.1:$PORT/echo" "$CASES"
 RC=$?
 set -e
 echo "autobahn.sh: run.sh exited $RC (server log: $LOG)" >&2

@@ -118,4 +118,23 @@ if [ "$status" != 0 ]; then
     log "failed; the server's log ($server_log) ends with:"
     tail -n 30 "$server_log" >&2 || true
 fi
+stop_server
+
+# --- the same page over https (TLS on the port, wss for /ws) --------------------
+if [ "${MOCK:-}" != 1 ]; then
+    server_log=$out/server-tls.log
+    log "starting: ${cmd[*]} --tls-self-signed (log: $server_log)"
+    "${cmd[@]}" --tls-self-signed >"$server_log" 2>&1 &
+    server_pid=$!
+    tls_status=0
+    # The server's own self-signed certificate, made at its start: this
+    # process's health probe accepts it; the browser is told to (run.mjs).
+    NODE_TLS_REJECT_UNAUTHORIZED=0 SCREENSHOT="$out/screenshot-tls.png" \
+        TICKFORGE_URL="https://127.0.0.1:$port" node tests/browser/run.mjs || tls_status=$?
+    if [ "$tls_status" != 0 ]; then
+        log "failed over https; the server's log ($server_log) ends with:"
+        tail -n 30 "$server_log" >&2 || true
+        status=$tls_status
+    fi
+fi
 exit "$status"

@@ -38,6 +38,9 @@ cargo build --release -p tickforge-server -p tickforge-loadgen
 step "RFC 6455 conformance (Autobahn|Testsuite against tickforge --echo)"
 scripts/autobahn.sh
 
+step "The same conformance over wss:// (tickforge --echo --tls-self-signed)"
+TLS=1 scripts/autobahn.sh
+
 step "A plain clone: its conformance step needs nothing beside it (no ../shared)"
 TICKFORGE_BIN=${CARGO_TARGET_DIR:-target}/release/tickforge scripts/clone-check.sh
 

@@ -38,7 +38,7 @@ impl Bench {
         let seats = (0..players)
             .map(|_| {
                 let outbox = Outbox::new(format, 64);
-                let joined = room.join(outbox.clone()).expect("a seat is free");
+                let joined = room.join(outbox.clone(), None).expect("a seat is free");
                 (outbox, joined.player_id)
             })
             .collect();

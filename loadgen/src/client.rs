@@ -120,6 +120,8 @@ pub(crate) struct Ctx {
     pub(crate) rng: u64,
     /// Scratch for encoding a message before it is framed.
     pub(crate) scratch: Vec<u8>,
+    /// Scratch for the plaintext a TLS read gave.
+    pub(crate) plain: Vec<u8>,
 }
 
 impl Ctx {
@@ -131,6 +133,12 @@ impl Ctx {
     pub(crate) fn error(&mut self, f: impl FnOnce(&mut Errors)) {
         f(&mut self.stats.errors);
         self.new_errors += 1;
+    }
+
+    /// A uniform draw in [0, 1) from the core's generator.
+    pub(crate) fn uniform(&mut self) -> f64 {
+        let b = self.mask();
+        f64::from(u32::from_le_bytes(b)) / 4_294_967_296.0
     }
 
     /// A fresh mask key (xorshift64*).
@@ -184,8 +192,10 @@ pub(crate) struct Client {
     pub(crate) handshake: Option<Box<crate::handshake::Handshake>>,
     reader: Reader,
     /// Bytes to send: an input frame, a pong, a close, or what a short
-    /// send left over.
+    /// send left over (plaintext: over TLS, [`Client::outgoing`] seals it).
     pub(crate) tx: Vec<u8>,
+    /// `wss://`: the TLS session between the socket and `reader`/`tx`.
+    pub(crate) tls: Option<Box<crate::tls::ClientTls>>,
     /// The last send came back short or would block: no new input until
     /// `tx` drains (its slots wait, and are timed from when they were due).
     pub(crate) tx_blocked: bool,
@@ -221,6 +231,17 @@ pub(crate) struct Client {
     pub(crate) end: Option<End>,
     /// The server's close frame arrived (while closing: done).
     pub(crate) close_seen: bool,
+    /// The seat's newest resume token (from the newest `joined`).
+    pub(crate) resume: Option<(RoomId, String)>,
+    /// Between a drop and the `joined` of its resume.
+    pub(crate) reconnecting: bool,
+    /// It resumed at least once (its later delta errors are counted apart).
+    pub(crate) resumed: bool,
+    /// When its socket was dropped, until the first tick after the resume
+    /// (monotonic ns).
+    dropped_ns: Option<u64>,
+    /// When it drops its socket next (monotonic ns; 0: never).
+    pub(crate) next_drop_ns: u64,
     /// State messages in the current read.
     ticks_in_read: u32,
     /// When the current read and the one before it were made (monotonic ns).
@@ -244,6 +265,7 @@ impl Client {
             handshake: None,
             reader: Reader::default(),
             tx: Vec::new(),
+            tls: None,
             tx_blocked: false,
             session: None,
             decoder,
@@ -262,9 +284,95 @@ impl Client {
             joined: None,
             end: None,
             close_seen: false,
+            resume: None,
+            reconnecting: false,
+            resumed: false,
+            dropped_ns: None,
+            next_drop_ns: 0,
             ticks_in_read: 0,
             read_ns: 0,
             prev_read_ns: 0,
+        }
+    }
+
+    /// Forgets the connection (dropped at `now_ns`, no close frame) but not
+    /// the seat: what the next connection resumes. Inputs in flight are
+    /// lost with the socket (not timed).
+    pub(crate) fn drop_connection(&mut self, now_ns: u64) {
+        self.reader = Reader::default();
+        self.tx.clear();
+        self.tls = None;
+        self.head.clear();
+        self.handshake = None;
+        self.tx_blocked = false;
+        self.last_tick = None;
+        self.answered_seq = self.sent_seq;
+        self.dropped_ns = Some(now_ns);
+        self.reconnecting = true;
+        self.end = None;
+        self.close_seen = false;
+        self.joined = None;
+    }
+
+    /// After a resume at `now_ns`: the input slots that fell due while
+    /// disconnected are skipped (returned: how many); the next input is
+    /// the next slot's.
+    pub(crate) fn skip_missed_slots(&mut self, now_ns: u64) -> u64 {
+        let newest = self.slots.newest_due(now_ns);
+        let skipped = u64::from(newest.saturating_sub(self.sent_seq));
+        self.sent_seq = self.sent_seq.max(newest);
+        self.answered_seq = self.sent_seq;
+        skipped
+    }
+
+    /// What a send takes next: `tx`, or over TLS the ciphertext of `tx`
+    /// (sealed now).
+    pub(crate) fn outgoing(&mut self) -> &[u8] {
+        match self.tls.as_mut() {
+            Some(tls) => {
+                tls.seal(&mut self.tx);
+                &tls.out
+            }
+            None => &self.tx,
+        }
+    }
+
+    /// A send took the first `n` bytes of [`Client::outgoing`]; returns
+    /// whether bytes are left.
+    pub(crate) fn sent(&mut self, n: usize) -> bool {
+        let buf = match self.tls.as_mut() {
+            Some(tls) => &mut tls.out,
+            None => &mut self.tx,
+        };
+        buf.drain(..n.min(buf.len()));
+        !buf.is_empty()
+    }
+
+    /// Socket bytes: through TLS first on `wss://` (a fault or the
+    /// server's `close_notify` ends the connection), then as
+    /// [`Client::on_bytes`].
+    pub(crate) fn on_wire(&mut self, data: &[u8], rx: Rx, now_ns: u64, ctx: &mut Ctx) {
+        let Some(tls) = self.tls.as_mut() else { return self.on_bytes(data, rx, now_ns, ctx) };
+        let mut plain = std::mem::take(&mut ctx.plain);
+        plain.clear();
+        let fed = tls.feed(data, &mut plain);
+        if !plain.is_empty() {
+            self.on_bytes(&plain, rx, now_ns, ctx);
+        }
+        ctx.plain = plain;
+        match fed {
+            Ok(false) => {}
+            Ok(true) => {
+                if self.end.is_none() && self.phase != Phase::Closing {
+                    self.end = Some(End::Closed("close_notify".into()));
+                }
+                self.close_seen = true;
+            }
+            Err(_) => {
+                if self.end.is_none() && self.phase != Phase::Closing {
+                    self.end = Some(End::Closed("tls".into()));
+                }
+            }
         }
     }
 
@@ -366,6 +474,9 @@ impl Client {
                 Ok(()) => {}
                 Err(SessionError::Delta { .. }) => {
                     ctx.error(|e| e.delta += 1);
+                    if self.resumed {
+                        ctx.stats.state_errors_after_resume += 1;
+                    }
                     // The tick arrived all the same: it is timed and
                     // counted, though not applied (nor acked).
                     if let Ok(Some(h)) = codec::decode_tick_header(ctx.format, payload) {
@@ -379,9 +490,15 @@ impl Client {
                     Event::Tick(h) => self.on_tick(&h, payload.len(), rx, rx_mono, ctx),
                     Event::Confirmed { body: Confirm::Joined(j), .. } if self.phase == Phase::Joining => {
                         self.tick_period_ns = 1_000_000_000 / u64::from(j.tick_hz.max(1));
+                        if !j.resume_token.is_empty() {
+                            self.resume = Some((j.room_id.clone(), j.resume_token.clone()));
+                        }
                         self.joined = Some(j.room_id);
                     }
                     Event::Rejected { code, .. } if self.phase == Phase::Joining => {
+                        if self.reconnecting {
+                            ctx.stats.resumes_refused += 1;
+                        }
                         self.end = Some(End::Rejected(code.as_str().into()));
                     }
                     Event::Indication(Indication::RoomClosing { .. }) => {
@@ -430,6 +547,10 @@ impl Client {
         self.last_tick = Some(h.tick);
         let measuring = ctx.measuring(rx_mono);
         let stats = &mut ctx.stats;
+        if let Some(dropped) = self.dropped_ns.take() {
+            // The first tick after a resume: the seat is back.
+            let _ = stats.resume_latency.record((rx_mono.saturating_sub(dropped) / 1000).max(1));
+        }
         if measuring {
             stats.state_msgs += 1;
             stats.state_payload_bytes += payload_len as u64;
@@ -538,6 +659,7 @@ mod tests {
             new_errors: 0,
             rng: 7,
             scratch: Vec::new(),
+            plain: Vec::new(),
         }
     }
 

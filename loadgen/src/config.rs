@@ -65,6 +65,17 @@ pub struct LoadConfig {
     pub spin_before_park: Duration,
     /// Show a progress bar (the binary turns it off when stdout is no TTY).
     pub progress: bool,
+    /// Each client drops its socket (no close frame: a network drop) at
+    /// this mean interval (uniform in half to one and a half of it) and
+    /// takes its seat back with `resume` on a new connection
+    /// (`--reconnect-every`). Default none.
+    pub reconnect_every: Option<Duration>,
+    /// For a `wss://` URL: the PEM certificate(s) the server's chain must
+    /// lead to (`--ca FILE`). Default none.
+    pub ca: Option<std::path::PathBuf>,
+    /// For a `wss://` URL: take any certificate (`--insecure`; the binary
+    /// warns on stderr). Default false.
+    pub insecure: bool,
 }
 
 impl Default for LoadConfig {
@@ -89,6 +100,9 @@ impl Default for LoadConfig {
             decode_every: 8,
             spin_before_park: Duration::ZERO,
             progress: false,
+            ca: None,
+            insecure: false,
+            reconnect_every: None,
         }
     }
 }
@@ -102,6 +116,9 @@ impl LoadConfig {
         let bad = |what: &str| Err(LoadError::Config(what.into()));
         if self.clients == 0 {
             return bad("--clients must be at least 1");
+        }
+        if self.reconnect_every.is_some_and(|d| d < Duration::from_millis(100)) {
+            return bad("--reconnect-every must be at least 100ms");
         }
         if self.players_per_room == 0 {
             return bad("--players-per-room must be at least 1");

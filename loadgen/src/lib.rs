@@ -17,6 +17,9 @@
 //! - `core`: one core's loop: a pinned thread with its own io_uring
 //!   serving its clients in batches (see its docs for one wake-up).
 //! - `uring`: the ring, set up for one thread.
+//! - `tls`: `wss://`, rustls's sans-IO client between the socket's bytes
+//!   and `ws::Reader` / the client's `tx` (the batches move ciphertext; a
+//!   record is timed by the stamp of the read that completed it).
 //! - [`stats`]: per-core HdrHistograms and counters, merged at the end.
 //! - [`report`]: [`Report`]: JSON, table, `.hgrm`, SVG plot.
 //!
@@ -36,17 +39,19 @@
 //! - The report says when the loadgen was the limit of a run
 //!   ([`Report::loadgen_limits`]).
 //!
+//! # Reconnecting
+//! `--reconnect-every`: a playing client drops its socket (no close
+//! frame) at that mean interval; a new socket in the same client (its `gen`
+//! bumped so the old socket's completions are ignored, its registered-file
+//! slot emptied) goes through connect and handshake again, and its room
+//! request is a `resume` with the newest token `joined` carried. Input
+//! slots that fall due while disconnected are skipped, inputs in flight
+//! are lost with the socket (neither is timed); the time from the drop to
+//! the first tick after the resume is the resume latency.
+//!
 //! # What comes next, and where it goes
-//! - Reconnecting (`--reconnect-every`): a client's phases already run
-//!   from connecting to playing and back to done; a reconnect is a new
-//!   socket in the same client (its `gen` bumped so the old socket's
-//!   completions are ignored, its registered-file slot updated) whose
-//!   room request is a `resume` with the token `joined` carried.
 //! - Following `cfm redirect`: the target a client connects to is one
 //!   `net::Target`; a redirect gives the client its own.
-//! - `wss://`: TLS sits between the socket's bytes and `ws::Reader` / the
-//!   client's `tx`; the batches move ciphertext, and a record is timed by
-//!   the stamp of the read that completed it.
 //! - `--game NAME`: inputs come from `scenario::input`; a generator over
 //!   the game's `input_schema` (in `joined`) takes its place.
 //!
@@ -68,6 +73,7 @@ mod core;
 mod handshake;
 mod net;
 mod schedule;
+mod tls;
 mod uring;
 mod ws;
 
@@ -142,7 +148,7 @@ pub enum LoadError {
 /// are counted in [`Report::errors`] instead.
 pub fn run(cfg: LoadConfig) -> Result<Report, LoadError> {
     cfg.validate()?;
-    let target = net::Target::parse(&cfg.url)?;
+    let target = net::Target::parse_with(&cfg.url, || tls::client_config(cfg.ca.as_deref(), cfg.insecure))?;
     net::probe(&target, cfg.format, cfg.handshake_timeout.max(cfg.connect_timeout))?;
     raise_nofile();
     let machine = Machine::current();

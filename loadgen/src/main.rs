@@ -26,9 +26,18 @@ use tickforge_protocol::Format;
                   be made (bad flag, unreachable server, refused handshake)."
 )]
 struct Cli {
-    /// Server WebSocket URL.
+    /// Server WebSocket URL: ws://HOST:PORT/PATH, or wss:// (with --ca or --insecure).
     #[arg(long, default_value = "ws://127.0.0.1:7700/ws")]
     url: String,
+    /// For wss://: trust the PEM certificate(s) in FILE (e.g. the server's, or its CA).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// For wss://: take any certificate, unverified (testing only; says so on stderr).
+    #[arg(long)]
+    insecure: bool,
+    /// Each client drops its socket at this mean interval and takes its seat back with resume.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    reconnect_every: Option<Duration>,
     /// Simulated clients (one socket each).
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -190,6 +199,15 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     cfg.handshake_timeout = cli.handshake_timeout;
     cfg.spin_before_park = cli.spin;
     cfg.progress = !cli.quiet && std::io::stdout().is_terminal();
+    cfg.ca = cli.ca.clone();
+    cfg.reconnect_every = cli.reconnect_every;
+    cfg.insecure = cli.insecure && cli.ca.is_none();
+    if cfg.insecure && cli.url.starts_with("wss:") {
+        eprintln!(
+            "tickforge-loadgen: WARNING: --insecure: the server's TLS certificate is NOT verified; \
+             anyone in the path could read and change this traffic. Use --ca FILE outside a test bench."
+        );
+    }
     // A `LoadError`'s message already names its cause ("cannot connect to
     // ADDR: Connection refused (os error 111)"), and some variants expose
     // that cause as `source()` too: wrapped whole, `{:#}` below would print
@@ -237,7 +255,8 @@ mod tests {
         for arg in cmd.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
             let default = arg.get_default_values().first().and_then(|v| v.to_str()).unwrap_or("");
-            let is_duration = default.ends_with('s') && parse_duration(default).is_ok();
+            // --reconnect-every is a duration without a default (off).
+            let is_duration = (default.ends_with('s') && parse_duration(default).is_ok()) || long == "reconnect-every";
             let documented = arg.get_value_names().is_some_and(|n| n.iter().any(|n| n == "DURATION"));
             assert_eq!(is_duration, documented, "--{long} (default {default:?})");
             if documented {
@@ -248,7 +267,7 @@ mod tests {
                 assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
             }
         }
-        assert_eq!(seen, 5);
+        assert_eq!(seen, 6);
         assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
     }
 

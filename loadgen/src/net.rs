@@ -6,9 +6,11 @@
 use crate::handshake::{Answer, Handshake};
 use crate::ws;
 use crate::LoadError;
+use rustls::pki_types::ServerName;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickforge_protocol::Format;
 
@@ -22,25 +24,38 @@ pub(crate) struct Target {
     pub(crate) host: String,
     /// The path and query, `/` when the URL has none.
     pub(crate) path: String,
+    /// `wss://`: the TLS settings and the name the certificate must carry.
+    pub(crate) tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 impl Target {
-    /// Parses and resolves a `ws://HOST[:PORT]/PATH` URL.
+    /// Parses and resolves a `ws://HOST[:PORT]/PATH` URL, or a
+    /// `wss://` one spoken with `tls` (`--ca` / `--insecure`).
+    #[cfg(test)]
     pub(crate) fn parse(url: &str) -> Result<Self, LoadError> {
+        Self::parse_with(url, || Err(LoadError::Config("wss:// needs TLS settings".into())))
+    }
+
+    /// As [`Target::parse`]; a `wss://` URL takes its TLS settings from
+    /// `tls` (called only then).
+    pub(crate) fn parse_with(
+        url: &str,
+        tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, LoadError>,
+    ) -> Result<Self, LoadError> {
         let bad = |reason: &str| LoadError::Url { url: url.into(), reason: reason.into() };
         let uri: tungstenite::http::Uri = url.parse().map_err(|e| bad(&format!("{e}")))?;
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => return Err(bad("wss is not supported; use ws://")),
-            _ => return Err(bad("the scheme must be ws://")),
-        }
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(bad("the scheme must be ws:// or wss://")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         if authority.as_str().contains('@') {
             return Err(bad("user information in the URL is not supported"));
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         let addr = (host, port)
             .to_socket_addrs()
             .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
@@ -48,7 +63,8 @@ impl Target {
             .ok_or_else(|| bad(&format!("{host} resolves to no address")))?;
         let path = uri.path_and_query().map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
         let path = if path.is_empty() { "/".into() } else { path };
-        Ok(Self { url: url.into(), addr, host: authority.as_str().into(), path })
+        let tls = if secure { Some((tls()?, crate::tls::server_name(url, host)?)) } else { None };
+        Ok(Self { url: url.into(), addr, host: authority.as_str().into(), path, tls })
     }
 }
 
@@ -164,11 +180,19 @@ pub(crate) fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Res
 /// It speaks the same handshake as the clients.
 pub(crate) fn probe(target: &Target, format: Format, timeout: Duration) -> Result<(), LoadError> {
     let connect_err = |source| LoadError::Connect { addr: target.addr, source };
-    let mut stream = StdTcpStream::connect_timeout(&target.addr, timeout).map_err(connect_err)?;
+    let socket = StdTcpStream::connect_timeout(&target.addr, timeout).map_err(connect_err)?;
     let failed = |reason: String| LoadError::Handshake { url: target.url.clone(), reason };
+    // The same socket, for its timeouts while TLS may wrap it.
+    let timeouts = socket.try_clone().map_err(connect_err)?;
+    let mut stream: Box<dyn ReadWrite> = match &target.tls {
+        None => Box::new(socket),
+        Some((config, name)) => {
+            Box::new(crate::tls::probe_stream(config, name.clone(), socket).map_err(|e| failed(e.to_string()))?)
+        }
+    };
     let deadline = Instant::now() + timeout;
     let hs = Handshake::new(target, format);
-    stream.set_write_timeout(Some(timeout)).map_err(connect_err)?;
+    timeouts.set_write_timeout(Some(timeout)).map_err(connect_err)?;
     stream.write_all(&hs.request).map_err(|e| failed(e.to_string()))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -181,7 +205,7 @@ pub(crate) fn probe(target: &Target, format: Format, timeout: Duration) -> Resul
             }
             return Err(failed(format!("no answer within {timeout:?}")));
         }
-        stream.set_read_timeout(Some(left)).map_err(connect_err)?;
+        timeouts.set_read_timeout(Some(left)).map_err(connect_err)?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
@@ -220,6 +244,10 @@ pub(crate) fn probe(target: &Target, format: Format, timeout: Duration) -> Resul
         }
     }
 }
+
+/// What the probe reads and writes: a socket, or TLS over one.
+trait ReadWrite: io::Read + io::Write {}
+impl<T: io::Read + io::Write> ReadWrite for T {}
 
 fn refusal(target: &Target, hs: &Handshake, buf: &[u8], status: u16) -> LoadError {
     let reason = match hs.answer(buf) {
@@ -267,7 +295,11 @@ mod tests {
     fn urls_are_checked() {
         let t = Target::parse("ws://127.0.0.1:7700/ws").unwrap();
         assert_eq!(t.addr, "127.0.0.1:7700".parse().unwrap());
-        assert!(matches!(Target::parse("wss://127.0.0.1/ws"), Err(LoadError::Url { .. })));
+        assert!(matches!(Target::parse("wss://127.0.0.1/ws"), Err(LoadError::Config(_))));
+        let tls = || crate::tls::client_config(None, true);
+        let t = Target::parse_with("wss://127.0.0.1/ws", tls).unwrap();
+        assert_eq!(t.addr.port(), 443);
+        assert!(t.tls.is_some());
         assert!(matches!(Target::parse("http://127.0.0.1/ws"), Err(LoadError::Url { .. })));
         assert!(matches!(Target::parse("not a url"), Err(LoadError::Url { .. })));
         let t = Target::parse("ws://localhost:9/x/ws?token=1").unwrap();

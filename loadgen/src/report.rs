@@ -270,6 +270,8 @@ pub struct Report {
     /// Clients that rebuilt the state from every tick (the others read
     /// tick headers only).
     pub decoding_clients: u64,
+    /// `--reconnect-every`: what the drops and resumes did (whole run).
+    pub reconnects: Reconnects,
     /// Errors by kind.
     pub errors: Errors,
     /// All errors.
@@ -288,6 +290,27 @@ pub struct Report {
     /// The merged histograms, for `.hgrm` and plots.
     #[serde(skip)]
     pub histograms: Histograms,
+}
+
+/// What `--reconnect-every` did over the whole run.
+#[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct Reconnects {
+    /// Sockets dropped (no close frame).
+    pub drops: u64,
+    /// Seats taken back with `resume`.
+    pub resumes: u64,
+    /// From a drop to the first tick after its resume, µs (a new TCP
+    /// connection, the handshake, `resume`, `joined`, the full state).
+    pub resume_latency_us: Latency,
+    /// Resumes refused (`rej`); each also ends its client, counted in errors.
+    pub refused: u64,
+    /// Delta errors on clients after one of their resumes: a rebuilt state
+    /// that did not stay exact (decoding clients).
+    pub state_errors_after_resume: u64,
+    /// Input slots that fell due while a client was disconnected (skipped,
+    /// not sent nor timed).
+    pub slots_skipped: u64,
 }
 
 /// The merged latency histograms (µs).
@@ -351,6 +374,14 @@ impl Report {
             inputs_late: stats.inputs_late,
             inputs_unanswered: stats.inputs_unanswered,
             decoding_clients: stats.decoders,
+            reconnects: Reconnects {
+                drops: stats.drops,
+                resumes: stats.resumes,
+                resume_latency_us: Latency::of(&stats.resume_latency),
+                refused: stats.resumes_refused,
+                state_errors_after_resume: stats.state_errors_after_resume,
+                slots_skipped: stats.slots_skipped_by_drops,
+            },
             errors_total: stats.errors.total(),
             errors: stats.errors,
             loadgen_cpu_cores: cost.cpu_cores,
@@ -496,6 +527,22 @@ impl Report {
             self.shared_stamp_bound_us.max as f64 / 1000.0,
             self.ticks_unstamped
         );
+        let r = &self.reconnects;
+        if r.drops > 0 {
+            let l = &r.resume_latency_us;
+            let _ = writeln!(
+                s,
+                "reconnects: {} drops, {} resumed ({} refused); resume latency (drop to first tick) ms: p50 {:.3}, p99 {:.3}, max {:.3}; state errors after a resume: {}; {} input slots skipped while disconnected",
+                r.drops,
+                r.resumes,
+                r.refused,
+                l.p50 as f64 / 1000.0,
+                l.p99 as f64 / 1000.0,
+                l.max as f64 / 1000.0,
+                r.state_errors_after_resume,
+                r.slots_skipped
+            );
+        }
         let c = &self.loadgen_cost;
         let _ = writeln!(
             s,

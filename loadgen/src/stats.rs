@@ -126,6 +126,16 @@ pub(crate) struct CoreStats {
     pub(crate) ring_enters: u64,
     /// Operations the cores submitted (whole run).
     pub(crate) ring_sqes: u64,
+    /// `--reconnect-every`: sockets dropped, seats taken back, the time
+    /// from a drop to the first tick after its resume (µs), resumes
+    /// refused, delta errors on clients after a resume, and input slots
+    /// that fell due while disconnected (skipped, not sent).
+    pub(crate) drops: u64,
+    pub(crate) resumes: u64,
+    pub(crate) resume_latency: Histogram<u64>,
+    pub(crate) resumes_refused: u64,
+    pub(crate) state_errors_after_resume: u64,
+    pub(crate) slots_skipped_by_drops: u64,
     pub(crate) errors: Errors,
 }
 
@@ -156,6 +166,12 @@ impl CoreStats {
             completed: 0,
             ring_enters: 0,
             ring_sqes: 0,
+            drops: 0,
+            resumes: 0,
+            resume_latency: histogram(),
+            resumes_refused: 0,
+            state_errors_after_resume: 0,
+            slots_skipped_by_drops: 0,
             errors: Errors::default(),
         }
     }
@@ -187,6 +203,12 @@ impl CoreStats {
         self.completed += other.completed;
         self.ring_enters += other.ring_enters;
         self.ring_sqes += other.ring_sqes;
+        self.drops += other.drops;
+        self.resumes += other.resumes;
+        let _ = self.resume_latency.add(&other.resume_latency);
+        self.resumes_refused += other.resumes_refused;
+        self.state_errors_after_resume += other.state_errors_after_resume;
+        self.slots_skipped_by_drops += other.slots_skipped_by_drops;
         self.errors.merge(&other.errors);
     }
 }

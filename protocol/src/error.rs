@@ -124,6 +124,10 @@ pub enum CloseReason {
     /// A refused token.
     #[error("token refused")]
     RefusedToken,
+    /// The connection's seat was taken back by a `resume` on another
+    /// connection (this one was half-open, or the client moved).
+    #[error("resumed elsewhere")]
+    ResumedElsewhere,
     /// No answer to the server's keepalive ping in time.
     #[error("no pong within {secs} s")]
     KeepaliveTimeout {
@@ -151,7 +155,11 @@ impl CloseReason {
             Self::ProtocolError(_) => 1002,
             Self::WrongFrameType { .. } => 1003,
             Self::Undecodable { .. } | Self::InvalidUtf8 => 1007,
-            Self::Flooding { .. } | Self::TooSlow { .. } | Self::RefusedToken | Self::KeepaliveTimeout { .. } => 1008,
+            Self::Flooding { .. }
+            | Self::TooSlow { .. }
+            | Self::RefusedToken
+            | Self::ResumedElsewhere
+            | Self::KeepaliveTimeout { .. } => 1008,
             Self::TooLarge { .. } => 1009,
             Self::Internal => 1011,
         }
@@ -170,6 +178,7 @@ impl CloseReason {
             Self::Flooding { .. } => "flooding",
             Self::TooSlow { .. } => "too_slow",
             Self::RefusedToken => "refused_token",
+            Self::ResumedElsewhere => "resumed_elsewhere",
             Self::KeepaliveTimeout { .. } => "keepalive_timeout",
             Self::TooLarge { .. } => "too_large",
             Self::Internal => "internal",

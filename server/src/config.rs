@@ -36,6 +36,12 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// How long an empty room lives before it is disposed of. Default 30 s.
     pub empty_room_grace: Duration,
+    /// How long a seat whose connection ended without `leave_room` is held
+    /// for a `resume` (its avatar idle, neutral input), from the room's
+    /// next tick on. Default 10 s; 0 frees seats at once (and `joined`
+    /// carries no usable resume token). A held seat counts against
+    /// `max_players`.
+    pub reconnect_grace: Duration,
     /// `Origin` values allowed to open a WebSocket; empty = any. A refused
     /// Origin gets 403. A request without `Origin` (not a browser) passes.
     pub allowed_origins: Vec<String>,
@@ -44,6 +50,13 @@ pub struct ServerConfig {
     /// `hello` closes with 1008), or pass it in the handshake as
     /// `/ws?token=...` (a wrong one is answered 403). Default none.
     pub token: Option<String>,
+    /// Signed identities (`--auth-secret`, `--auth-secret-file`): when set,
+    /// a connection must send `hello` with a JWT signed HS256 with this
+    /// secret (claims `sub`, `exp`, optionally `name`) before any other
+    /// request, or pass it as `/ws?token=` (a bad one is answered 403). A
+    /// refused token gets `rej unauthorized` saying why and closes 1008.
+    /// Default none. Not with [`ServerConfig::token`].
+    pub auth: Option<crate::auth::AuthSecret>,
     /// Mount `/echo`: every message echoed back (for Autobahn only).
     pub echo: bool,
     /// Send a ping to a connection silent for this long. Default 15 s.
@@ -56,6 +69,11 @@ pub struct ServerConfig {
     /// Join a cluster through Redis (`--cluster`, `--public-url`, ...).
     /// Default none: a single server, no Redis.
     pub cluster: Option<ClusterConfig>,
+    /// Speak TLS on the port (`--tls-cert`/`--tls-key`, or
+    /// `--tls-self-signed`): `https://` for every route, `wss://` for
+    /// `/ws`, TLS 1.2 and 1.3 only, ALPN `http/1.1`. The handshake timeout
+    /// covers the TLS handshake. Default none: plain TCP.
+    pub tls: Option<crate::tls::TlsSource>,
 }
 
 /// Resource bounds, each with its outcome when hit.
@@ -88,8 +106,9 @@ pub struct Limits {
     /// Seats of a room created without `max_players` (and by
     /// `join_or_create`). Default 8; a full room answers `rej room_full`.
     pub default_players_per_room: u32,
-    /// Time from accept to a complete HTTP request head. Default 5 s; a
-    /// slower client (slowloris) is disconnected without an answer.
+    /// Time from accept to a complete HTTP request head, the TLS handshake
+    /// included on a TLS port. Default 5 s; a slower client (slowloris,
+    /// plain or TLS) is disconnected without an answer.
     pub handshake_timeout: Duration,
     /// Control messages (answers, indications) queued for one connection.
     /// Default 256; a connection that lets more pile up is closed 1008
@@ -101,6 +120,9 @@ pub struct Limits {
     pub send_stall: Duration,
     /// Consecutive undecodable messages before closing with 1007. Default 5.
     pub max_decode_errors: u32,
+    /// Spectators per room (`watch_room`). Default 32; beyond it
+    /// `rej room_full`. Each costs its room one more tick frame a tick.
+    pub max_spectators_per_room: u32,
     /// How far a player may fall behind its room: its newest ack this old,
     /// or this long of ticks its connection could not take. Default 5 s;
     /// then it is closed 1008 (too slow) while the room goes on.
@@ -117,13 +139,16 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
             empty_room_grace: Duration::from_secs(30),
+            reconnect_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             token: None,
+            auth: None,
             echo: false,
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(15),
             games: GameRegistry::with_builtin(),
             cluster: None,
+            tls: None,
         }
     }
 }
@@ -142,6 +167,7 @@ impl Default for Limits {
             control_queue: 256,
             send_stall: Duration::from_secs(10),
             max_decode_errors: 5,
+            max_spectators_per_room: 32,
             slow_client: Duration::from_secs(5),
         }
     }
@@ -228,6 +254,9 @@ impl ServerConfig {
             if d.is_zero() {
                 return bad(setting, "must be more than 0".into());
             }
+        }
+        if self.auth.is_some() && self.token.is_some() {
+            return bad("--token", "cannot be used with --auth-secret: pick the shared token or signed tokens".into());
         }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;

@@ -217,6 +217,10 @@ mod tests {
             "cluster" => "\"redis://127.0.0.1:6379/1\"",
             "public-url" => "\"ws://10.0.0.5:7700/ws\"",
             "node-id" => "\"node-a\"",
+            "auth-secret" => "\"0123456789abcdef\"",
+            "auth-secret-file" => "\"/etc/tickforge/secret\"",
+            "tls-cert" => "\"/etc/tickforge/cert.pem\"",
+            "tls-key" => "\"/etc/tickforge/key.pem\"",
             _ => return None,
         })
     }

@@ -41,10 +41,11 @@ impl Directory {
         self.lock().insert(info.room_id.clone(), Entry { shard, info, private });
     }
 
-    /// Updates a room's player count.
-    pub fn update(&self, room: &RoomId, players: u32) {
+    /// Updates a room's player and spectator counts.
+    pub fn update(&self, room: &RoomId, players: u32, spectators: u32) {
         if let Some(e) = self.lock().get_mut(room) {
             e.info.players = players;
+            e.info.spectators = spectators;
         }
     }
 
@@ -122,7 +123,7 @@ mod tests {
         assert_eq!(d.list(Some("arena")).len(), 2);
         assert_eq!(d.list(None).len(), 3);
         assert_eq!(d.fullest_open_elsewhere("arena", 0), Some((1, RoomId("r-1-1".into()), 2)));
-        d.update(&RoomId("r-1-1".into()), 4);
+        d.update(&RoomId("r-1-1".into()), 4, 0);
         assert_eq!(d.fullest_open_elsewhere("arena", 0), None);
         d.remove(&RoomId("r-0-1".into()));
         assert_eq!(d.list(Some("arena")).len(), 1);

@@ -43,6 +43,7 @@
 //! server.wait().expect("every shard drained");
 //! ```
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 mod conn;
@@ -58,6 +59,7 @@ mod requests;
 pub mod room;
 mod runtime;
 mod shard_state;
+pub mod tls;
 pub mod ws;
 
 pub use config::{ConfigError, Limits, ServerConfig};
@@ -102,6 +104,9 @@ pub enum StartError {
     /// The cluster membership could not start.
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterStartError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A shard's thread ended abnormally.
@@ -120,6 +125,7 @@ pub struct ServerHandle {
     metrics: Metrics,
     threads: Option<glommio::PoolThreadHandles<()>>,
     cluster: Option<cluster::Cluster>,
+    tls: Option<Arc<tls::TlsAcceptor>>,
 }
 
 impl ServerHandle {
@@ -139,6 +145,26 @@ impl ServerHandle {
     #[must_use]
     pub fn cluster(&self) -> Option<&cluster::Cluster> {
         self.cluster.as_ref()
+    }
+
+    /// Whether the port speaks TLS.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Loads the TLS certificate and key again (SIGHUP): new connections
+    /// get the new certificate; open connections keep theirs and stay.
+    /// Returns the new certificate's SHA-256 fingerprint.
+    ///
+    /// # Errors
+    /// As [`tls::load`] (the certificate served so far stays); a server
+    /// without TLS has nothing to reload ([`tls::TlsError::NotTls`]).
+    pub fn reload_tls(&self) -> Result<String, tls::TlsError> {
+        let Some(acceptor) = &self.tls else { return Err(tls::TlsError::NotTls) };
+        let loaded = acceptor.reload()?;
+        info!(fingerprint = %loaded.fingerprint, not_after = %loaded.not_after, "TLS certificate reloaded");
+        Ok(loaded.fingerprint)
     }
 
     /// Starts a graceful shutdown: `/healthz` and new handshakes answer
@@ -201,13 +227,26 @@ pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
         }
         None => None,
     };
+    let tls = match &config.tls {
+        Some(source) => {
+            let loaded = tls::load(source)?;
+            if *source == tls::TlsSource::SelfSigned {
+                info!(fingerprint = %loaded.fingerprint, "TLS: self-signed certificate for localhost and 127.0.0.1 (development only)");
+            } else {
+                info!(fingerprint = %loaded.fingerprint, not_after = %loaded.not_after, "TLS certificate loaded");
+            }
+            Some(Arc::new(tls::TlsAcceptor::new(source.clone(), &loaded)))
+        }
+        None => None,
+    };
     let metrics = Metrics::new(shards);
     let stop = Arc::new(AtomicBool::new(false));
-    let running = runtime::start(config, metrics.clone(), stop.clone(), directory::Directory::default())?;
+    let running = runtime::start(config, metrics.clone(), stop.clone(), directory::Directory::default(), tls.clone())?;
     let addr = running.addr;
     let shard_word = if shards == 1 { "shard" } else { "shards" };
-    info!("tickforge listening on http://{addr}/ (WebSocket: ws://{addr}/ws), {shards} {shard_word}");
-    Ok(ServerHandle { addr, stop, metrics, threads: Some(running.threads), cluster })
+    let (http, ws) = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };
+    info!("tickforge listening on {http}://{addr}/ (WebSocket: {ws}://{addr}/ws), {shards} {shard_word}");
+    Ok(ServerHandle { addr, stop, metrics, threads: Some(running.threads), cluster, tls })
 }
 
 /// Runs the server until `shutdown` completes, then drains and returns

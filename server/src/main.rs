@@ -7,8 +7,10 @@ use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
+use tickforge_server::auth::AuthSecret;
 use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::config::{parse_byte_size, parse_duration};
+use tickforge_server::tls::TlsSource;
 use tickforge_server::ServerConfig;
 
 mod config_file;
@@ -79,6 +81,12 @@ struct Cli {
     /// An empty room is disposed of after this long.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     empty_room_grace: Duration,
+    /// A seat whose connection ended is held this long for a resume (0: freed at once).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    reconnect_grace: Duration,
+    /// Spectators per room (watch_room); beyond it rej room_full.
+    #[arg(long, default_value_t = 32)]
+    max_spectators_per_room: u32,
     /// Ping a connection silent this long.
     #[arg(long, default_value = "15s", value_name = "DURATION", value_parser = parse_duration)]
     ping_interval: Duration,
@@ -91,6 +99,21 @@ struct Cli {
     /// Require `hello` with this token before other requests.
     #[arg(long)]
     token: Option<String>,
+    /// Require `hello` with a JWT signed HS256 with this secret (claims sub, exp, name?); not with --token.
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
+    /// As --auth-secret, the secret read from FILE (one trailing newline trimmed).
+    #[arg(long, value_name = "FILE")]
+    auth_secret_file: Option<std::path::PathBuf>,
+    /// Speak TLS with this PEM certificate chain (leaf first); needs --tls-key. SIGHUP reloads it.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Speak TLS with a certificate for localhost and 127.0.0.1 made at start (development; logs its SHA-256 fingerprint).
+    #[arg(long)]
+    tls_self_signed: bool,
     /// Mount /echo, echoing every message (for Autobahn conformance runs).
     #[arg(long)]
     echo: bool,
@@ -143,9 +166,15 @@ impl Cli {
         c.tick_hz = self.tick_hz;
         c.drain_timeout = self.drain_timeout;
         c.empty_room_grace = self.empty_room_grace;
+        c.reconnect_grace = self.reconnect_grace;
         c.allowed_origins = self.allowed_origins;
         c.token = self.token;
         c.echo = self.echo;
+        c.tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+            (_, _, true) => Some(TlsSource::SelfSigned),
+            _ => None,
+        };
         c.ping_interval = self.ping_interval;
         c.ping_timeout = self.ping_timeout;
         let l = &mut c.limits;
@@ -161,6 +190,7 @@ impl Cli {
         l.send_stall = self.send_stall;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
+        l.max_spectators_per_room = self.max_spectators_per_room;
         if let Some(redis_url) = self.cluster {
             let mut k = ClusterConfig::new(redis_url, self.public_url.unwrap_or_default());
             k.node_id = self.node_id.unwrap_or_default();
@@ -179,8 +209,8 @@ impl Cli {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and the shard threads it
-/// spawns after), so that only [`wait_for_signal`] receives them.
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the shard threads
+/// it spawns after), so that only [`wait_for_signal`] receives them.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: plain signal-mask calls on a local set.
     unsafe {
@@ -188,6 +218,7 @@ fn block_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
@@ -215,9 +246,11 @@ fn main() -> ExitCode {
                 eprintln!("tickforge: {text}");
                 return ExitCode::from(2);
             }
-            // One line naming the flag (clap's first line), then exit 2.
+            // One line naming the flag (clap's first paragraph: a missing
+            // flag is named on the lines after the first), then exit 2.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let first = if first.is_empty() { "invalid arguments".to_owned() } else { first.join(" ") };
             eprintln!("tickforge: {}", first.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
@@ -237,7 +270,25 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = cli.into_config();
+    if cli.tls_self_signed && cli.tls_cert.is_some() {
+        eprintln!("tickforge: --tls-self-signed cannot be used with --tls-cert: pick one certificate");
+        return ExitCode::from(2);
+    }
+    let auth = match (&cli.auth_secret, &cli.auth_secret_file) {
+        (Some(_), Some(_)) => Some(Err("--auth-secret cannot be used with --auth-secret-file: pick one".to_owned())),
+        (Some(s), None) => Some(AuthSecret::new(s.as_bytes()).map_err(|e| format!("--auth-secret: {e}"))),
+        (None, Some(path)) => Some(AuthSecret::from_file(path).map_err(|e| format!("--auth-secret-file {e}"))),
+        (None, None) => None,
+    };
+    let auth = match auth.transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tickforge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = cli.into_config();
+    config.auth = auth;
     if let Err(e) = config.validate() {
         // A value from the file is named as the file's key.
         let key = e.setting.trim_start_matches("--");
@@ -248,6 +299,13 @@ fn main() -> ExitCode {
             _ => eprintln!("tickforge: {e}"),
         }
         return ExitCode::from(2);
+    }
+    // A certificate that cannot be served is a bad flag: say which, exit 2.
+    if let Some(source @ TlsSource::Files { .. }) = &config.tls {
+        if let Err(e) = tickforge_server::tls::load(source) {
+            eprintln!("tickforge: {e}");
+            return ExitCode::from(2);
+        }
     }
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,7 +319,18 @@ fn main() -> ExitCode {
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let signals = block_signals();
     let server = tickforge_server::start(config).context("starting the server")?;
-    let sig = wait_for_signal(&signals);
+    let sig = loop {
+        match wait_for_signal(&signals) {
+            // SIGHUP: the certificate again (open connections stay).
+            libc::SIGHUP if server.is_tls() => {
+                if let Err(e) = server.reload_tls() {
+                    tracing::error!("TLS reload failed, the certificate served so far stays: {e}");
+                }
+            }
+            libc::SIGHUP => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+            sig => break sig,
+        }
+    };
     tracing::info!(signal = sig, "shutting down: draining connections");
     server.shutdown();
     server.wait().context("draining")?;
@@ -293,7 +362,7 @@ mod tests {
                 assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
             }
         }
-        assert_eq!(seen, 13);
+        assert_eq!(seen, 14);
         assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
     }
 }

@@ -16,7 +16,7 @@ pub const TICK_BUCKETS_US: [u64; 11] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 
 
 /// Every close label the server counts: [`CloseReason::label`] values, plus
 /// `peer_gone` (the socket ended without a close frame) and `other`.
-pub const CLOSE_LABELS: [(&str, u16); 14] = [
+pub const CLOSE_LABELS: [(&str, u16); 15] = [
     ("normal", 1000),
     ("shutting_down", 1001),
     ("protocol_error", 1002),
@@ -26,6 +26,7 @@ pub const CLOSE_LABELS: [(&str, u16); 14] = [
     ("flooding", 1008),
     ("too_slow", 1008),
     ("refused_token", 1008),
+    ("resumed_elsewhere", 1008),
     ("keepalive_timeout", 1008),
     ("too_large", 1009),
     ("internal", 1011),
@@ -85,6 +86,21 @@ pub struct ShardMetrics {
     pub pass_enters: AtomicU64,
     /// Operations (receives and sends) the tick passes submitted.
     pub pass_submissions: AtomicU64,
+    /// Seats held for a `resume` when their connection ended.
+    pub seats_held: AtomicU64,
+    /// Held seats freed at the end of their reconnect grace.
+    pub seats_expired: AtomicU64,
+    /// Seats taken back with `resume`.
+    pub resumes: AtomicU64,
+    /// Seats taken back from a connection still open (it was closed 1008).
+    pub takeovers: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed or timed out (plain HTTP to the TLS
+    /// port, a refused handshake, a slowloris).
+    pub tls_handshake_failures: AtomicU64,
+    /// TLS connections dropped for a fault after their handshake.
+    pub tls_errors: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -218,6 +234,24 @@ impl Metrics {
             "Receives and sends the tick passes submitted.",
             &|s| &s.pass_submissions,
         );
+        counter(&mut out, "tickforge_seats_held_total", "Seats held for a resume when their connection ended.", &|s| {
+            &s.seats_held
+        });
+        counter(&mut out, "tickforge_seats_expired_total", "Held seats freed after the reconnect grace.", &|s| {
+            &s.seats_expired
+        });
+        counter(&mut out, "tickforge_resumes_total", "Seats taken back with resume.", &|s| &s.resumes);
+        counter(&mut out, "tickforge_takeovers_total", "Resumes that closed the seat's old connection.", &|s| {
+            &s.takeovers
+        });
+        counter(&mut out, "tickforge_tls_handshakes_total", "TLS handshakes completed.", &|s| &s.tls_handshakes);
+        counter(
+            &mut out,
+            "tickforge_tls_handshake_failures_total",
+            "TLS handshakes failed or timed out (plain HTTP to the TLS port included).",
+            &|s| &s.tls_handshake_failures,
+        );
+        counter(&mut out, "tickforge_tls_errors_total", "TLS connections dropped for a fault.", &|s| &s.tls_errors);
 
         let name = "tickforge_tick_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to step a room and fan its tick out.\n# TYPE {name} histogram");

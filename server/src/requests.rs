@@ -10,6 +10,7 @@
 
 use crate::config::TICK_HZ_RANGE;
 use crate::game::Game;
+use crate::metrics::ShardMetrics;
 use crate::outbox::Outbox;
 use crate::room::{RoomConfig, RoomSlot, Seat};
 use crate::shard_state::{unix_now_us, ShardState};
@@ -26,6 +27,8 @@ pub(crate) struct Session {
     pub(crate) session_id: Option<String>,
     /// Whether `hello` passed the token (always true without a token).
     pub(crate) authed: bool,
+    /// Who its signed token named (`--auth-secret`).
+    pub(crate) user: Option<crate::auth::Identity>,
 }
 
 /// The connection a request came from: what requests read and change.
@@ -67,7 +70,8 @@ impl From<Result<Confirm, (RejectCode, String)>> for Reply {
 /// answer [`Reply::HandOff`] (false for a join that arrived with a
 /// hand-off: the connection is not moved twice).
 pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_move: bool) -> Reply {
-    let needs_hello = shard.config().token.is_some() && !who.session.authed;
+    let config = shard.config();
+    let needs_hello = (config.token.is_some() || config.auth.is_some()) && !who.session.authed;
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
@@ -83,9 +87,11 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
         Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
         Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, who, &game, may_move),
         Request::LeaveRoom => leave_room(shard, who.seat).into(),
+        Request::Resume { room_id, resume_token } => resume(shard, who, &room_id, &resume_token, may_move),
+        Request::WatchRoom { room_id } => watch_room(shard, who, &room_id, may_move),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
-        // Filters, options, reservations, resume, spectators and game
-        // messages are in the contract but not served yet.
+        // Filters, options, reservations and game messages are in the
+        // contract but not served yet.
         other => {
             Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
         }
@@ -109,12 +115,17 @@ fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Resu
             return Err((RejectCode::Unauthorized, "token refused".into()));
         }
     }
+    if let Some(secret) = &shard.config().auth {
+        let identity = crate::auth::verify(secret, token.unwrap_or(""), unix_now_us() / 1_000_000)
+            .map_err(|e| (RejectCode::Unauthorized, e.to_string()))?;
+        session.user = Some(identity);
+    }
     session.authed = true;
     let id = session.session_id.get_or_insert_with(|| shard.new_session_id()).clone();
     Ok(Confirm::Welcome {
         session_id: SessionId(id),
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
-        user_id: None,
+        user_id: session.user.as_ref().map(|u| u.user_id.clone()),
     })
 }
 
@@ -139,11 +150,13 @@ fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool
     let slow_ticks = (shard.config().limits.slow_client.as_secs_f64() * f64::from(tick_hz)).ceil().max(1.0);
     config.max_ack_lag_ticks = slow_ticks as u64;
     config.max_skipped_ticks = slow_ticks as u32;
+    config.reconnect_grace_us = u64::try_from(shard.config().reconnect_grace.as_micros()).unwrap_or(u64::MAX);
+    config.max_spectators = shard.config().limits.max_spectators_per_room;
     config
 }
 
 fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
-    let (seat, joined) = Seat::take(slot, who.outbox.clone())?;
+    let (seat, joined) = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref())?;
     *who.seat = Some(seat);
     shard.publish(slot);
     Ok(Confirm::Joined(joined))
@@ -215,6 +228,75 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: 
     let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
     match shard.create_room(game, config) {
         Ok(slot) => join(shard, who, &slot).into(),
+        Err((code, reason)) => Reply::Rej(code, reason),
+    }
+}
+
+/// Where a room is, for a request naming it: here, on another shard (the
+/// connection moves there, when it may), or nowhere.
+enum Located {
+    Here(Rc<RoomSlot>),
+    Elsewhere(Reply),
+}
+
+fn locate(shard: &ShardState, room_id: &RoomId, may_move: bool, unknown: impl FnOnce() -> String) -> Located {
+    if let Some(slot) = shard.room(room_id) {
+        return Located::Here(slot);
+    }
+    Located::Elsewhere(match shard.shared.directory.get(room_id) {
+        Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
+            RejectCode::Overloaded,
+            format!("room {room_id} is on shard {}, which is at its connection limit", entry.shard),
+        ),
+        Some(entry) if entry.shard != shard.id && may_move => Reply::HandOff { shard: entry.shard },
+        _ => Reply::Rej(RejectCode::NotFound, unknown()),
+    })
+}
+
+/// `resume`: takes back a held seat (or one whose old connection is still
+/// open) with its newest token, on whichever shard the room is.
+fn resume(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, token: &str, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
+        return Reply::Rej(code, reason);
+    }
+    let slot = match locate(shard, room_id, may_move, || {
+        format!("no room {room_id}: its seats are gone (unknown, used or expired resume token)")
+    }) {
+        Located::Here(slot) => slot,
+        Located::Elsewhere(reply) => return reply,
+    };
+    let held_before = slot.room.borrow().held_count();
+    match Seat::resume(&slot, token, who.outbox.clone()) {
+        Ok((seat, joined)) => {
+            let m = shard.metrics();
+            ShardMetrics::inc(&m.resumes);
+            if slot.room.borrow().held_count() == held_before {
+                // No held seat was taken: the seat's old connection was open.
+                ShardMetrics::inc(&m.takeovers);
+            }
+            *who.seat = Some(seat);
+            shard.publish(&slot);
+            Reply::Cfm(Confirm::Joined(joined))
+        }
+        Err((code, reason)) => Reply::Rej(code, reason),
+    }
+}
+
+/// `watch_room`: the room's ticks without a seat.
+fn watch_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
+    if let Err((code, reason)) = not_in_a_room(who.seat) {
+        return Reply::Rej(code, reason);
+    }
+    let slot = match locate(shard, room_id, may_move, || format!("no room {room_id}")) {
+        Located::Here(slot) => slot,
+        Located::Elsewhere(reply) => return reply,
+    };
+    match Seat::watch(&slot, who.outbox.clone()) {
+        Ok((seat, watching)) => {
+            *who.seat = Some(seat);
+            shard.publish(&slot);
+            Reply::Cfm(Confirm::Watching(watching))
+        }
         Err((code, reason)) => Reply::Rej(code, reason),
     }
 }

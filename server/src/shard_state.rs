@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) directory: Directory,
     pub(crate) stop: Arc<AtomicBool>,
+    /// The TLS configuration, on a TLS port (reloadable).
+    pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
 }
 
 /// One shard's state.
@@ -165,7 +167,7 @@ impl ShardState {
     /// Publishes a room's player count to the directory.
     pub(crate) fn publish(&self, slot: &RoomSlot) {
         let room = slot.room.borrow();
-        self.shared.directory.update(room.id(), room.player_count() as u32);
+        self.shared.directory.update(room.id(), room.player_count() as u32, room.spectator_count() as u32);
     }
 
     /// The public rooms of every shard (optionally of one game).

@@ -17,6 +17,10 @@ import { draw } from "./render.js";
 const SUBPROTOCOL = "tickforge.v1.json";
 const PING_EVERY_MS = 2000;
 const ROOMS_EVERY_MS = 3000;
+/** Automatic resumes after a network drop before giving up (backoff 0.25 s
+ * doubling: the last starts 7.75 s after the drop, within the default
+ * 10 s reconnect grace). */
+const RESUME_TRIES = 5;
 const BYTES_WINDOW = 30;
 const LOG_MAX = 60;
 /** Ack from the tick handler when the input timer's acks are this far behind. */
@@ -63,14 +67,27 @@ let nextId = 1;
 const pending = new Map();
 /** The `joined` confirmation of the room we are in, or null. */
 let joined = null;
+/** The `watching` confirmation of the room we watch as a spectator, or null. */
+let watching = null;
+/** The seat to take back with `resume` after a lost connection:
+ * {room_id, resume_token} from the newest `joined` (tokens are single-use
+ * and each `joined` brings a new one), or null. */
+let resumable = null;
+/** Automatic resumes tried since the connection dropped, and the next one. */
+let resumeTries = 0;
+let resumeTimer = null;
+/** Seats taken back with `resume` since the page loaded. */
+let resumes = 0;
 /** The room's ticks. */
 let room = new RoomState();
 /** The join to send once the current room is left: a request body, or null. */
 let afterLeave = null;
 /** What to join on (re)connect: a request body. */
-let wanted = params.get("room")
-  ? { type: "join_room", room_id: params.get("room") }
-  : { type: "join_or_create", game };
+let wanted = params.get("watch")
+  ? { type: "watch_room", room_id: params.get("watch") }
+  : params.get("room")
+    ? { type: "join_room", room_id: params.get("room") }
+    : { type: "join_or_create", game };
 
 let inputSeq = 0;
 let lastSent = null; // the last input data sent, as JSON text
@@ -92,7 +109,7 @@ function setStatus(state, text) {
   ui.status.textContent = text ?? state;
   ui.status.dataset.state = state;
   const live = ws && ws.readyState === WebSocket.OPEN;
-  ui.leave.disabled = !(live && joined);
+  ui.leave.disabled = !(live && (joined || watching));
 }
 
 function showError(text) {
@@ -117,8 +134,13 @@ function log(text, kind = "info") {
   while (ui.log.children.length > LOG_MAX) ui.log.lastChild.remove();
 }
 
+/** The room we are in or watch: its `joined` or `watching`, or null. */
+function inRoom() {
+  return joined ?? watching;
+}
+
 function playerCount() {
-  if (!joined) return null;
+  if (!inRoom()) return null;
   return room.count("player");
 }
 
@@ -129,10 +151,11 @@ function self() {
 }
 
 function updateFigures() {
-  ui.room.textContent = joined ? joined.room_id : "–";
+  const here = inRoom();
+  ui.room.textContent = here ? here.room_id : "–";
   const n = playerCount();
   ui.players.textContent = n === null ? "–" : String(n);
-  ui.players.title = joined ? `${n} of ${joined.max_players} seats taken` : "";
+  ui.players.title = joined ? `${n} of ${joined.max_players} seats taken` : watching ? "watching: no seat" : "";
   const t = room.latestTick;
   ui.tick.textContent = t === null ? "–" : String(t);
   ui.rtt.textContent = rttMs === null ? "–" : `${rttMs.toFixed(1)} ms`;
@@ -143,7 +166,11 @@ function updateFigures() {
   } else {
     ui.bytes.textContent = "–";
   }
-  ui.rate.textContent = joined ? `${joined.tick_hz} Hz · ${joined.max_players} seats` : "–";
+  ui.rate.textContent = joined
+    ? `${joined.tick_hz} Hz · ${joined.max_players} seats`
+    : watching
+      ? `${watching.tick_hz} Hz · watching`
+      : "–";
   const me = self();
   ui.me.textContent = me
     ? `(${Math.round(me.x)}, ${Math.round(me.y)})${typeof me.hp === "number" ? ` · hp ${me.hp}` : ""}${
@@ -233,6 +260,7 @@ function stopTimers() {
 
 function resetRoom() {
   joined = null;
+  watching = null;
   room = new RoomState();
   tickBytes.length = 0;
   lastSent = null;
@@ -241,7 +269,12 @@ function resetRoom() {
   inputTimer = null;
 }
 
-function connect() {
+/** Opens a new connection; with `resume`, takes the held seat back first
+ * (its newest token), else sends `wanted`. */
+function connect({ resume = false } = {}) {
+  clearTimeout(resumeTimer);
+  resumeTimer = null;
+  const taking = resume && resumable ? resumable : null;
   if (ws) {
     closingOnPurpose = true;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
@@ -276,7 +309,12 @@ function connect() {
     const hello = { type: "hello", client: "tickforge-web" };
     if (token) hello.token = token;
     request(hello);
-    request(wanted);
+    if (taking) {
+      setStatus("joining", "resuming…");
+      request({ type: "resume", room_id: taking.room_id, resume_token: taking.resume_token });
+    } else {
+      request(wanted);
+    }
     ping();
     pingTimer = setInterval(ping, PING_EVERY_MS);
   };
@@ -298,6 +336,19 @@ function connect() {
       probeHealth();
     } else if (closingOnPurpose) {
       setStatus("closed", "disconnected");
+    } else if (ev.code === 1008 && ev.reason === "resumed elsewhere") {
+      // Another tab or device took the seat: do not fight over it.
+      resumable = null;
+      setStatus("closed", "closed");
+      showError(`The seat was taken back on another connection: ${ev.code} (resumed elsewhere).`);
+    } else if (!ev.wasClean && wasJoined && resumable && resumeTries < RESUME_TRIES) {
+      // A network drop: the server holds the seat for its reconnect grace;
+      // take it back on a new connection (250 ms, 0.5 s, 1 s, 2 s, 4 s).
+      const wait = 250 * 2 ** resumeTries;
+      resumeTries += 1;
+      setStatus("reconnecting", "reconnecting…");
+      log(`connection lost (${ev.code}); resuming the seat in ${wait} ms (try ${resumeTries} of ${RESUME_TRIES})`, "warn");
+      resumeTimer = setTimeout(() => connect({ resume: true }), wait);
     } else {
       setStatus("closed", "closed");
       const reason = ev.reason ? ` — ${ev.reason}` : "";
@@ -341,6 +392,7 @@ function joinRoom(body) {
   wanted = body;
   if (body.type === "join_room") {
     const url = new URL(location.href);
+    url.searchParams.delete("watch");
     url.searchParams.set("room", body.room_id);
     history.replaceState(null, "", url);
   }
@@ -349,7 +401,8 @@ function joinRoom(body) {
     return;
   }
   clearError();
-  if (joined) {
+  if (joined || watching) {
+    resumable = null; // leaving gives the seat up
     afterLeave = body;
     stopInputOnly(); // an input after leaving would earn a not_in_room error
     request({ type: "leave_room" });
@@ -400,13 +453,17 @@ function onConfirm(msg) {
       serverVersion = body.server_version;
       break;
     case "joined":
-      onJoined(body);
+      onJoined(body, req && req.type === "resume");
+      break;
+    case "watching":
+      onWatching(body);
       break;
     case "pong":
       if (req) rttMs = performance.now() - req.sentMs;
       break;
     case "left":
       log(`left room ${body.room_id}`);
+      resumable = null; // the seat is given up
       resetRoom();
       setStatus("idle", "not in a room");
       if (afterLeave) {
@@ -422,9 +479,15 @@ function onConfirm(msg) {
   updateFigures();
 }
 
-function onJoined(j) {
+function onJoined(j, resumed) {
   resetRoom();
   joined = j;
+  resumable = j.resume_token ? { room_id: j.room_id, resume_token: j.resume_token } : null;
+  resumeTries = 0;
+  if (resumed) {
+    resumes += 1;
+    log(`resumed the seat in room ${j.room_id}: player ${j.player_id}, entity ${j.entity_id}`);
+  }
   clearError();
   // Rejoin this very room after a reconnect.
   wanted = { type: "join_room", room_id: j.room_id };
@@ -438,16 +501,47 @@ function onJoined(j) {
   refreshRooms();
 }
 
+/** Watching a room as a spectator: its ticks, no seat, no input (acks only). */
+function onWatching(w) {
+  resetRoom();
+  watching = w;
+  resumable = null;
+  clearError();
+  wanted = { type: "watch_room", room_id: w.room_id };
+  const url = new URL(location.href);
+  url.searchParams.delete("room");
+  url.searchParams.set("watch", w.room_id);
+  history.replaceState(null, "", url);
+  log(`watching room ${w.room_id} (${w.game}, ${w.tick_hz} Hz) as a spectator`);
+  setStatus("joined", "watching, waiting for ticks…");
+  inputTimer = setInterval(sendAck, 1000 / Math.max(1, w.tick_hz));
+  refreshRooms();
+}
+
+/** A spectator's ack of the newest tick, when it moved on. */
+function sendAck() {
+  const ack = room.latestTick;
+  if (ack !== null && ack !== lastAcked && send({ type: "ack", tick: ack })) lastAcked = ack;
+}
+
 function onReject(msg) {
   const req = pending.get(msg.id);
   pending.delete(msg.id);
+  if (req && req.type === "resume") {
+    // The seat is gone (the grace passed, or the token was used): join the
+    // room again if it has a seat, as before resumes existed.
+    log(`resume refused (${msg.code}: ${msg.reason}); joining again`, "warn");
+    resumable = null;
+    request(wanted);
+    return;
+  }
   const what = req ? req.type : `request ${msg.id}`;
   const hint =
     req && req.type === "join_room" && (msg.code === "not_found" || msg.code === "room_full")
       ? " Use “Join any room” or “New room” to play elsewhere."
       : "";
   showError(`The server rejected ${what}: ${msg.code} — ${msg.reason}.${hint}`);
-  if (req && ["join_room", "join_or_create", "create_room"].includes(req.type)) {
+  if (req && ["join_room", "join_or_create", "create_room", "watch_room"].includes(req.type)) {
     setStatus("idle", "not in a room");
   }
   if (req && req.type === "leave_room") afterLeave = null;
@@ -460,6 +554,12 @@ function onIndication(body) {
       break;
     case "player_left":
       log(`player ${body.player_id} left (${body.reason})`);
+      break;
+    case "player_disconnected":
+      log(`player ${body.player_id} lost its connection (its seat is held)`);
+      break;
+    case "player_reconnected":
+      log(`player ${body.player_id} is back`);
       break;
     case "room_closing":
       showError(`The room is closing: ${body.reason}`);
@@ -480,7 +580,7 @@ function stopInputOnly() {
 }
 
 function onTick(msg, bytes) {
-  if (!joined) return;
+  if (!joined && !watching) return;
   const result = room.applyTick(msg, performance.now());
   if (typeof result === "string") {
     if (result === "missing_baseline" && room.latestTick !== null) {
@@ -499,7 +599,8 @@ function onTick(msg, bytes) {
   }
   tickBytes.push(bytes);
   if (tickBytes.length > BYTES_WINDOW) tickBytes.shift();
-  if (statusState !== "connected") setStatus("connected", "connected");
+  const live = watching ? "watching" : "connected";
+  if (statusState !== live) setStatus(live, live);
   updateFigures();
 }
 
@@ -539,24 +640,37 @@ function renderRooms(rooms) {
   ui.roomsNote.textContent = rooms.length ? "" : "No public rooms yet: join one to create it.";
   for (const r of rooms) {
     const tr = document.createElement("tr");
-    const here = joined && joined.room_id === r.room_id;
+    const here = inRoom() && inRoom().room_id === r.room_id;
     if (here) tr.className = "here";
     for (const text of [r.room_id, r.game, `${r.players}/${r.max_players}`, `${r.tick_hz} Hz`]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
     }
+    const spectators = document.createElement("td");
+    spectators.textContent = String(r.spectators ?? 0);
+    spectators.title = "spectators";
+    tr.append(spectators);
     const td = document.createElement("td");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = here ? "here" : "watch";
-    b.disabled = here || r.players >= r.max_players;
-    b.title = "Joins the room as a player (the protocol has no spectator mode)";
-    b.addEventListener("click", () => {
-      b.blur();
-      joinRoom({ type: "join_room", room_id: r.room_id });
+    const button = (label, title, disabled, body) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.title = title;
+      b.disabled = disabled;
+      b.addEventListener("click", () => {
+        b.blur();
+        joinRoom(body);
+      });
+      td.append(b);
+    };
+    const playing = joined && joined.room_id === r.room_id;
+    const watched = watching && watching.room_id === r.room_id;
+    button("join", "Takes a seat in the room", playing || r.players >= r.max_players, {
+      type: "join_room",
+      room_id: r.room_id,
     });
-    td.append(b);
+    button("watch", "Watches the room without a seat (watch_room)", watched, { type: "watch_room", room_id: r.room_id });
     tr.append(td);
     ui.rooms.append(tr);
   }
@@ -596,7 +710,8 @@ window.addEventListener("blur", () => {
 
 ui.reconnect.addEventListener("click", () => {
   ui.reconnect.blur();
-  connect();
+  // The held seat first (its resume token), else a join as before.
+  connect({ resume: true });
 });
 ui.joinAny.addEventListener("click", () => {
   ui.joinAny.blur();
@@ -609,6 +724,7 @@ ui.create.addEventListener("click", () => {
 ui.leave.addEventListener("click", () => {
   ui.leave.blur();
   afterLeave = null;
+  resumable = null;
   stopInputOnly();
   request({ type: "leave_room" });
 });
@@ -650,8 +766,23 @@ window.__tickforge = {
   get status() {
     return statusState;
   },
+  /** The WebSocket URL the page connects to (wss:// under https). */
+  get url() {
+    return wsUrl;
+  },
   get joined() {
     return joined;
+  },
+  get watching() {
+    return watching;
+  },
+  /** The seat `resume` would take back ({room_id, resume_token}), or null. */
+  get resumable() {
+    return resumable;
+  },
+  /** Seats taken back with `resume` since the page loaded. */
+  get resumes() {
+    return resumes;
   },
   get latestTick() {
     return room.latestTick;
@@ -687,6 +818,7 @@ window.__tickforge = {
   },
   send,
   request,
+  refreshRooms,
   connect,
   disconnect,
   joinRoom,

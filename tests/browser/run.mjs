@@ -22,6 +22,10 @@ const base = (process.env.TICKFORGE_URL ?? "").replace(/\/$/, "");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const screenshot = path.resolve(process.env.SCREENSHOT ?? path.join(repo, "target/browser/screenshot.png"));
 const OVERALL_TIMEOUT_MS = 180_000;
+// Over https the server runs on its own --tls-self-signed certificate (made
+// at its start): the browser is told to accept it, and nothing else changes
+// (the page derives wss:// from https://).
+const tls = base.startsWith("https:");
 
 if (!base) {
   console.error("TICKFORGE_URL is not set (e.g. http://127.0.0.1:7700)");
@@ -116,6 +120,44 @@ async function open(context, url, errors) {
   return page;
 }
 
+/** A TCP relay on 127.0.0.1 to the server's port; `cut()` destroys every
+ * connection through it at once (a network drop: no close frame). */
+function tcpRelay(targetPort) {
+  const live = new Set();
+  let total = 0;
+  const server = net.createServer((client) => {
+    total += 1;
+    const upstream = net.connect(Number(targetPort), "127.0.0.1");
+    const pair = [client, upstream];
+    live.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      live.delete(pair);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      resolve({
+        port: server.address().port,
+        connections: () => total,
+        cut: () => {
+          for (const [c, u] of live) {
+            c.resetAndDestroy();
+            u.resetAndDestroy();
+          }
+          live.clear();
+        },
+        close: () => server.close(),
+      });
+    });
+  });
+}
+
 /** Counts the distinct colours of a PNG, decoded by the browser itself. */
 async function distinctColors(page, png) {
   return page.evaluate(async (b64) => {
@@ -160,8 +202,8 @@ async function main() {
   });
   const pageErrors = [];
   try {
-    const ctxA = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const ctxA = await browser.newContext({ viewport: { width: 1280, height: 860 }, ignoreHTTPSErrors: tls });
+    const ctxB = await browser.newContext({ viewport: { width: 1100, height: 800 }, ignoreHTTPSErrors: tls });
     let a = null;
     let b = null;
     let roomId = null;
@@ -179,7 +221,11 @@ async function main() {
       await waitText(a, "status", "t === 'connected'", 5000);
       roomId = (await text(a, "#room")).trim();
       assert(roomId && roomId !== "–", `#room is ${JSON.stringify(roomId)}`);
-      return `room ${roomId}`;
+      if (tls) {
+        const url = await a.evaluate(() => window.__tickforge.url ?? "");
+        assert(!url || url.startsWith("wss://"), `the page connected to ${url}`);
+      }
+      return `room ${roomId}${tls ? " (https, wss)" : ""}`;
     });
 
     await check("#tick advances", async () => {
@@ -335,20 +381,73 @@ async function main() {
       return msg;
     });
 
-    await check("New room moves to a new room; watch in the room list moves back", async () => {
+    await check("New room moves to a new room; join in the room list moves back", async () => {
       assert(b, "no second page");
       await waitText(b, "status", "t === 'connected'", 5000);
       await b.locator("#create").click();
       const other = await waitText(b, "room", `t !== ${JSON.stringify(roomId)} && t !== "–"`, 10_000);
       await waitText(b, "status", "t === 'connected'", 5000);
       await waitText(b, "players", "t === '1'", 5000);
-      // The list (refreshed on join) has both rooms; watch the first one.
-      const watch = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "watch" });
-      await watch.click({ timeout: 10_000 });
+      // The list (refreshed on join) has both rooms; join the first one.
+      const join = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "join" });
+      await join.click({ timeout: 10_000 });
       await waitText(b, "room", `t === ${JSON.stringify(roomId)}`, 10_000);
       await waitText(b, "status", "t === 'connected'", 5000);
       assert(!(await b.locator("#error").isVisible()), `error shown: ${await text(b, "#error-text")}`);
       return `${roomId} -> ${other} -> ${roomId}`;
+    });
+
+    await check("watch in the room list watches without a seat (watch_room)", async () => {
+      assert(b, "no second page");
+      await waitText(b, "status", "t === 'connected'", 5000);
+      // b plays in roomId: watching it gives the seat up first.
+      await b.evaluate(() => window.__tickforge.refreshRooms());
+      const watch = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "watch" });
+      await watch.click({ timeout: 10_000 });
+      await waitText(b, "status", "t === 'watching'", 5000);
+      await waitText(b, "room", `t === ${JSON.stringify(roomId)}`, 5000);
+      const t0 = Number(await text(b, "#tick"));
+      await waitText(b, "tick", `Number(t) >= ${t0 + 5}`, 3000);
+      const seen = await b.evaluate(() => ({
+        watching: window.__tickforge.watching && window.__tickforge.watching.room_id,
+        joined: window.__tickforge.joined,
+        players: window.__tickforge.players,
+      }));
+      assert(seen.watching === roomId && seen.joined === null, JSON.stringify(seen));
+      assert(seen.players === 1, `a spectator takes no seat: ${seen.players} players`);
+      // The room list counts the spectator.
+      const listed = await (await fetch(`${base}/rooms`)).json();
+      const row = listed.rooms.find((r) => r.room_id === roomId);
+      assert(row && row.spectators === 1, `/rooms row ${JSON.stringify(row)}`);
+      assert(!(await b.locator("#error").isVisible()), `error shown: ${await text(b, "#error-text")}`);
+      return `watching ${roomId} at tick ${t0}, ${row.players} player, ${row.spectators} spectator`;
+    });
+
+    await check("a network drop resumes the seat by itself", async () => {
+      // The page talks to the server through a TCP relay this test can cut:
+      // the browser sees its socket die (no close frame), the server sees EOF.
+      const relay = await tcpRelay(new URL(base).port);
+      const scheme = tls ? "wss" : "ws";
+      const c = await open(ctxB, `${base}/?ws=${encodeURIComponent(`${scheme}://127.0.0.1:${relay.port}/ws`)}&room=${roomId}`, pageErrors);
+      try {
+        await waitText(c, "status", "t === 'connected'", 5000);
+        const before = await c.evaluate(() => ({ ...window.__tickforge.joined }));
+        relay.cut();
+        await waitFor(c, "status", "t === 'reconnecting' || t === 'resuming…'", 5000).catch(() => {});
+        await c.waitForFunction(() => window.__tickforge.resumes === 1, null, { timeout: 10_000 });
+        await waitText(c, "status", "t === 'connected'", 5000);
+        const after = await c.evaluate(() => ({ ...window.__tickforge.joined }));
+        assert(after.room_id === before.room_id, `resumed into ${after.room_id}, not ${before.room_id}`);
+        assert(after.player_id === before.player_id && after.entity_id === before.entity_id, "another seat");
+        assert(after.resume_token !== before.resume_token, "the token did not rotate");
+        const t0 = Number(await text(c, "#tick"));
+        await waitText(c, "tick", `Number(t) >= ${t0 + 5}`, 3000);
+        assert(!(await c.locator("#error").isVisible()), `error shown: ${await text(c, "#error-text")}`);
+        return `player ${after.player_id} back in ${after.room_id} (${relay.connections()} connections through the relay)`;
+      } finally {
+        await c.close();
+        relay.close();
+      }
     });
 
     await check("a message over the size limit closes with 1009, shown with its reason", async () => {

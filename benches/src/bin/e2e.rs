@@ -51,6 +51,9 @@ const README_END: &str = "<!-- figures:end -->";
 struct Opts {
     clients: Vec<usize>,
     json_clients: Vec<usize>,
+    /// Client counts run again over TLS (`wss://`, the server on
+    /// `--tls-self-signed`, the loadgen `--insecure`), binary form.
+    wss_clients: Vec<usize>,
     duration_s: f64,
     warmup_s: f64,
     connect_rate: f64,
@@ -78,6 +81,7 @@ impl Default for Opts {
         Self {
             clients: vec![500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000],
             json_clients: vec![1_000],
+            wss_clients: Vec::new(),
             duration_s: 30.0,
             warmup_s: 5.0,
             connect_rate: 1_000.0,
@@ -97,7 +101,8 @@ impl Default for Opts {
     }
 }
 
-const USAGE: &str = "usage: e2e [--quick] [--clients N,N..] [--json-clients N,..|none] [--duration SECS] \
+const USAGE: &str =
+    "usage: e2e [--quick] [--clients N,N..] [--json-clients N,..|none] [--wss-clients N,..] [--duration SECS] \
 [--warmup SECS] [--connect-rate N] [--server-cpu CPU] [--loadgen-cpu CPU] [--source-ips A-B|none] [--nice N|none] \
 [--bin-dir DIR] [--out FILE] [--results DIR] [--no-write] [--limit-bin FILE|none] [--floor-secs SECS] \
 [--readme FILE]";
@@ -131,6 +136,7 @@ fn parse_args() -> Result<Opts> {
             }
             "--clients" => o.clients = parse_list(&val()?)?,
             "--json-clients" => o.json_clients = parse_list(&val()?)?,
+            "--wss-clients" => o.wss_clients = parse_list(&val()?)?,
             "--duration" => o.duration_s = parse_secs(&val()?)?,
             "--warmup" => o.warmup_s = parse_secs(&val()?)?,
             "--connect-rate" => o.connect_rate = val()?.parse().context("--connect-rate")?,
@@ -165,11 +171,22 @@ fn parse_args() -> Result<Opts> {
 struct Scenario {
     clients: usize,
     form: &'static str,
+    /// Over TLS (`wss://`).
+    tls: bool,
 }
 
 impl Scenario {
     fn name(self) -> String {
-        format!("e2e-{}-{}", self.clients, self.form)
+        format!("e2e-{}-{}", self.clients, self.label().replace('+', "-"))
+    }
+
+    /// The form as the table shows it: `bin`, `json`, `bin+wss`.
+    fn label(self) -> String {
+        if self.tls {
+            format!("{}+wss", self.form)
+        } else {
+            self.form.to_owned()
+        }
     }
 }
 
@@ -236,23 +253,34 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn healthy(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").is_err() {
-        return false;
+/// A whole answer to `GET path` (through TLS when `tls`: the server's own
+/// self-signed certificate, taken unverified), read to the server's close.
+fn get(port: u16, path: &str, tls: bool, timeout: Duration) -> Option<String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    if tls {
+        let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+        let conn = rustls::ClientConnection::new(tickforge_benches::trust_all_tls_client(), name).ok()?;
+        let mut s = rustls::StreamOwned::new(conn, s);
+        s.write_all(request.as_bytes()).ok()?;
+        let _ = s.read_to_string(&mut text);
+    } else {
+        let mut s = s;
+        s.write_all(request.as_bytes()).ok()?;
+        let _ = s.read_to_string(&mut text);
     }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf[..n].starts_with(b"HTTP/1.1 200"))
+    Some(text)
+}
+
+fn healthy(port: u16, tls: bool) -> bool {
+    get(port, "/healthz", tls, Duration::from_millis(500)).is_some_and(|t| t.starts_with("HTTP/1.1 200"))
 }
 
 /// `tickforge_messages_out_total` from the server's /metrics.
-fn messages_out(port: u16) -> Option<f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
+fn messages_out(port: u16, tls: bool) -> Option<f64> {
+    let text = get(port, "/metrics", tls, Duration::from_secs(2))?;
     text.lines().find_map(|l| l.strip_prefix("tickforge_messages_out_total ").and_then(|v| v.trim().parse().ok()))
 }
 
@@ -448,6 +476,10 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         "--max-rooms".into(),
         (rooms + 64).max(1000).to_string(),
     ];
+    let mut server_args = server_args;
+    if s.tls {
+        server_args.push("--tls-self-signed".into());
+    }
     let log_path = o.results.join(format!("{}.server.log", s.name()));
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let (mut server_cmd, server_cmdline) = pinned(o.nice, &server_args);
@@ -460,7 +492,7 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(20));
     prioritize(pid, o.nice);
-    while !healthy(port) {
+    while !healthy(port, s.tls) {
         if let Ok(Some(status)) = server.try_wait() {
             bail!("the server exited with {status}; see {}", log_path.display());
         }
@@ -480,7 +512,7 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         o.loadgen_cpu.clone(),
         loadgen_bin.display().to_string(),
         "--url".into(),
-        format!("ws://127.0.0.1:{port}/ws"),
+        format!("{}://127.0.0.1:{port}/ws", if s.tls { "wss" } else { "ws" }),
         "--clients".into(),
         s.clients.to_string(),
         "--players-per-room".into(),
@@ -503,6 +535,10 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
     ];
     if o.source_ips != "none" {
         loadgen_args.extend(["--source-ips".into(), o.source_ips.clone()]);
+    }
+    if s.tls {
+        // The server's certificate was made at its start, for this run.
+        loadgen_args.push("--insecure".into());
     }
     let _ = std::fs::remove_file(&json_path);
     let lg_log_path = o.results.join(format!("{}.loadgen.log", s.name()));
@@ -533,7 +569,7 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
             perf = Some(start_perf(pid, o.duration_s, &perf_path));
             cpu0 = cpu_secs(pid, hz).map(|c| (c, now));
             jiffies0 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
-            msgs0 = messages_out(port);
+            msgs0 = messages_out(port, s.tls);
         }
         if now >= measure_start && now < measure_end {
             rss_peak = rss_peak.max(rss_kib(pid).unwrap_or(0));
@@ -542,7 +578,7 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
             cpu1 = cpu_secs(pid, hz).map(|c| (c, now));
             load = load_avg();
             jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
-            msgs1 = messages_out(port);
+            msgs1 = messages_out(port, s.tls);
         }
         if let Some(status) = loadgen.try_wait()? {
             break status;
@@ -565,7 +601,7 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         cpu1 = cpu_secs(pid, hz).map(|c| (c, Instant::now()));
         load = load_avg();
         jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
-        msgs1 = messages_out(port);
+        msgs1 = messages_out(port, s.tls);
     }
     let crossings = match perf {
         Some(perf) => crossings(perf, &perf_path),
@@ -722,7 +758,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} % | {} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
             clients,
-            out.scenario.form,
+            out.scenario.label(),
             delivered(r, clients),
             ms(r, &["tick_latency_us", "p50"]),
             ms(r, &["tick_latency_us", "p99"]),
@@ -760,7 +796,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
                 s,
                 "- {} clients, {}: the loadgen was the limit of this row: {}.",
                 out.scenario.clients,
-                out.scenario.form,
+                out.scenario.label(),
                 out.report["loadgen_limits"]
                     .as_array()
                     .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
@@ -768,17 +804,21 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
             );
         }
         if let Err(why) = &out.crossings {
-            let _ =
-                writeln!(s, "- {} clients, {}: no kernel crossings: {why}.", out.scenario.clients, out.scenario.form);
+            let _ = writeln!(
+                s,
+                "- {} clients, {}: no kernel crossings: {why}.",
+                out.scenario.clients,
+                out.scenario.label()
+            );
         }
         if let Err(why) = &out.floor {
-            let _ = writeln!(s, "- {} clients, {}: no floor: {why}.", out.scenario.clients, out.scenario.form);
+            let _ = writeln!(s, "- {} clients, {}: no floor: {why}.", out.scenario.clients, out.scenario.label());
         }
         if out.server_msgs_from != "server /metrics" {
             let _ = writeln!(
                 s,
                 "- {} clients, {}: server us per client-tick over the loadgen's count of state messages (no /metrics count).",
-                out.scenario.clients, out.scenario.form
+                out.scenario.clients, out.scenario.label()
             );
         }
     }
@@ -802,7 +842,7 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
         let _ = writeln!(
             s,
             "- {} clients, {}: [{name}.svg](benches/results/{name}.svg), report [{name}.json](benches/results/{name}.json)",
-            out.scenario.clients, out.scenario.form
+            out.scenario.clients, out.scenario.label()
         );
     }
     let _ = writeln!(s, "\n<details><summary>Commands</summary>\n");
@@ -921,14 +961,15 @@ fn main() -> Result<()> {
     let scenarios: Vec<Scenario> = o
         .clients
         .iter()
-        .map(|&clients| Scenario { clients, form: "bin" })
-        .chain(o.json_clients.iter().map(|&clients| Scenario { clients, form: "json" }))
+        .map(|&clients| Scenario { clients, form: "bin", tls: false })
+        .chain(o.json_clients.iter().map(|&clients| Scenario { clients, form: "json", tls: false }))
+        .chain(o.wss_clients.iter().map(|&clients| Scenario { clients, form: "bin", tls: true }))
         .collect();
     let started = Instant::now();
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     for s in scenarios {
-        eprintln!("e2e: {} clients, {} ({:.0} s so far)", s.clients, s.form, started.elapsed().as_secs_f64());
+        eprintln!("e2e: {} clients, {} ({:.0} s so far)", s.clients, s.label(), started.elapsed().as_secs_f64());
         match run_scenario(&o, s, hz) {
             Ok(mut out) => {
                 if o.limit_bin.is_some() {
@@ -968,7 +1009,7 @@ fn main() -> Result<()> {
             }
             Err(e) => {
                 eprintln!("e2e:   FAILED: {e:#}");
-                failures.push(format!("{} clients, {}: {e:#}", s.clients, s.form));
+                failures.push(format!("{} clients, {}: {e:#}", s.clients, s.label()));
             }
         }
     }

@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     let mut seats = Vec::new();
     for _ in 0..players {
         let outbox = Outbox::new(Format::Bin, 64);
-        let joined = room.join(outbox.clone()).map_err(|(_, why)| anyhow::anyhow!(why))?;
+        let joined = room.join(outbox.clone(), None).map_err(|(_, why)| anyhow::anyhow!(why))?;
         seats.push((outbox, joined.player_id));
     }
     let mut histogram = Histogram::<u64>::new(3)?;

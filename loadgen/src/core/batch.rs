@@ -140,7 +140,7 @@ impl Core {
                         let n = res as usize;
                         let stamp = stamp_of(&self.rx.hdrs[slot]);
                         let rx = Rx { wall_ns: stamp.unwrap_or_else(wall_now_ns), stamped: stamp.is_some() };
-                        c.on_bytes(self.rx.data(slot, n), rx, now, &mut self.ctx);
+                        c.on_wire(self.rx.data(slot, n), rx, now, &mut self.ctx);
                         if n == RX_SLOT {
                             self.retry.push(local as u32);
                         }
@@ -184,7 +184,7 @@ impl Core {
             if c.phase == Phase::Playing {
                 c.write_input(now, &mut self.ctx);
             }
-            if !c.tx.is_empty() {
+            if !c.outgoing().is_empty() {
                 self.sends.push(local);
             }
         }
@@ -192,12 +192,15 @@ impl Core {
         for chunk in sends.chunks(self.ring_capacity()) {
             self.room_for(self.ring_capacity())?;
             for &local in chunk {
-                let c = &self.clients[local as usize];
-                let e = opcode::Send::new(types::Fixed(local), c.tx.as_ptr(), c.tx.len() as u32)
+                let c = &mut self.clients[local as usize];
+                let gen = c.gen;
+                let out = c.outgoing();
+                let e = opcode::Send::new(types::Fixed(local), out.as_ptr(), out.len() as u32)
                     .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                     .build()
-                    .user_data(user_data(local, K_SEND, 0, c.gen));
-                // SAFETY: `tx` is not touched until the batch is reaped below.
+                    .user_data(user_data(local, K_SEND, 0, gen));
+                // SAFETY: `tx` (and the TLS `out`) is not touched until the
+                // batch is reaped below.
                 unsafe { self.ring.push(&e) };
             }
             self.reap_batch(chunk.len())?;
@@ -209,8 +212,7 @@ impl Core {
                     continue;
                 }
                 if res >= 0 {
-                    c.tx.drain(..res as usize);
-                    c.tx_blocked = !c.tx.is_empty();
+                    c.tx_blocked = c.sent(res as usize);
                 } else if res == -libc::EAGAIN {
                     c.tx_blocked = true;
                 } else {

@@ -192,6 +192,7 @@ impl Core {
             new_errors: 0,
             rng: 0x9e37_79b9_7f4a_7c15 ^ (k as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ wall_now_ns(),
             scratch: Vec::new(),
+            plain: Vec::new(),
         };
         Ok(Self {
             k,
@@ -335,6 +336,11 @@ impl Core {
             if what == W_INPUT {
                 c.input_queued = false;
                 if c.phase != Phase::Playing {
+                    continue;
+                }
+                if c.next_drop_ns != 0 && now >= c.next_drop_ns {
+                    // --reconnect-every: this client's socket goes now.
+                    self.reconnect(local, now)?;
                     continue;
                 }
                 let due = c.slots.due(c.sent_seq + 1);

@@ -87,6 +87,7 @@ impl Core {
         c.handshake = None;
         c.head = Vec::new();
         c.tx = Vec::new();
+        c.tls = None;
         self.active -= 1;
         if registered {
             // The table holds the socket open until its slot is emptied
@@ -118,8 +119,13 @@ impl Core {
         // closed without waiting.
         ws::write_close(1000, "load run over", mask, &mut c.tx);
         let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        let all_sent = matches!(send_direct(fd, &c.tx), Ok(n) if n == c.tx.len());
+        let out = c.outgoing();
+        let len = out.len();
+        let all_sent = matches!(send_direct(fd, out), Ok(n) if n == len);
         c.tx.clear();
+        if let Some(tls) = c.tls.as_mut() {
+            tls.out.clear();
+        }
         if c.close_seen || !all_sent {
             return self.close(local);
         }
@@ -173,6 +179,59 @@ impl Core {
         Ok(())
     }
 
+    /// `--reconnect-every`: drops a playing client's socket (no close frame,
+    /// as a network drop would) and connects again at once; its room
+    /// request will be a `resume` with the seat's newest token.
+    pub(super) fn reconnect(&mut self, local: u32, now: u64) -> io::Result<()> {
+        self.ctx.stats.drops += 1;
+        self.live.clients.fetch_sub(1, Ordering::Relaxed);
+        let c = &mut self.clients[local as usize];
+        let (polling, gen, registered) = (c.polling, c.gen, c.registered);
+        c.registered = false;
+        c.polling = false;
+        c.gen = c.gen.wrapping_add(1);
+        if registered {
+            // The ring's table holds the socket open until its slot is emptied.
+            let _ = self.ring.register(local, -1);
+        }
+        if polling {
+            self.room_for(1)?;
+            let e = opcode::PollRemove::new(user_data(local, K_POLL, 0, gen))
+                .build()
+                .user_data(user_data(local, K_CANCEL, 0, gen));
+            // SAFETY: no buffer.
+            unsafe { self.ring.push(&e) };
+        }
+        let c = &mut self.clients[local as usize];
+        c.fd = None;
+        c.drop_connection(now);
+        self.connect_client(local, now)
+    }
+
+    /// A non-blocking connect for client `local` and a poll for its end.
+    fn connect_client(&mut self, local: u32, now: u64) -> io::Result<()> {
+        let index = self.clients[local as usize].index;
+        let cfg = &self.plan.cfg;
+        let source = (!cfg.source_ips.is_empty()).then(|| cfg.source_ips[index % cfg.source_ips.len()]);
+        let c = &mut self.clients[local as usize];
+        c.started_ns = now;
+        match net::start_connect(self.plan.target.addr, source) {
+            Ok(fd) => {
+                c.fd = Some(fd);
+                c.phase = Phase::Connecting;
+                c.deadline_ns = now + cfg.connect_timeout.as_nanos() as u64;
+                self.setup.push(local);
+                self.arm_poll(local, libc::POLLOUT)
+            }
+            Err(_) => {
+                self.ctx.error(|e| e.connect += 1);
+                c.phase = Phase::Connecting;
+                self.fail_room(index)?;
+                self.close(local)
+            }
+        }
+    }
+
     /// Starts the clients whose ramp-up slot has come: a non-blocking
     /// connect and a poll for its end.
     pub(super) fn start_due(&mut self, now: u64) -> io::Result<()> {
@@ -182,25 +241,7 @@ impl Core {
                 break;
             }
             self.starts.pop_front();
-            let cfg = &self.plan.cfg;
-            let source = (!cfg.source_ips.is_empty()).then(|| cfg.source_ips[index % cfg.source_ips.len()]);
-            let c = &mut self.clients[local as usize];
-            c.started_ns = now;
-            match net::start_connect(self.plan.target.addr, source) {
-                Ok(fd) => {
-                    c.fd = Some(fd);
-                    c.phase = Phase::Connecting;
-                    c.deadline_ns = now + cfg.connect_timeout.as_nanos() as u64;
-                    self.setup.push(local);
-                    self.arm_poll(local, libc::POLLOUT)?;
-                }
-                Err(_) => {
-                    self.ctx.error(|e| e.connect += 1);
-                    c.phase = Phase::Connecting;
-                    self.fail_room(index)?;
-                    self.close(local)?;
-                }
-            }
+            self.connect_client(local, now)?;
         }
         Ok(())
     }
@@ -272,12 +313,30 @@ impl Core {
                     return self.close(local);
                 }
                 let hs = Handshake::new(&self.plan.target, self.plan.cfg.format);
-                if !matches!(send_direct(fd, &hs.request), Ok(n) if n == hs.request.len()) {
+                let c = &mut self.clients[local as usize];
+                if let Some((config, name)) = &self.plan.target.tls {
+                    // wss: the ClientHello now; rustls holds the upgrade
+                    // request until the handshake is done.
+                    match crate::tls::ClientTls::new(config, name.clone()) {
+                        Ok(tls) => c.tls = Some(Box::new(tls)),
+                        Err(_) => {
+                            self.ctx.error(|e| e.handshake_failed += 1);
+                            self.fail_room(index)?;
+                            return self.close(local);
+                        }
+                    }
+                }
+                c.tx.clear();
+                c.tx.extend_from_slice(&hs.request);
+                let out = c.outgoing();
+                let len = out.len();
+                let sent = matches!(send_direct(fd, out), Ok(n) if n == len);
+                c.sent(len);
+                if !sent {
                     self.ctx.error(|e| e.handshake_failed += 1);
                     self.fail_room(index)?;
                     return self.close(local);
                 }
-                let c = &mut self.clients[local as usize];
                 c.handshake = Some(Box::new(hs));
                 c.phase = Phase::Handshaking;
                 c.deadline_ns = now + self.plan.cfg.handshake_timeout.as_nanos() as u64;
@@ -297,7 +356,7 @@ impl Core {
                         }
                         Ok((n, stamp)) => {
                             let rx = Rx { wall_ns: stamp.unwrap_or_else(wall_now_ns), stamped: stamp.is_some() };
-                            c.on_bytes(&self.direct[..n], rx, now, &mut self.ctx);
+                            c.on_wire(&self.direct[..n], rx, now, &mut self.ctx);
                             if n < self.direct.len() {
                                 break;
                             }
@@ -348,7 +407,21 @@ impl Core {
             self.fail_room(index)?;
             return self.close(local);
         }
-        c.head.extend_from_slice(&self.direct[..n]);
+        match c.tls.as_mut() {
+            None => c.head.extend_from_slice(&self.direct[..n]),
+            Some(tls) => {
+                // The TLS handshake's messages, then the 101: plaintext to
+                // the head, rustls's answers (and the request it held) out.
+                let fed = tls.feed(&self.direct[..n], &mut c.head);
+                let out = std::mem::take(&mut tls.out);
+                let sent = out.is_empty() || matches!(send_direct(fd, &out), Ok(k) if k == out.len());
+                if fed.is_err() || !sent {
+                    self.ctx.error(|e| e.handshake_failed += 1);
+                    self.fail_room(index)?;
+                    return self.close(local);
+                }
+            }
+        }
         let answer = c.handshake.as_ref().map_or(Answer::Failed("no handshake".into()), |h| h.answer(&c.head));
         match answer {
             Answer::Incomplete => self.arm_poll(local, libc::POLLIN),
@@ -366,8 +439,10 @@ impl Core {
                 let rest = c.head.split_off(head_len);
                 c.head = Vec::new();
                 c.handshake = None;
-                self.ctx.stats.connected += 1;
-                let _ = self.ctx.stats.handshake_latency.record((now.saturating_sub(c.started_ns) / 1000).max(1));
+                if !c.reconnecting {
+                    self.ctx.stats.connected += 1;
+                    let _ = self.ctx.stats.handshake_latency.record((now.saturating_sub(c.started_ns) / 1000).max(1));
+                }
                 c.session = Some(Box::new(ClientSession::new(self.plan.cfg.format)));
                 c.phase = Phase::WaitRoom;
                 c.deadline_ns = now + self.plan.cfg.join_timeout.as_nanos() as u64;
@@ -387,7 +462,10 @@ impl Core {
         let cfg = &plan.cfg;
         let index = self.clients[local as usize].index;
         let (group, leader) = (index / cfg.players_per_room, index % cfg.players_per_room == 0);
-        let body = if leader {
+        let resume = self.clients[local as usize].resume.clone().filter(|_| self.clients[local as usize].reconnecting);
+        let body = if let Some((room_id, resume_token)) = resume {
+            Request::Resume { room_id, resume_token }
+        } else if leader {
             Request::CreateRoom {
                 game: cfg.game.clone(),
                 max_players: Some(cfg.players_per_room as u32),
@@ -417,9 +495,9 @@ impl Core {
         self.ctx.frame_payload(&payload, &mut c.tx);
         self.ctx.scratch = payload;
         let fd = c.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        match send_direct(fd, &c.tx) {
+        match send_direct(fd, c.outgoing()) {
             Ok(n) => {
-                c.tx.drain(..n);
+                c.sent(n);
             }
             Err(_) => {
                 self.fail_room(index)?;
@@ -441,8 +519,36 @@ impl Core {
             return self.ended(local, End::Closed("io".into()));
         }
         c.registered = true;
-        self.ctx.stats.joined += 1;
         self.live.clients.fetch_add(1, Ordering::Relaxed);
+        if let Some(mean) = self.plan.cfg.reconnect_every {
+            // Uniform in half to one and a half of the mean; none within
+            // two seconds of the window's end.
+            let wait = (mean.as_nanos() as f64 * (0.5 + self.ctx.uniform())) as u64;
+            let at = now + wait.max(1);
+            c.next_drop_ns = if at + 2_000_000_000 < self.ctx.window.1 { at } else { 0 };
+        }
+        if c.reconnecting {
+            // A resume: the same seat, room and slots; what fell due while
+            // disconnected is skipped.
+            c.reconnecting = false;
+            c.resumed = true;
+            self.ctx.stats.resumes += 1;
+            self.ctx.stats.slots_skipped_by_drops += c.skip_missed_slots(now);
+            c.phase = Phase::Playing;
+            if !c.input_queued {
+                c.input_queued = true;
+                self.wheel.insert(c.slots.due(c.sent_seq + 1), (local << 1) | W_INPUT);
+            }
+            c.last_arrival_ns = now;
+            c.mid_until_ns = now + MID_HOLD_NS;
+            if !c.read_queued {
+                c.read_due_ns = c.next_read(now);
+                c.read_queued = true;
+                self.wheel.insert(c.read_due_ns, (local << 1) | W_READ);
+            }
+            return Ok(());
+        }
+        self.ctx.stats.joined += 1;
         let (index, group) = (c.index, c.index / ppr);
         if c.decoder {
             self.ctx.stats.decoders += 1;

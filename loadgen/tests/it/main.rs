@@ -9,6 +9,8 @@ mod cli;
 mod run;
 // The latency figures against delays the fake server injects.
 mod timing;
+// wss:// runs against the real server on a TLS port.
+mod wss;
 
 /// Whole runs take this lock: their cores pin to the first CPU of the
 /// test's affinity mask, and two runs at once would share it, which the

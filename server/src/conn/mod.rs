@@ -67,8 +67,9 @@ enum Phase {
 pub(crate) struct HandOff {
     /// The shard hosting the room.
     pub(crate) target: usize,
-    /// The join, answered on arrival.
-    pub(crate) request: (RequestId, Request),
+    /// The join, answered on arrival (boxed: a hand-off is rare, and the
+    /// driver task holds this across a wait).
+    pub(crate) request: Box<(RequestId, Request)>,
 }
 
 /// A connection's state carried to another shard.
@@ -322,12 +323,18 @@ impl Connection {
         self.phase = Phase::Done;
     }
 
-    /// Gives the seat back, if any. The connection's task is woken: it
-    /// drives the socket itself from now on.
+    /// The connection is ending (or closing) without `leave_room`: its
+    /// seat, if any, is held for a `resume` for the reconnect grace (not
+    /// when the server shuts down), else freed with `reason`; a spectator
+    /// stops watching. The connection's task is woken: it drives the
+    /// socket itself from now on.
     fn leave(&mut self, reason: &str) {
         if let Some(seat) = self.seat.take() {
             let slot = seat.slot().clone();
-            seat.leave(reason);
+            let hold = reason != CloseReason::ShuttingDown.label() && !self.shard.refusing();
+            if seat.disconnect(reason, hold) {
+                ShardMetrics::inc(&self.metrics().seats_held);
+            }
             self.shard.publish(&slot);
             self.outbox.wake();
         }
@@ -495,8 +502,12 @@ impl Connection {
                 // one in no room: one `error` indication a second at most
                 // (not an undecodable message: no 1007 for it).
                 let dropped = match &self.seat {
-                    Some(seat) => {
+                    Some(seat) if !seat.is_spectator() => {
                         seat.input(seq, ack, &data).err().map(|e| (e.reject_code(), format!("input dropped: {e}")))
+                    }
+                    // A spectator has no avatar to move: as if in no room.
+                    Some(_) => {
+                        Some((RejectCode::NotInRoom, "input while watching (a spectator has no seat): dropped".into()))
                     }
                     None => Some((RejectCode::NotInRoom, "input while in no room: dropped".into())),
                 };
@@ -556,7 +567,14 @@ impl Connection {
         self.sync(now);
         let is_hello = matches!(body, Request::Hello { .. });
         let kept = match &body {
-            Request::JoinRoom { .. } | Request::JoinOrCreate { .. } if may_move => Some(body.clone()),
+            Request::JoinRoom { .. }
+            | Request::JoinOrCreate { .. }
+            | Request::Resume { .. }
+            | Request::WatchRoom { .. }
+                if may_move =>
+            {
+                Some(body.clone())
+            }
             _ => None,
         };
         let had_seat = self.seat.is_some();
@@ -568,7 +586,7 @@ impl Connection {
         }
         match reply {
             Reply::HandOff { shard } => match kept {
-                Some(body) => self.handoff = Some(HandOff { target: shard, request: (id, body) }),
+                Some(body) => self.handoff = Some(HandOff { target: shard, request: Box::new((id, body)) }),
                 None => self.reply(id, Reply::Rej(RejectCode::Internal, "misrouted request".into()), false, now),
             },
             reply => self.reply(id, reply, is_hello, now),
@@ -604,6 +622,7 @@ mod tests {
             metrics: Metrics::new(1),
             directory: Directory::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            tls: None,
         };
         Rc::new(ShardState::new(0, shared))
     }

@@ -174,6 +174,7 @@ fn shard_state(config: ServerConfig) -> Rc<ShardState> {
         metrics: Metrics::new(1),
         directory: Directory::default(),
         stop: Arc::new(AtomicBool::new(false)),
+        tls: None,
     };
     Rc::new(ShardState::new(0, shared))
 }

@@ -386,6 +386,10 @@ impl Shard {
             return;
         }
         self.ticks += 1;
+        self.tick_rooms();
+    }
+
+    fn tick_rooms(&mut self) {
         let now_us = self.unix_start_us + u64::try_from(self.elapsed.as_micros()).unwrap_or(u64::MAX);
         for slot in self.rooms() {
             let _ = slot.room.borrow_mut().tick(now_us);
@@ -430,8 +434,8 @@ impl Shard {
     }
 
     /// The end of a script: every peer hangs up, and time passes past the
-    /// close linger and the empty-room grace. No seat may outlive its
-    /// connection, and every room goes.
+    /// close linger, the reconnect grace and the empty-room grace. No seat
+    /// may outlive its connection's grace, and every room goes.
     ///
     /// # Panics
     /// When a room keeps a player, or a room is left (a finding).
@@ -444,9 +448,13 @@ impl Shard {
             self.io_error(i);
         }
         assert!(self.peers.iter().all(|p| p.conn.is_none()), "a connection outlived its socket");
+        // Seats are held for the reconnect grace, from the next tick on.
+        self.tick_rooms();
+        self.elapsed += self.state.config().reconnect_grace + Duration::from_secs(1);
+        self.tick_rooms();
         for slot in self.rooms() {
             let room = slot.room.borrow();
-            assert_eq!(room.player_count(), 0, "room {} keeps players after every connection ended", room.id());
+            assert_eq!(room.player_count(), 0, "room {} keeps players past their reconnect grace", room.id());
         }
         self.dispose();
         self.elapsed += self.state.config().empty_room_grace;

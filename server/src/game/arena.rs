@@ -264,12 +264,15 @@ impl ArenaRoom {
                 }
                 kind::NPC => {
                     let (tx, ty) = b.target;
-                    let remaining = f64::from(tx - b.x).hypot(f64::from(ty - b.y));
-                    let after = f64::from(tx - b.x - sx).hypot(f64::from(ty - b.y - sy));
+                    // Squared distances, exact in integers (positions are
+                    // under 2^15 quantized units): no square root per NPC
+                    // per tick, and no rounding in the comparisons.
+                    let remaining = dist2(tx - b.x, ty - b.y);
+                    let after = dist2(tx - b.x - sx, ty - b.y - sy);
                     // Per-axis rounding of the step bends the path a little,
                     // so an NPC may pass its target at a small distance:
                     // arrival is also "this step would not bring it closer".
-                    if remaining <= f64::from(sx).hypot(f64::from(sy)) || after >= remaining {
+                    if remaining <= dist2(sx, sy) || after >= remaining {
                         (b.x, b.y) = (tx.clamp(0, WORLD_Q), ty.clamp(0, WORLD_Q));
                         self.retarget(i);
                     } else {
@@ -298,6 +301,7 @@ impl ArenaRoom {
     fn resolve_hits(&mut self) {
         let hz = self.tick_hz;
         let radius = HIT_RADIUS * f64::from(SCALE);
+        let radius2 = radius * radius;
         self.hits.clear();
         for (p, proj) in self.bodies.iter().enumerate().filter(|(_, b)| b.kind == kind::PROJECTILE) {
             let end = (f64::from(proj.x), f64::from(proj.y));
@@ -305,7 +309,7 @@ impl ArenaRoom {
             let target = self.bodies.iter().enumerate().find(|(_, t)| {
                 t.kind != kind::PROJECTILE
                     && t.id != proj.owner
-                    && segment_distance(start, end, (f64::from(t.x), f64::from(t.y))) <= radius
+                    && segment_distance2(start, end, (f64::from(t.x), f64::from(t.y))) <= radius2
             });
             if let Some((t, _)) = target {
                 self.hits.push((p, t));
@@ -343,13 +347,22 @@ impl ArenaRoom {
     }
 }
 
-/// Distance from point `c` to the segment `a`-`b`.
-fn segment_distance(a: (f64, f64), b: (f64, f64), c: (f64, f64)) -> f64 {
+/// The squared length of the vector (`dx`, `dy`), exact: quantized
+/// coordinates and steps are far below 2^26, so the sum fits an i64.
+fn dist2(dx: i32, dy: i32) -> i64 {
+    let (dx, dy) = (i64::from(dx), i64::from(dy));
+    dx * dx + dy * dy
+}
+
+/// Squared distance from point `c` to the segment `a`-`b` (compared with
+/// a squared radius: no square root per projectile per target).
+fn segment_distance2(a: (f64, f64), b: (f64, f64), c: (f64, f64)) -> f64 {
     let (abx, aby) = (b.0 - a.0, b.1 - a.1);
     let len2 = abx * abx + aby * aby;
     let t = if len2 == 0.0 { 0.0 } else { (((c.0 - a.0) * abx + (c.1 - a.1) * aby) / len2).clamp(0.0, 1.0) };
     let (px, py) = (a.0 + t * abx, a.1 + t * aby);
-    (c.0 - px).hypot(c.1 - py)
+    let (dx, dy) = (c.0 - px, c.1 - py);
+    dx * dx + dy * dy
 }
 
 impl GameRoom for ArenaRoom {

@@ -87,8 +87,20 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
                 match ws::check_upgrade(head, &policy) {
                     Err(refused) => error(refused.status, &refused.why, &refused.headers),
                     Ok(accepted) => {
-                        let authed = config.token.is_none() || head.query_param("token").is_some();
-                        let session = Session { session_id: None, authed };
+                        let query_token = head.query_param("token");
+                        // check_upgrade compared a shared token already.
+                        let authed = (config.token.is_none() || query_token.is_some()) && config.auth.is_none();
+                        let mut session = Session { authed, ..Session::default() };
+                        if let (Some(secret), Some(token)) = (&config.auth, query_token) {
+                            let now = crate::shard_state::unix_now_us() / 1_000_000;
+                            match crate::auth::verify(secret, &token, now) {
+                                Ok(identity) => {
+                                    session.authed = true;
+                                    session.user = Some(identity);
+                                }
+                                Err(e) => return Answer::plain(error(403, &format!("token refused: {e}"), &[])),
+                            }
+                        }
                         return Answer::Upgrade { accepted, echo: route == Route::Echo, session };
                     }
                 }

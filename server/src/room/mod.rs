@@ -10,7 +10,17 @@
 //! [`Outbox`]. A room never waits on a socket: a player whose writer has
 //! not taken the previous tick just gets the newer one, and one stuck past
 //! a bound is asked to close with 1008.
+//!
+//! A seat outlives its connection for the reconnect grace: a player whose
+//! connection ends without `leave_room` is *held* (its avatar stays, with
+//! neutral input) until `resume` with the seat's newest resume token
+//! takes it back, on any connection, or the grace passes and it is freed.
+//! Each resume (and each join) gives a new single-use token, and bumps the
+//! seat's epoch, so that a connection that lost its seat to a resume can
+//! no longer touch it. Spectators receive the ticks like players, without
+//! a seat or an avatar.
 
+use crate::auth::Identity;
 use crate::game::{Game, GameRoom, PlayerInput};
 use crate::outbox::Outbox;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,11 +29,13 @@ use std::sync::Arc;
 use tickforge_protocol::codec::{Format, TickHeader};
 use tickforge_protocol::delta::{self, Delta};
 use tickforge_protocol::error::CloseReason;
-use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
+use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::input::{InputError, InputValues, RawInput};
-use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg};
+use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg, Watching};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
 
+#[cfg(test)]
+mod holds_tests;
 pub mod schedule;
 mod seat;
 
@@ -49,6 +61,13 @@ pub struct RoomConfig {
     /// A player whose writer has not taken this many ticks in a row is
     /// closed as too slow (default 5 s of ticks).
     pub max_skipped_ticks: u32,
+    /// How long a seat whose connection ended is held for `resume`,
+    /// microseconds (default 10 s; 0: a seat is freed at once). The hold
+    /// starts at the room's next tick after the connection ended.
+    pub reconnect_grace_us: u64,
+    /// Spectators at most (default 32); a `watch_room` beyond them is
+    /// `rej room_full`. They do not count against `max_players`.
+    pub max_spectators: u32,
 }
 
 impl RoomConfig {
@@ -63,6 +82,8 @@ impl RoomConfig {
             baseline_ticks: SnapshotRing::capacity_for(tick_hz),
             max_ack_lag_ticks: 5 * u64::from(tick_hz),
             max_skipped_ticks: 5 * tick_hz,
+            reconnect_grace_us: 10_000_000,
+            max_spectators: 32,
         }
     }
 }
@@ -76,12 +97,76 @@ impl Default for RoomConfig {
 #[derive(Debug)]
 struct Player {
     id: PlayerId,
+    entity: EntityId,
     outbox: Rc<Outbox>,
     input: InputValues,
     input_seq: InputSeq,
+    /// A resume restarts the sequence: the next input of any `seq` is the
+    /// newest.
+    seq_restarted: bool,
     last_ack: Option<Tick>,
     /// The first tick this player was sent: its first ack is at or after it.
     first_tick: Tick,
+    /// The seat's newest resume token (single-use).
+    token: String,
+    /// Bumped by each resume: a seat handle of another epoch is stale.
+    epoch: u32,
+    /// Whether its connection is gone and the seat held.
+    held: Option<Held>,
+}
+
+/// A held seat's deadline.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// When the hold ends, µs since the Unix epoch (set at the first tick
+    /// after the connection ended).
+    until_us: Option<u64>,
+}
+
+/// A spectator: ticks like a player's, no seat, no avatar, no input.
+#[derive(Debug)]
+struct Spectator {
+    id: u32,
+    outbox: Rc<Outbox>,
+    last_ack: Option<Tick>,
+    first_tick: Tick,
+}
+
+/// Which seat (or spectator place) a connection holds: what a [`Seat`]
+/// names in its room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeatKey {
+    /// A player's seat, in the epoch the connection took it.
+    Player {
+        /// The player.
+        player: PlayerId,
+        /// The seat's epoch when taken (bumped by each resume).
+        epoch: u32,
+    },
+    /// A spectator.
+    Spectator {
+        /// Its id in the room.
+        id: u32,
+    },
+}
+
+/// A fresh resume token: 128 random bits, base64url without padding (22
+/// characters).
+///
+/// # Panics
+/// When the system's random source fails (it cannot on Linux once booted;
+/// a guessable token would be worse than stopping).
+#[must_use]
+pub fn new_resume_token() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the system random source failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Compares two tokens in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One distinct state encoding of the current tick.
@@ -115,6 +200,8 @@ pub struct TickReport {
     pub encodings: usize,
     /// Players asked to close as too slow this tick.
     pub closed_slow: usize,
+    /// Held seats whose reconnect grace ended this tick (freed).
+    pub seats_expired: usize,
     /// The game step panicked with this message; the room is now closed.
     pub panicked: Option<String>,
 }
@@ -128,6 +215,10 @@ pub struct Room {
     config: RoomConfig,
     players: Vec<Player>,
     next_player: u32,
+    /// Players whose seat is held.
+    held: usize,
+    spectators: Vec<Spectator>,
+    next_spectator: u32,
     tick: Tick,
     ring: SnapshotRing,
     spare: Option<Snapshot>,
@@ -163,6 +254,9 @@ impl Room {
             config,
             players: Vec::new(),
             next_player: 1,
+            held: 0,
+            spectators: Vec::new(),
+            next_spectator: 1,
             tick: Tick(0),
             spare: None,
             inputs: Vec::new(),
@@ -213,26 +307,56 @@ impl Room {
             players: self.players.len() as u32,
             max_players: self.config.max_players,
             tick_hz: self.config.tick_hz,
-            spectators: 0,
+            spectators: self.spectators.len() as u32,
             metadata: Default::default(),
         }
     }
 
-    /// Players in the room.
+    /// Players in the room (held seats included: they are taken).
     #[must_use]
     pub fn player_count(&self) -> usize {
         self.players.len()
     }
 
-    /// Whether `player` has a seat here.
+    /// Seats held for a `resume`.
+    #[must_use]
+    pub fn held_count(&self) -> usize {
+        self.held
+    }
+
+    /// Spectators watching.
+    #[must_use]
+    pub fn spectator_count(&self) -> usize {
+        self.spectators.len()
+    }
+
+    /// Whether `player` has a seat here (held or not).
     #[must_use]
     pub fn has_player(&self, player: PlayerId) -> bool {
         self.players.iter().any(|p| p.id == player)
     }
 
-    /// Every player's outbox: what the shard's tick pass reads and sends for.
+    /// Whether the connection that took `key` still has it: the seat is
+    /// here in that epoch (no resume took it since), or the spectator
+    /// still watches.
+    #[must_use]
+    pub fn holds(&self, key: SeatKey) -> bool {
+        match key {
+            SeatKey::Player { player, epoch } => {
+                self.players.iter().any(|p| p.id == player && p.epoch == epoch && p.held.is_none())
+            }
+            SeatKey::Spectator { id } => self.spectators.iter().any(|s| s.id == id),
+        }
+    }
+
+    /// Every connected player's and spectator's outbox: what the shard's
+    /// tick pass reads and sends for (a held seat has no connection).
     pub fn outboxes(&self) -> impl Iterator<Item = &Rc<Outbox>> {
-        self.players.iter().map(|p| &p.outbox)
+        self.players
+            .iter()
+            .filter(|p| p.held.is_none())
+            .map(|p| &p.outbox)
+            .chain(self.spectators.iter().map(|s| &s.outbox))
     }
 
     /// Whether it has no players.
@@ -259,13 +383,15 @@ impl Room {
         self.closed.as_deref()
     }
 
-    /// Seats a player whose connection writes through `outbox`; the others
-    /// get `player_joined`. The caller sends the returned `joined`.
+    /// Seats a player whose connection writes through `outbox` (signed in
+    /// as `identity`, when identities are on); the others get
+    /// `player_joined`. The caller sends the returned `joined`, which holds
+    /// the seat's first resume token (empty without a reconnect grace).
     ///
     /// # Errors
     /// `room_full` with no free seat; `not_found` once the room closed;
     /// `overloaded` when player ids are exhausted.
-    pub fn join(&mut self, outbox: Rc<Outbox>) -> Result<Joined, (RejectCode, String)> {
+    pub fn join(&mut self, outbox: Rc<Outbox>, identity: Option<&Identity>) -> Result<Joined, (RejectCode, String)> {
         if let Some(why) = &self.closed {
             return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
         }
@@ -279,57 +405,189 @@ impl Room {
         let id = PlayerId(self.next_player);
         self.next_player += 1;
         let entity = self.sim.add_player(id);
-        let notice = ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id, user_id: None, name: None } };
-        for p in &self.players {
-            // A full control queue closes that connection: its own problem.
-            let _ = p.outbox.push_msg(&notice);
-        }
+        let notice = ServerMsg::Ind {
+            body: Indication::PlayerJoined {
+                player_id: id,
+                user_id: identity.map(|i| i.user_id.clone()),
+                name: identity.and_then(|i| i.name.clone()),
+            },
+        };
+        self.notify(&notice);
+        let token = new_resume_token();
         self.players.push(Player {
             id,
+            entity,
             outbox,
             input: InputValues::default(),
             input_seq: InputSeq(0),
+            seq_restarted: false,
             last_ack: None,
             first_tick: self.tick.next(),
+            token: token.clone(),
+            epoch: 0,
+            held: None,
         });
-        Ok(Joined {
+        Ok(self.joined(id, entity, token))
+    }
+
+    /// Sends an indication to every connected player and spectator (a
+    /// full control queue closes that connection: its own problem).
+    fn notify(&self, notice: &ServerMsg) {
+        for outbox in self.outboxes() {
+            let _ = outbox.push_msg(notice);
+        }
+    }
+
+    fn joined(&self, player_id: PlayerId, entity_id: EntityId, token: String) -> Joined {
+        Joined {
             room_id: self.id.clone(),
             game: self.game_name.clone(),
-            player_id: id,
-            entity_id: entity,
+            player_id,
+            entity_id,
             tick_hz: self.config.tick_hz,
             max_players: self.config.max_players,
-            resume_token: String::new(),
+            // Without a grace no seat is ever held: a token would only
+            // mislead the client into trying.
+            resume_token: if self.config.reconnect_grace_us == 0 { String::new() } else { token },
             schema: self.game.schema().clone(),
             input_schema: self.game.input_schema().clone(),
-        })
+        }
+    }
+
+    /// The connection writing through `outbox` takes back the seat whose
+    /// newest resume token is `token`: held (its connection ended) or
+    /// still connected (a half-open connection: it is closed with 1008
+    /// `resumed elsewhere`). The seat gets a new token and epoch, a full
+    /// state at the next tick, and its input sequence restarts. Returns the
+    /// `joined`, the new token and the seat's key.
+    ///
+    /// # Errors
+    /// `not_found` for a token of no seat here (unknown, used, or its seat
+    /// expired) or a closed room.
+    pub fn resume(
+        &mut self,
+        token: &str,
+        outbox: Rc<Outbox>,
+    ) -> Result<(Joined, String, SeatKey), (RejectCode, String)> {
+        if let Some(why) = &self.closed {
+            return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
+        }
+        let Some(at) = self.players.iter().position(|p| same_token(&p.token, token)) else {
+            return Err((
+                RejectCode::NotFound,
+                format!("no seat in room {} has this resume token (unknown, used, or its seat expired)", self.id),
+            ));
+        };
+        let first_tick = self.tick.next();
+        let p = &mut self.players[at];
+        if p.held.take().is_some() {
+            self.held -= 1;
+        } else {
+            // Its old connection is still open (half-open, or the same
+            // client on a new network): the seat moves, the old one closes.
+            p.outbox.close(CloseReason::ResumedElsewhere);
+        }
+        p.outbox = outbox;
+        p.epoch = p.epoch.wrapping_add(1);
+        p.token = new_resume_token();
+        p.seq_restarted = true;
+        p.last_ack = None;
+        p.first_tick = first_tick;
+        let reconnected = ServerMsg::Ind { body: Indication::PlayerReconnected { player_id: p.id } };
+        let (id, entity, token, key) =
+            (p.id, p.entity, p.token.clone(), SeatKey::Player { player: p.id, epoch: p.epoch });
+        // Everyone but the player itself, whose new connection gets its
+        // `joined` first.
+        for outbox in self.outboxes().filter(|o| !Rc::ptr_eq(o, &self.players[at].outbox)) {
+            let _ = outbox.push_msg(&reconnected);
+        }
+        Ok((self.joined(id, entity, token.clone()), token, key))
+    }
+
+    /// The connection that took `key` is gone without `leave_room`: with
+    /// `hold` (and a reconnect grace, and the room open) the seat is held
+    /// for a `resume`, its avatar idle; else it is freed as by
+    /// [`Room::leave`] with `reason`. A stale key (the seat was resumed
+    /// elsewhere since) changes nothing. Returns whether the seat is held.
+    pub fn disconnect(&mut self, key: SeatKey, reason: &str, hold: bool) -> bool {
+        let SeatKey::Player { player, epoch } = key else {
+            self.unwatch(key);
+            return false;
+        };
+        let Some(p) = self.players.iter_mut().find(|p| p.id == player && p.epoch == epoch && p.held.is_none()) else {
+            return false;
+        };
+        if !hold || self.config.reconnect_grace_us == 0 || self.closed.is_some() {
+            self.leave(player, reason);
+            return false;
+        }
+        p.held = Some(Held { until_us: None });
+        p.input = InputValues::default();
+        self.held += 1;
+        self.notify(&ServerMsg::Ind { body: Indication::PlayerDisconnected { player_id: player } });
+        true
+    }
+
+    /// Stops a spectator watching.
+    pub fn unwatch(&mut self, key: SeatKey) {
+        if let SeatKey::Spectator { id } = key {
+            self.spectators.retain(|s| s.id != id);
+        }
+    }
+
+    /// Adds a spectator writing through `outbox`: it gets the ticks from
+    /// the next one on (a full state first).
+    ///
+    /// # Errors
+    /// `room_full` at [`RoomConfig::max_spectators`]; `not_found` once the
+    /// room closed.
+    pub fn watch(&mut self, outbox: Rc<Outbox>) -> Result<(Watching, SeatKey), (RejectCode, String)> {
+        if let Some(why) = &self.closed {
+            return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
+        }
+        let max = self.config.max_spectators;
+        if self.spectators.len() as u32 >= max {
+            return Err((RejectCode::RoomFull, format!("room {} has {max} of {max} spectators", self.id)));
+        }
+        let id = self.next_spectator;
+        self.next_spectator = self.next_spectator.wrapping_add(1).max(1);
+        self.spectators.push(Spectator { id, outbox, last_ack: None, first_tick: self.tick.next() });
+        let watching = Watching {
+            room_id: self.id.clone(),
+            game: self.game_name.clone(),
+            tick_hz: self.config.tick_hz,
+            schema: self.game.schema().clone(),
+            input_schema: self.game.input_schema().clone(),
+        };
+        Ok((watching, SeatKey::Spectator { id }))
     }
 
     /// Removes a player (left, disconnected, closed); the others get
     /// `player_left` with `reason`. Returns whether it was here.
     pub fn leave(&mut self, player: PlayerId, reason: &str) -> bool {
         let Some(at) = self.players.iter().position(|p| p.id == player) else { return false };
-        self.players.remove(at);
+        if self.players.remove(at).held.is_some() {
+            self.held -= 1;
+        }
         if self.closed.is_none() {
             self.sim.remove_player(player);
         }
         let notice = ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.to_owned() } };
-        for p in &self.players {
-            let _ = p.outbox.push_msg(&notice);
-        }
+        self.notify(&notice);
         true
     }
 
     /// A player's input frame: the newest `seq` wins, older ones are
     /// ignored; `ack` as in [`Room::ack`].
     pub fn input(&mut self, player: PlayerId, seq: InputSeq, ack: Option<Tick>, data: impl Into<InputValues>) {
-        if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
-            if seq > p.input_seq {
+        if let Some(p) = self.players.iter_mut().find(|p| p.id == player && p.held.is_none()) {
+            if seq > p.input_seq || p.seq_restarted {
+                p.seq_restarted = false;
                 p.input_seq = seq;
                 p.input = data.into();
             }
             if let Some(tick) = ack {
-                Self::record_ack(p, tick, self.tick);
+                Self::record_ack(&mut p.last_ack, p.first_tick, tick, self.tick);
             }
         }
     }
@@ -355,7 +613,14 @@ impl Room {
     /// one the room no longer keeps (or never sent) gets a full state next.
     pub fn ack(&mut self, player: PlayerId, tick: Tick) {
         if let Some(p) = self.players.iter_mut().find(|p| p.id == player) {
-            Self::record_ack(p, tick, self.tick);
+            Self::record_ack(&mut p.last_ack, p.first_tick, tick, self.tick);
+        }
+    }
+
+    /// A spectator's ack (as [`Room::ack`]).
+    pub fn ack_spectator(&mut self, id: u32, tick: Tick) {
+        if let Some(s) = self.spectators.iter_mut().find(|s| s.id == id) {
+            Self::record_ack(&mut s.last_ack, s.first_tick, tick, self.tick);
         }
     }
 
@@ -364,11 +629,34 @@ impl Room {
     /// ignored (the player keeps its last good baseline, or the full
     /// state), so it cannot pin a later baseline. An ack older than the
     /// seat is a client's ack of an earlier membership (an input written
-    /// before its new `joined` arrived), not a state it holds.
-    fn record_ack(p: &mut Player, tick: Tick, newest: Tick) {
-        if tick >= p.first_tick && tick <= newest && p.last_ack.is_none_or(|a| tick > a) {
-            p.last_ack = Some(tick);
+    /// before its new `joined` arrived, after a rejoin or a resume), not a
+    /// state it holds.
+    fn record_ack(last_ack: &mut Option<Tick>, first_tick: Tick, tick: Tick, newest: Tick) {
+        if tick >= first_tick && tick <= newest && last_ack.is_none_or(|a| tick > a) {
+            *last_ack = Some(tick);
         }
+    }
+
+    /// Starts the grace of seats held since the last tick, and frees those
+    /// whose grace ended: the others get `player_left` (`disconnected`).
+    fn expire_holds(&mut self, now_us: u64) -> usize {
+        if self.held == 0 {
+            return 0;
+        }
+        let grace = self.config.reconnect_grace_us;
+        let mut expired = Vec::new();
+        for p in &mut self.players {
+            if let Some(held) = &mut p.held {
+                let until = *held.until_us.get_or_insert(now_us.saturating_add(grace));
+                if now_us >= until {
+                    expired.push(p.id);
+                }
+            }
+        }
+        for &player in &expired {
+            self.leave(player, "disconnected");
+        }
+        expired.len()
     }
 
     /// Takes the next tick at `now_us` (µs since the Unix epoch, the tick's
@@ -377,6 +665,7 @@ impl Room {
         if self.closed.is_some() {
             return TickReport { tick: self.tick, ..TickReport::default() };
         }
+        let seats_expired = self.expire_holds(now_us);
         self.tick = self.tick.next();
         let tick = self.tick;
         self.inputs.clear();
@@ -417,11 +706,12 @@ impl Room {
             entities,
             encodings: fanned.encodings,
             closed_slow: fanned.closed_slow,
+            seats_expired,
             panicked: None,
         }
     }
 
-    /// Offers the current tick to every player.
+    /// Offers the current tick to every connected player and spectator.
     fn fan_out(&mut self, now_us: u64) -> FanOut {
         let tick = self.tick;
         let schema = self.game.schema();
@@ -429,20 +719,22 @@ impl Room {
         let mut used = 0;
         let mut closed_slow = 0;
         let mut sent = 0;
-        for p in &self.players {
-            if p.outbox.is_closing() {
+        let viewers = self.players.iter().filter(|p| p.held.is_none()).map(|p| (&p.outbox, p.last_ack, p.input_seq));
+        let viewers = viewers.chain(self.spectators.iter().map(|s| (&s.outbox, s.last_ack, InputSeq(0))));
+        for (outbox, last_ack, input_seq) in viewers {
+            if outbox.is_closing() {
                 continue;
             }
-            if let Some(ack) = p.last_ack {
+            if let Some(ack) = last_ack {
                 let lag = tick.since(ack);
                 if lag > self.config.max_ack_lag_ticks {
-                    p.outbox.close(CloseReason::TooSlow { detail: format!("newest ack is {lag} ticks old").into() });
+                    outbox.close(CloseReason::TooSlow { detail: format!("newest ack is {lag} ticks old").into() });
                     closed_slow += 1;
                     continue;
                 }
             }
-            let baseline = p.last_ack.filter(|&a| a < tick).and_then(|a| self.ring.get(a));
-            let format = p.outbox.format();
+            let baseline = last_ack.filter(|&a| a < tick).and_then(|a| self.ring.get(a));
+            let format = outbox.format();
             let key = (baseline.map(|b| b.tick), Some(format));
             let at = match self.encoded[..used].iter().position(|e| (e.baseline, e.format) == key) {
                 Some(at) => at,
@@ -468,12 +760,11 @@ impl Room {
                 }
             };
             let encoded = &self.encoded[at];
-            let header =
-                TickHeader { tick, server_time_us: now_us, baseline: encoded.baseline, input_seq: p.input_seq };
-            match p.outbox.offer_tick(&header, &encoded.state) {
+            let header = TickHeader { tick, server_time_us: now_us, baseline: encoded.baseline, input_seq };
+            match outbox.offer_tick(&header, &encoded.state) {
                 0 => sent += 1,
                 skipped if skipped > self.config.max_skipped_ticks => {
-                    p.outbox.close(CloseReason::TooSlow { detail: format!("{skipped} ticks not taken").into() });
+                    outbox.close(CloseReason::TooSlow { detail: format!("{skipped} ticks not taken").into() });
                     closed_slow += 1;
                 }
                 _ => {}
@@ -490,7 +781,10 @@ impl Room {
     /// it needs, up to the ring's capacity. One pruned snapshot is kept as
     /// the next tick's buffer; the rest are freed.
     fn prune_baselines(&mut self) {
-        let oldest_needed = self.players.iter().map(|p| p.last_ack.unwrap_or(p.first_tick)).min().unwrap_or(self.tick);
+        // A held seat needs none: it gets a full state when resumed.
+        let players = self.players.iter().filter(|p| p.held.is_none()).map(|p| p.last_ack.unwrap_or(p.first_tick));
+        let spectators = self.spectators.iter().map(|s| s.last_ack.unwrap_or(s.first_tick));
+        let oldest_needed = players.chain(spectators).min().unwrap_or(self.tick);
         if let Some(spare) = self.ring.prune_before(oldest_needed) {
             self.spare.get_or_insert(spare);
         }
@@ -504,10 +798,12 @@ impl Room {
         }
         self.closed = Some(reason.to_owned());
         let notice = ServerMsg::Ind { body: Indication::RoomClosing { reason: reason.to_owned() } };
-        for p in self.players.drain(..) {
-            let _ = p.outbox.push_msg(&notice);
+        self.held = 0;
+        let players = self.players.drain(..).filter(|p| p.held.is_none()).map(|p| p.outbox);
+        for outbox in players.chain(self.spectators.drain(..).map(|s| s.outbox)) {
+            let _ = outbox.push_msg(&notice);
             // The connection's task takes it from here (its seat is gone).
-            p.outbox.wake();
+            outbox.wake();
         }
     }
 }
@@ -528,7 +824,7 @@ mod tests {
     /// Joins a player and hands its `joined` to a fresh client session.
     fn join(room: &mut Room, format: Format) -> (Rc<Outbox>, ClientSession, PlayerId) {
         let outbox = Outbox::new(format, 64);
-        let joined = room.join(outbox.clone()).expect("a free seat");
+        let joined = room.join(outbox.clone(), None).expect("a free seat");
         let mut session = ClientSession::new(format);
         let mut bytes = Vec::new();
         codec::encode_server(
@@ -690,7 +986,7 @@ mod tests {
         let mut room = room(2);
         let (a_box, mut a, _) = join(&mut room, Format::Json);
         let (_b_box, _b, b_id) = join(&mut room, Format::Json);
-        let err = room.join(Outbox::new(Format::Json, 4)).unwrap_err();
+        let err = room.join(Outbox::new(Format::Json, 4), None).unwrap_err();
         assert_eq!(err, (RejectCode::RoomFull, "room r-0-1 has 2 of 2 players".to_owned()));
         assert!(room.leave(b_id, "left"));
         assert!(!room.leave(b_id, "left"));
@@ -732,8 +1028,8 @@ mod tests {
     fn a_panicking_game_closes_only_its_room() {
         struct Boom;
         impl GameRoom for Boom {
-            fn add_player(&mut self, _: PlayerId) -> tickforge_protocol::ids::EntityId {
-                tickforge_protocol::ids::EntityId(0)
+            fn add_player(&mut self, _: PlayerId) -> EntityId {
+                EntityId(0)
             }
             fn remove_player(&mut self, _: PlayerId) {}
             fn step(&mut self, _: Tick, _: &[PlayerInput]) {
@@ -756,7 +1052,7 @@ mod tests {
         let game = Arc::new(BoomGame(Arena::default().schema().clone()));
         let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1);
         let outbox = Outbox::new(Format::Json, 8);
-        room.join(outbox.clone()).unwrap();
+        room.join(outbox.clone(), None).unwrap();
         let report = room.tick(0);
         assert_eq!(report.panicked.as_deref(), Some("boom"));
         assert_eq!(room.closed(), Some("game error: boom"));

@@ -11,7 +11,8 @@
 //! when the connection leaves its room or is asked to close.
 
 use super::shard::{ConnCell, Shard};
-use crate::conn::{Connection, HandOff};
+use super::tls::{flush_link, HttpIo, TlsLink};
+use crate::conn::{Connection, HandOff, Moving, CLOSE_LINGER};
 use crate::http::routes::{self, Answer};
 use crate::http::{self, parse_head, RequestHead};
 use crate::metrics::ShardMetrics;
@@ -30,7 +31,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tickforge_protocol::CloseReason;
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Serves one accepted socket; `permit` is `None` when the shard is at its
 /// connection limit (the answer is then 503). A panic (a bug, never bad
@@ -45,15 +46,16 @@ pub(crate) async fn serve(shard: Rc<Shard>, stream: TcpStream, permit: Option<St
     drop(permit);
 }
 
-/// Runs a connection handed in from another shard.
-pub(crate) async fn serve_arrived(shard: Rc<Shard>, stream: TcpStream, conn: Connection) {
+/// Runs a connection handed in from another shard (already registered as
+/// `cell`).
+pub(crate) async fn serve_arrived(shard: Rc<Shard>, stream: TcpStream, cell: Rc<ConnCell>) {
     let _open = OpenConnection::new(shard.state.metrics());
     // The sender checked this shard's connections gauge before handing off
     // (`ShardState::is_full`); a permit can still be missing when several
     // hand-offs crossed, and the connection is then served over the limit
     // by that small, bounded margin rather than dropped mid-session.
     let permit = shard.permits.try_acquire_static_permit(1).ok();
-    let task = AssertUnwindSafe(run_websocket(&shard, stream, conn));
+    let task = AssertUnwindSafe(run_websocket(&shard, stream, cell));
     if let Err(panic) = task.catch_unwind().await {
         log_panic(&shard, panic.as_ref());
     }
@@ -86,55 +88,91 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-async fn serve_inner(shard: &Rc<Shard>, mut stream: TcpStream, have_permit: bool) {
+async fn serve_inner(shard: &Rc<Shard>, stream: TcpStream, have_permit: bool) {
     let _ = stream.set_nodelay(true);
-    let Some((head, rest)) = read_head(shard, &mut stream).await else { return };
+    // Boxed: the HTTP phase lives for one request head, and its locals
+    // (the TLS handshake's among them) would otherwise size every
+    // connection's task for its whole life.
+    let Some((stream, cell)) = Box::pin(http_phase(shard, stream, have_permit)).await else { return };
+    run_websocket(shard, stream, cell).await;
+}
+
+/// The request head and its answer; for a WebSocket upgrade, the 101 and
+/// the connection registered on the shard (its task then runs it).
+async fn http_phase(shard: &Rc<Shard>, stream: TcpStream, have_permit: bool) -> Option<(TcpStream, Rc<ConnCell>)> {
+    // One deadline from accept covers the TLS handshake and the request
+    // head: a client that sends plain HTTP to a TLS port, stalls its
+    // handshake or trickles its head holds the slot no longer.
+    let deadline = Instant::now() + shard.state.config().limits.handshake_timeout;
+    let mut io = match shard.tls_config() {
+        None => HttpIo::Plain(stream),
+        Some(config) => match TlsLink::new(config) {
+            Ok(link) => HttpIo::Tls(stream, Box::new(link)),
+            Err(e) => {
+                warn!(shard = shard.state.id, "cannot start a TLS session: {e}");
+                return None;
+            }
+        },
+    };
+    let (head, rest) = read_head(shard, &mut io, deadline).await?;
     match routes::answer(&shard.state, &head, have_permit) {
-        Answer::Plain { bytes, status } => answer(shard, &mut stream, &bytes, status).await,
+        Answer::Plain { bytes, status } => {
+            answer(shard, &mut io, &bytes, status).await;
+            None
+        }
         Answer::Upgrade { accepted, echo, session } => {
-            if !write_within(shard, &mut stream, &ws::switching_protocols(&accepted)).await {
-                return;
+            if !write_within(shard, &mut io, &ws::switching_protocols(&accepted)).await {
+                return None;
             }
             shard.state.metrics().http_status(101);
-            // The request head is not needed for the connection's life.
-            drop(head);
             let conn = Connection::new(&shard.state, accepted.format, echo, rest, session, Instant::now());
-            run_websocket(shard, stream, conn).await;
+            let (stream, tls) = io.into_parts();
+            let cell = shard.insert(stream.as_raw_fd(), tls, conn);
+            Some((stream, cell))
         }
     }
 }
 
-/// Reads a request head within the handshake timeout; answers 400 itself
-/// for a malformed one. `None`: nothing more to do with this socket.
-async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead, Vec<u8>)> {
-    let timeout = shard.state.config().limits.handshake_timeout;
+/// Reads a request head by `deadline` (through TLS: its handshake first);
+/// answers 400 itself for a malformed one. `None`: nothing more to do with
+/// this socket.
+async fn read_head(shard: &Shard, io: &mut HttpIo, deadline: Instant) -> Option<(RequestHead, Vec<u8>)> {
     let read = async {
         // Read straight into the heap buffer: no array in this future,
         // whose size every connection's task keeps for its whole life.
         let mut buf = Vec::new();
         loop {
-            let len = buf.len();
-            buf.resize(len + 1024, 0);
-            let n = match stream.read(&mut buf[len..]).await {
-                Ok(0) | Err(_) => return Err(None),
-                Ok(n) => n,
-            };
-            buf.truncate(len + n);
+            match io.read_some(&mut buf).await {
+                Ok(0) => return Err(None),
+                Ok(_) => {}
+                Err(e) => return Err(Some(Err(e))),
+            }
             match parse_head(&buf) {
                 Ok(Some((head, len))) => return Ok((head, buf.split_off(len))),
                 Ok(None) => {}
-                Err(e) => return Err(Some(e)),
+                Err(e) => return Err(Some(Ok(e))),
             }
         }
     };
     let timed = async {
-        glommio::timer::sleep(timeout).await;
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
         Err(None)
     };
-    match futures_lite::future::or(read, timed).await {
+    let read = futures_lite::future::or(read, timed).await;
+    if let HttpIo::Tls(_, link) = &*io {
+        let m = shard.state.metrics();
+        // A TLS client that never finished its handshake: not TLS at all,
+        // refused by rustls, or too slow.
+        ShardMetrics::inc(if link.is_handshaking() { &m.tls_handshake_failures } else { &m.tls_handshakes });
+    }
+    match read {
         Ok(head) => Some(head),
-        Err(Some(e)) => {
-            answer(shard, stream, &http::error(400, &e.to_string(), &[]), 400).await;
+        Err(Some(Ok(e))) => {
+            answer(shard, io, &http::error(400, &e.to_string(), &[]), 400).await;
+            None
+        }
+        Err(Some(Err(e))) => {
+            debug!(shard = shard.state.id, "request head not read: {e}");
             None
         }
         Err(None) => None,
@@ -145,12 +183,13 @@ async fn read_head(shard: &Shard, stream: &mut TcpStream) -> Option<(RequestHead
 /// reading (and dropping) what the client still sends, such as a request
 /// body, for at most a second, so that unread input does not turn the close
 /// into a RST that could discard the answer.
-async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: &[u8], status: u16) {
+async fn answer(shard: &Shard, io: &mut HttpIo, bytes: &[u8], status: u16) {
     shard.state.metrics().http_status(status);
-    if !write_within(shard, stream, bytes).await {
+    if !write_within(shard, io, bytes).await {
         return;
     }
-    let _ = stream.close().await;
+    let _ = io.close().await;
+    let stream = io.stream();
     let drain = async {
         let mut sink = vec![0u8; 1024];
         let mut total = 0usize;
@@ -167,8 +206,8 @@ async fn answer(shard: &Shard, stream: &mut TcpStream, bytes: &[u8], status: u16
 /// Writes `bytes` within the handshake timeout: a client that does not
 /// read its answer (a zero receive window) cannot hold the task and its
 /// connection permit forever. Returns whether everything was written.
-async fn write_within(shard: &Shard, stream: &mut TcpStream, bytes: &[u8]) -> bool {
-    let write = async { stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok() };
+async fn write_within(shard: &Shard, io: &mut HttpIo, bytes: &[u8]) -> bool {
+    let write = async { io.write_all(bytes).await.is_ok() };
     let timed = async {
         glommio::timer::sleep(shard.state.config().limits.handshake_timeout).await;
         false
@@ -192,30 +231,80 @@ enum Wake {
     Notified,
 }
 
-/// Runs a WebSocket connection to its end, or until it moves to another
-/// shard.
-async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, conn: Connection) {
-    let cell = shard.insert(stream.as_raw_fd(), conn);
-    let handoff = drive(shard, &cell, &mut stream).await;
-    shard.remove(&cell);
+/// Runs a WebSocket connection (registered as `cell`) to its end, or until
+/// it moves to another shard. The connection's state lives in the shard's
+/// slab, never in this future (whose size every connection's task keeps
+/// for its whole life).
+async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, cell: Rc<ConnCell>) {
+    let ending = {
+        let handoff = drive(shard, &cell, &mut stream).await;
+        shard.remove(&cell);
+        end(shard, cell, handoff)
+    };
+    match ending {
+        // Boxed: rare, and its future would otherwise enlarge every
+        // connection's task.
+        Ending::Move(moving) => {
+            let Relocation { target, moving, already_read, tls } = *moving;
+            Box::pin(super::relocate::send(shard, target, stream, already_read, moving, tls)).await;
+        }
+        Ending::Close(tls) => {
+            if let Some(link) = tls {
+                Box::pin(close_tls(&mut stream, link)).await;
+            }
+            let _ = stream.close().await;
+        }
+    }
+}
+
+/// What is still encrypted (a close frame), then `close_notify`, within the
+/// close linger.
+async fn close_tls(stream: &mut TcpStream, mut link: Box<TlsLink>) {
+    link.close_notify();
+    let flush = flush_link(stream, &mut link);
+    let _ = futures_lite::future::or(async { flush.await.is_ok() }, async {
+        glommio::timer::sleep(CLOSE_LINGER).await;
+        false
+    })
+    .await;
+}
+
+/// A connection moving to another shard.
+struct Relocation {
+    target: usize,
+    moving: Moving,
+    already_read: Vec<u8>,
+    tls: Option<Box<TlsLink>>,
+}
+
+/// How a connection's task ends.
+enum Ending {
+    /// It moves to another shard.
+    Move(Box<Relocation>),
+    /// Its socket closes (through TLS: `close_notify` first).
+    Close(Option<Box<TlsLink>>),
+}
+
+/// The connection's end, once its task is done with the socket: what moves
+/// to another shard (with a hand-off), or its close counted and its seat
+/// given back.
+fn end(shard: &Shard, cell: Rc<ConnCell>, handoff: Option<HandOff>) -> Ending {
     let Ok(cell) = Rc::try_unwrap(cell) else {
         // Nothing else keeps a connection past its removal; if something
         // did, the socket still closes here.
         warn!(shard = shard.state.id, "connection still referenced at its end");
-        return;
+        return Ending::Close(None);
     };
     let mut conn = cell.conn.into_inner();
+    let tls = cell.tls.into_inner();
     match handoff {
         Some(HandOff { target, request }) => {
-            let (moving, already_read) = conn.into_moving(request);
-            // Boxed: rare, and its future would otherwise enlarge every
-            // connection's task.
-            Box::pin(super::relocate::send(shard, target, stream, already_read, moving)).await;
+            let (moving, already_read) = conn.into_moving(*request);
+            Ending::Move(Box::new(Relocation { target, moving, already_read, tls }))
         }
         None => {
             conn.finish();
-            drop(conn);
-            let _ = stream.close().await;
+            Ending::Close(tls)
         }
     }
 }
@@ -243,9 +332,27 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
         };
         let want_read = match next {
             // Everything answered before the join goes out first.
-            Next::HandOff(handoff) => return flush_all(shard, cell, stream).await.then_some(handoff),
+            // Boxed: rare, and as large as the driver's other states.
+            Next::HandOff(handoff) => {
+                let deadline = Instant::now() + shard.state.config().limits.send_stall;
+                return Box::pin(flush_all(cell, stream, deadline)).await.then_some(handoff);
+            }
             Next::End => return None,
             Next::ShutdownWrite => {
+                // Through TLS, the close frame is still to be encrypted
+                // and sent, then `close_notify`, before the write side shuts.
+                if cell.tls.borrow().is_some() {
+                    let deadline = Instant::now() + CLOSE_LINGER;
+                    if !flush_all(cell, stream, deadline).await {
+                        return None;
+                    }
+                    if let Some(link) = cell.tls.borrow_mut().as_mut() {
+                        link.close_notify();
+                    }
+                    if !flush_all(cell, stream, deadline).await {
+                        return None;
+                    }
+                }
                 let _ = stream.shutdown(std::net::Shutdown::Write).await;
                 continue;
             }
@@ -260,9 +367,11 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
                 return Poll::Ready(Wake::Notified);
             }
             outbox.set_waker(cx.waker(), true);
-            if outbox.has_pending() {
-                let pending = outbox.pending();
-                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, &pending) {
+            // Through TLS, the outbox's bytes are encrypted first.
+            cell.seal(&mut cell.conn.borrow_mut(), Instant::now());
+            if cell.has_tx(&cell.conn.borrow()) {
+                let tx = cell.tx(&outbox);
+                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, &tx) {
                     return Poll::Ready(Wake::Wrote(r));
                 }
             }
@@ -273,7 +382,8 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
                 let mut scratch = shard.scratch.borrow_mut();
                 if let Poll::Ready(r) = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]) {
                     if let Ok(n @ 1..) = r {
-                        cell.conn.borrow_mut().on_bytes(&scratch[..n], Instant::now());
+                        let metrics = shard.state.metrics();
+                        cell.receive(&mut cell.conn.borrow_mut(), &scratch[..n], Instant::now(), metrics);
                     }
                     return Poll::Ready(Wake::Read(r));
                 }
@@ -286,7 +396,7 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
         match wake {
             Wake::Read(Ok(0)) => conn.on_eof(now),
             Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => conn.on_io_error(),
-            Wake::Wrote(Ok(n)) => conn.on_sent(n, now),
+            Wake::Wrote(Ok(n)) => cell.sent(&mut conn, n, now),
             Wake::Read(Ok(_)) | Wake::Notified => {}
         }
     }
@@ -299,17 +409,12 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
 async fn park(cell: &ConnCell, stream: &mut TcpStream) {
     let outbox = cell.conn.borrow().outbox().clone();
     {
-        let sent = {
-            let pending = outbox.pending();
-            if pending.is_empty() {
-                Ok(0)
-            } else {
-                send_now(stream.as_raw_fd(), &pending)
-            }
-        };
+        let now = Instant::now();
         let mut conn = cell.conn.borrow_mut();
+        cell.seal(&mut conn, now);
+        let sent = if cell.has_tx(&conn) { send_now(stream.as_raw_fd(), &cell.tx(&outbox)) } else { Ok(0) };
         match sent {
-            Ok(n) => conn.on_sent(n, Instant::now()),
+            Ok(n) => cell.sent(&mut conn, n, now),
             Err(_) => conn.on_io_error(),
         }
         if !conn.in_room() {
@@ -344,22 +449,27 @@ fn send_now(fd: std::os::fd::RawFd, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Writes everything pending to the socket (before a hand-off), within the
-/// send-stall bound; false when the socket failed or stalled.
-async fn flush_all(shard: &Shard, cell: &ConnCell, stream: &mut TcpStream) -> bool {
+/// Writes everything pending to the socket (before a hand-off, or a
+/// TLS close) by `deadline`; false when the socket failed or stalled.
+async fn flush_all(cell: &ConnCell, stream: &mut TcpStream, deadline: Instant) -> bool {
     let outbox = cell.conn.borrow().outbox().clone();
-    let deadline = Instant::now() + shard.state.config().limits.send_stall;
-    while outbox.has_pending() {
-        let bytes = outbox.pending().to_vec();
+    loop {
+        let bytes = {
+            let mut conn = cell.conn.borrow_mut();
+            cell.seal(&mut conn, Instant::now());
+            if !cell.has_tx(&conn) {
+                return true;
+            }
+            cell.tx(&outbox).to_vec()
+        };
         let write = stream.write(&bytes);
         let timed = async {
             glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
             Err(io::ErrorKind::TimedOut.into())
         };
         match futures_lite::future::or(write, timed).await {
-            Ok(n) if n > 0 => cell.conn.borrow_mut().on_sent(n, Instant::now()),
+            Ok(n) if n > 0 => cell.sent(&mut cell.conn.borrow_mut(), n, Instant::now()),
             _ => return false,
         }
     }
-    true
 }

@@ -15,6 +15,7 @@ mod relocate;
 mod ring;
 mod shard;
 mod ticker;
+mod tls;
 
 use crate::metrics::Metrics;
 use crate::shard_state::Shared;
@@ -46,6 +47,7 @@ pub(crate) fn start(
     metrics: Metrics,
     stop: Arc<AtomicBool>,
     directory: crate::directory::Directory,
+    tls: Option<Arc<crate::tls::TlsAcceptor>>,
 ) -> Result<Running, StartError> {
     let shards = config.shards;
     let (addr, fds) = listen::bind_listeners(config.listen, shards)?;
@@ -55,7 +57,7 @@ pub(crate) fn start(
     } else {
         PoolPlacement::Unbound(shards)
     };
-    let shared = Shared { config: Arc::new(config), metrics, directory, stop };
+    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls };
     let listeners = Arc::new(listen::Listeners(Mutex::new(fds)));
     let mesh = relocate::mesh(shards);
     let threads = LocalExecutorPoolBuilder::new(placement)

@@ -12,6 +12,7 @@
 
 use super::handoff::{Handoff, HandoffMesh, HandoffSender};
 use super::shard::Shard;
+use super::tls::TlsLink;
 use crate::conn::{Connection, Moving};
 use crate::metrics::ShardMetrics;
 use glommio::channels::channel_mesh::Receivers;
@@ -24,11 +25,22 @@ use tracing::{debug, warn};
 /// Hand-offs that may wait in one channel between two shards.
 const CHANNEL_DEPTH: usize = 256;
 
+/// What a hand-off carries besides the socket: the connection's state and,
+/// on a TLS port, its TLS session (keys, sequence numbers, any partial
+/// record), which goes on where the room is.
+#[derive(Debug)]
+pub(crate) struct Arriving {
+    /// The connection's state and pending join.
+    pub(crate) moving: Moving,
+    /// Its TLS session.
+    pub(crate) tls: Option<Box<TlsLink>>,
+}
+
 /// The mesh every shard joins at start.
-pub(crate) type SharedMesh = HandoffMesh<Moving>;
+pub(crate) type SharedMesh = HandoffMesh<Arriving>;
 
 /// This shard's sending end.
-pub(crate) type LocalMesh = HandoffSender<Moving>;
+pub(crate) type LocalMesh = HandoffSender<Arriving>;
 
 /// A new mesh for `shards` shards.
 pub(crate) fn mesh(shards: usize) -> SharedMesh {
@@ -36,13 +48,13 @@ pub(crate) fn mesh(shards: usize) -> SharedMesh {
 }
 
 /// Joins the mesh; returns this shard's index (its shard id) and its ends.
-pub(crate) async fn join(mesh: SharedMesh) -> Option<(usize, LocalMesh, Receivers<Handoff<Moving>>)> {
+pub(crate) async fn join(mesh: SharedMesh) -> Option<(usize, LocalMesh, Receivers<Handoff<Arriving>>)> {
     let (sender, receivers) = mesh.join().await.ok()?;
     Some((sender.shard(), sender, receivers))
 }
 
 /// Starts receiving hand-offs from every other shard.
-pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>) {
+pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Arriving>>) {
     for (from, receiver) in receivers.streams() {
         let shard = shard.clone();
         glommio::spawn_local(async move {
@@ -53,8 +65,10 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
                 let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
                 debug!(shard = shard.state.id, from, "connection handed in");
                 ShardMetrics::inc(&shard.state.metrics().handoffs_in);
-                let conn = Connection::arrived(&shard.state, payload, already_read, Instant::now());
-                glommio::spawn_local(super::driver::serve_arrived(shard.clone(), stream, conn)).detach();
+                let Arriving { moving, tls } = payload;
+                let conn = Connection::arrived(&shard.state, moving, already_read, Instant::now());
+                let cell = shard.insert(stream.as_raw_fd(), tls, conn);
+                glommio::spawn_local(super::driver::serve_arrived(shard.clone(), stream, cell)).detach();
             }
         })
         .detach();
@@ -63,7 +77,14 @@ pub(crate) fn start(shard: &Rc<Shard>, mut receivers: Receivers<Handoff<Moving>>
 
 /// Sends a connection to shard `target`. On failure the socket is closed
 /// (the client sees the connection drop, as if the server had failed).
-pub(crate) async fn send(shard: &Rc<Shard>, target: usize, stream: TcpStream, already_read: Vec<u8>, moving: Moving) {
+pub(crate) async fn send(
+    shard: &Rc<Shard>,
+    target: usize,
+    stream: TcpStream,
+    already_read: Vec<u8>,
+    moving: Moving,
+    tls: Option<Box<TlsLink>>,
+) {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an open fd we own returns a new fd
     // that keeps the socket open once `stream` (and its fd) is dropped.
     let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
@@ -78,7 +99,7 @@ pub(crate) async fn send(shard: &Rc<Shard>, target: usize, stream: TcpStream, al
         warn!(shard = shard.state.id, "hand-off failed: no mesh");
         return;
     };
-    match mesh.send_to(target, Handoff { fd, already_read, payload: moving }).await {
+    match mesh.send_to(target, Handoff { fd, already_read, payload: Arriving { moving, tls } }).await {
         Ok(()) => ShardMetrics::inc(&shard.state.metrics().handoffs_out),
         Err(e) => warn!(shard = shard.state.id, target, "hand-off failed: {e}"),
     }

@@ -47,6 +47,11 @@ pub(crate) struct Ring {
     ring: IoUring,
     setup: &'static str,
     rx: Vec<u8>,
+    /// Reused from pass to pass: the sockets of a receive round, those to
+    /// read again, and a batch's results.
+    todo: Vec<usize>,
+    again: Vec<usize>,
+    results: Vec<i32>,
     /// Syscalls and submissions made, for the metrics.
     enters: u64,
     submitted: u64,
@@ -70,7 +75,16 @@ impl Ring {
             Ok(ring) => (ring, "SINGLE_ISSUER|DEFER_TASKRUN"),
             Err(_) => (IoUring::builder().setup_cqsize(ENTRIES * 2).build(ENTRIES)?, "plain"),
         };
-        Ok(Self { ring, setup, rx: Vec::new(), enters: 0, submitted: 0 })
+        Ok(Self {
+            ring,
+            setup,
+            rx: Vec::new(),
+            todo: Vec::new(),
+            again: Vec::new(),
+            results: Vec::new(),
+            enters: 0,
+            submitted: 0,
+        })
     }
 
     /// How the ring was set up (for the start-up log).
@@ -84,8 +98,10 @@ impl Ring {
     }
 
     /// Submits what is queued and reaps exactly `want` completions into
-    /// `results` (indexed by user data).
-    fn submit_reap(&mut self, want: usize, results: &mut [i32]) -> io::Result<()> {
+    /// `self.results` (indexed by user data).
+    fn submit_reap(&mut self, want: usize) -> io::Result<()> {
+        self.results.clear();
+        self.results.resize(want, 0);
         let mut got = 0;
         while got < want {
             self.enters += 1;
@@ -95,7 +111,7 @@ impl Ring {
                 Err(e) => return Err(e),
             }
             for cqe in self.ring.completion() {
-                if let Some(r) = results.get_mut(cqe.user_data() as usize) {
+                if let Some(r) = self.results.get_mut(cqe.user_data() as usize) {
                     *r = cqe.result();
                 }
                 got += 1;
@@ -118,54 +134,77 @@ impl Ring {
     ) -> io::Result<()> {
         outcome.clear();
         outcome.resize(fds.len(), Received::Nothing);
-        let mut todo: Vec<usize> = (0..fds.len()).collect();
-        let mut results = Vec::new();
+        let mut todo = std::mem::take(&mut self.todo);
+        let mut again = std::mem::take(&mut self.again);
+        todo.clear();
+        todo.extend(0..fds.len());
+        let mut failed = Ok(());
         for _ in 0..MAX_RECV_ROUNDS {
             if todo.is_empty() {
                 break;
             }
-            let mut again = Vec::new();
+            again.clear();
             for batch in todo.chunks(ENTRIES as usize) {
-                if self.rx.len() < batch.len() * RECV_SLOT {
-                    self.rx.resize(batch.len() * RECV_SLOT, 0);
-                }
-                let base = self.rx.as_mut_ptr();
-                {
-                    let mut sq = self.ring.submission();
-                    for (slot, &i) in batch.iter().enumerate() {
-                        // SAFETY: each slot is a distinct RECV_SLOT-byte
-                        // region of `rx`, which is neither moved nor read
-                        // until every completion of this batch is reaped.
-                        let buf = unsafe { base.add(slot * RECV_SLOT) };
-                        let sqe = opcode::Recv::new(types::Fd(fds[i]), buf, RECV_SLOT as u32)
-                            .flags(libc::MSG_DONTWAIT)
-                            .build()
-                            .user_data(slot as u64);
-                        // SAFETY: the SQE's buffer outlives the operation
-                        // (above); the queue has room (batch <= ENTRIES).
-                        unsafe { sq.push(&sqe).map_err(|_| io::Error::other("submission queue full"))? };
-                    }
-                }
-                self.submitted += batch.len() as u64;
-                results.clear();
-                results.resize(batch.len(), 0);
-                self.submit_reap(batch.len(), &mut results)?;
-                for (slot, &i) in batch.iter().enumerate() {
-                    match results[slot] {
-                        n if n > 0 => {
-                            let n = n as usize;
-                            on_data(i, &self.rx[slot * RECV_SLOT..slot * RECV_SLOT + n]);
-                            if n == RECV_SLOT {
-                                again.push(i);
-                            }
-                        }
-                        0 => outcome[i] = Received::Eof,
-                        n if n == -libc::EAGAIN || n == -libc::EINTR => {}
-                        _ => outcome[i] = Received::Failed,
-                    }
+                if let Err(e) = self.recv_batch(fds, batch, &mut on_data, outcome, &mut again) {
+                    failed = Err(e);
+                    break;
                 }
             }
-            todo = again;
+            if failed.is_err() {
+                break;
+            }
+            std::mem::swap(&mut todo, &mut again);
+        }
+        self.todo = todo;
+        self.again = again;
+        failed
+    }
+
+    /// One batch of receives (at most the queue's size): `batch` holds
+    /// indices into `fds`; those whose slot filled go to `again`.
+    fn recv_batch(
+        &mut self,
+        fds: &[RawFd],
+        batch: &[usize],
+        on_data: &mut impl FnMut(usize, &[u8]),
+        outcome: &mut [Received],
+        again: &mut Vec<usize>,
+    ) -> io::Result<()> {
+        if self.rx.len() < batch.len() * RECV_SLOT {
+            self.rx.resize(batch.len() * RECV_SLOT, 0);
+        }
+        let base = self.rx.as_mut_ptr();
+        {
+            let mut sq = self.ring.submission();
+            for (slot, &i) in batch.iter().enumerate() {
+                // SAFETY: each slot is a distinct RECV_SLOT-byte region of
+                // `rx`, which is neither moved nor read until every
+                // completion of this batch is reaped.
+                let buf = unsafe { base.add(slot * RECV_SLOT) };
+                let sqe = opcode::Recv::new(types::Fd(fds[i]), buf, RECV_SLOT as u32)
+                    .flags(libc::MSG_DONTWAIT)
+                    .build()
+                    .user_data(slot as u64);
+                // SAFETY: the SQE's buffer outlives the operation (above);
+                // the queue has room (batch <= ENTRIES).
+                unsafe { sq.push(&sqe).map_err(|_| io::Error::other("submission queue full"))? };
+            }
+        }
+        self.submitted += batch.len() as u64;
+        self.submit_reap(batch.len())?;
+        for (slot, &i) in batch.iter().enumerate() {
+            match self.results[slot] {
+                n if n > 0 => {
+                    let n = n as usize;
+                    on_data(i, &self.rx[slot * RECV_SLOT..slot * RECV_SLOT + n]);
+                    if n == RECV_SLOT {
+                        again.push(i);
+                    }
+                }
+                0 => outcome[i] = Received::Eof,
+                n if n == -libc::EAGAIN || n == -libc::EINTR => {}
+                _ => outcome[i] = Received::Failed,
+            }
         }
         Ok(())
     }
@@ -182,7 +221,6 @@ impl Ring {
         sent: &mut Vec<Option<usize>>,
     ) -> io::Result<()> {
         sent.clear();
-        let mut results = Vec::new();
         for batch in bufs.chunks(ENTRIES as usize) {
             {
                 let mut sq = self.ring.submission();
@@ -198,10 +236,8 @@ impl Ring {
                 }
             }
             self.submitted += batch.len() as u64;
-            results.clear();
-            results.resize(batch.len(), 0);
-            self.submit_reap(batch.len(), &mut results)?;
-            sent.extend(results.iter().map(|&r| match r {
+            self.submit_reap(batch.len())?;
+            sent.extend(self.results.iter().map(|&r| match r {
                 n if n >= 0 => Some(n as usize),
                 n if n == -libc::EAGAIN || n == -libc::EINTR || n == -libc::ENOBUFS => Some(0),
                 _ => None,

@@ -8,21 +8,23 @@ use super::listen::Listeners;
 use super::relocate::{self, LocalMesh, SharedMesh};
 use super::ring::Ring;
 use super::ticker;
+use super::tls::{Inbound, ShardTls, TlsLink};
 use crate::conn::Connection;
 use crate::metrics::ShardMetrics;
+use crate::outbox::Outbox;
 use crate::shard_state::{ShardState, Shared};
 use glommio::net::TcpListener;
 use glommio::sync::Semaphore;
 use glommio::timer::sleep;
 use slab::Slab;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, Ref, RefCell};
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickforge_protocol::CloseReason;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Connections over the limit that may still be answered 503 at once;
 /// beyond these, extra connections are dropped without an answer.
@@ -38,6 +40,65 @@ pub(crate) struct ConnCell {
     pub(crate) conn: RefCell<Connection>,
     /// Its room's tick pass drives the socket (the task waits).
     pub(crate) parked: Cell<bool>,
+    /// Its TLS session, on a TLS port: between the socket and `conn`.
+    pub(crate) tls: RefCell<Option<Box<TlsLink>>>,
+}
+
+impl ConnCell {
+    /// Bytes read from the socket: to the connection, through TLS first
+    /// when the port speaks it (a TLS fault drops the connection; the
+    /// peer's `close_notify` is its end of input).
+    pub(crate) fn receive(&self, conn: &mut Connection, bytes: &[u8], now: Instant, metrics: &ShardMetrics) {
+        let mut tls = self.tls.borrow_mut();
+        let Some(link) = tls.as_mut() else { return conn.on_bytes(bytes, now) };
+        match link.receive(bytes, |plain| conn.on_bytes(plain, now)) {
+            Ok(Inbound::Open) => {}
+            Ok(Inbound::Closed) => conn.on_eof(now),
+            Err(e) => {
+                debug!("connection dropped: {e}");
+                ShardMetrics::inc(&metrics.tls_errors);
+                conn.on_io_error();
+            }
+        }
+    }
+
+    /// Through TLS, encrypts what the outbox holds as far as the link's
+    /// ciphertext backlog allows (what it takes leaves the outbox).
+    pub(crate) fn seal(&self, conn: &mut Connection, now: Instant) {
+        let mut tls = self.tls.borrow_mut();
+        let Some(link) = tls.as_mut() else { return };
+        let taken = link.encrypt(&conn.outbox().pending());
+        if taken > 0 {
+            conn.on_sent(taken, now);
+        }
+    }
+
+    /// Whether bytes wait for the socket (ciphertext through TLS).
+    pub(crate) fn has_tx(&self, conn: &Connection) -> bool {
+        match self.tls.borrow().as_ref() {
+            Some(link) => link.has_pending(),
+            None => conn.outbox().has_pending(),
+        }
+    }
+
+    /// The bytes waiting for the socket: the link's ciphertext through
+    /// TLS, else `outbox`'s (the connection's own) frames.
+    pub(crate) fn tx<'a>(&'a self, outbox: &'a Outbox) -> Ref<'a, [u8]> {
+        let tls = self.tls.borrow();
+        if tls.is_some() {
+            Ref::map(tls, |t| t.as_ref().map_or(&[][..], |link| link.pending()))
+        } else {
+            outbox.pending()
+        }
+    }
+
+    /// The socket took `n` of the bytes [`ConnCell::tx`] gave.
+    pub(crate) fn sent(&self, conn: &mut Connection, n: usize, now: Instant) {
+        match self.tls.borrow_mut().as_mut() {
+            Some(link) => link.consume(n),
+            None => conn.on_sent(n, now),
+        }
+    }
 }
 
 /// One shard's runtime.
@@ -55,13 +116,15 @@ pub(crate) struct Shard {
     pub(crate) scratch: RefCell<Vec<u8>>,
     /// Sending ends to the other shards, for hand-offs.
     pub(crate) mesh: OnceCell<LocalMesh>,
+    /// The TLS configuration, on a TLS port.
+    tls: Option<ShardTls>,
 }
 
 impl Shard {
     /// Registers a connection whose task owns socket `fd`.
-    pub(crate) fn insert(&self, fd: RawFd, conn: Connection) -> Rc<ConnCell> {
+    pub(crate) fn insert(&self, fd: RawFd, tls: Option<Box<TlsLink>>, conn: Connection) -> Rc<ConnCell> {
         let outbox = conn.outbox().clone();
-        let cell = Rc::new(ConnCell { fd, conn: RefCell::new(conn), parked: Cell::new(false) });
+        let cell = Rc::new(ConnCell { fd, conn: RefCell::new(conn), parked: Cell::new(false), tls: RefCell::new(tls) });
         let key = self.conns.borrow_mut().insert(cell.clone());
         outbox.set_key(key);
         cell
@@ -74,6 +137,12 @@ impl Shard {
         if conns.get(key).is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), cell)) {
             conns.remove(key);
         }
+    }
+
+    /// The TLS configuration a new connection starts with (`None`: the
+    /// port speaks plain TCP).
+    pub(crate) fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.as_ref().map(ShardTls::config)
     }
 
     /// The connection with slab key `key`.
@@ -126,6 +195,7 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
         ring: RefCell::new(ring),
         scratch: RefCell::new(vec![0; 16 * 1024]),
         mesh: OnceCell::new(),
+        tls: state.shared.tls.clone().map(ShardTls::new),
     });
     let _ = shard.mesh.set(senders);
     state.enable_handoffs();
@@ -187,6 +257,9 @@ async fn sweep_loop(shard: Rc<Shard>) {
         let now = Instant::now();
         let conns: Vec<Rc<ConnCell>> = shard.conns.borrow().iter().map(|(_, c)| c.clone()).collect();
         for cell in conns {
+            if let Some(link) = cell.tls.borrow_mut().as_mut() {
+                link.shrink();
+            }
             let mut conn = cell.conn.borrow_mut();
             conn.housekeeping(now);
             if conn.is_done() {

@@ -209,7 +209,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         &b.fds,
         |i, bytes| {
             let cell = &cells[reading[i]];
-            guarded(shard, cell, |conn| conn.on_bytes(bytes, now));
+            guarded(shard, cell, |conn| cell.receive(conn, bytes, now, shard.state.metrics()));
         },
         &mut b.received,
     );
@@ -236,6 +236,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
             Ok(report) => {
                 metrics.tick(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), t.period_ns / 1000);
                 ShardMetrics::add(&metrics.messages_out, report.sent as u64);
+                ShardMetrics::add(&metrics.seats_expired, report.seats_expired as u64);
                 if let Some(panic) = report.panicked {
                     ShardMetrics::inc(&metrics.room_panics);
                     let room = t.slot.room.borrow();
@@ -258,15 +259,21 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     b.sending.clear();
     b.senders.clear();
     for (i, cell) in b.cells.iter().enumerate() {
+        if !cell.parked.get() {
+            continue;
+        }
+        // Through TLS, the outbox's bytes are encrypted first (as far as
+        // the link's backlog allows: a stuck client keeps its tick pending).
+        guarded(shard, cell, |conn| cell.seal(conn, now));
         let conn = cell.conn.borrow();
-        if cell.parked.get() && conn.outbox().has_pending() {
+        if cell.has_tx(&conn) {
             b.sending.push(conn.outbox().clone());
             b.senders.push(i);
         }
     }
     {
         let bufs: Vec<(RawFd, Ref<'_, [u8]>)> =
-            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, outbox.pending())).collect();
+            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, b.cells[i].tx(outbox))).collect();
         if let Err(e) = shard.ring.borrow_mut().send_all(&bufs, &mut b.sent) {
             error!(shard = shard.state.id, "tick pass: send batch failed: {e}");
             b.sent.clear();
@@ -275,7 +282,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     for (j, sent) in b.sent.iter().enumerate() {
         let cell = &b.cells[b.senders[j]];
         match *sent {
-            Some(n) => guarded(shard, cell, |conn| conn.on_sent(n, now)),
+            Some(n) => guarded(shard, cell, |conn| cell.sent(conn, n, now)),
             None => guarded(shard, cell, |conn| conn.on_io_error()),
         }
     }

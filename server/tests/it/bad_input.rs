@@ -168,9 +168,9 @@ fn the_control_queue_bound_closes_a_client_that_does_not_read() {
 
 /// Makes the client's socket receive buffer small, so a client that stops
 /// reading stalls the server's writes soon.
-pub(crate) fn shrink_receive_buffer(c: &Client) {
+pub(crate) fn shrink_receive_buffer<S: Socket>(c: &Client<S>) {
     use std::os::fd::AsRawFd;
-    let fd = c.ws.get_ref().as_raw_fd();
+    let fd = c.ws.get_ref().tcp().as_raw_fd();
     let size: libc::c_int = 4096;
     // SAFETY: setsockopt on an open socket with a valid int option.
     unsafe {
@@ -263,8 +263,6 @@ fn contract_requests_not_served_yet_are_unsupported() {
     let map = || -> Option<ValueMap> { Some([("mode", "ctf")].into_iter().collect()) };
     let room = || RoomId("r-0-1".into());
     let bodies = [
-        Request::Resume { room_id: room(), resume_token: "t".into() },
-        Request::WatchRoom { room_id: room() },
         Request::GameMessage { name: "chat".into(), data: Value::from("gg") },
         Request::ListRooms { game: None, filter: map() },
         Request::CreateRoom { game: "arena".into(), max_players: None, tick_hz: None, private: false, options: map() },

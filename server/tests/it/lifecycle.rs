@@ -8,6 +8,8 @@ fn a_stuck_client_is_closed_while_the_others_get_every_tick() {
     let server = TestServer::with(|c| {
         c.limits.slow_client = Duration::from_millis(500);
         c.limits.send_stall = Duration::from_millis(500);
+        // Freed at once: `player_left`, not a held seat.
+        c.reconnect_grace = Duration::ZERO;
     });
     let mut good = connect(&server, Format::Json);
     let mut stuck = connect(&server, Format::Json);

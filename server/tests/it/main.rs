@@ -16,13 +16,21 @@ mod config_file;
 mod games;
 /// HTTP routes and statuses; handshake refusals.
 mod http;
+/// Signed identities: every refused token, `?token=`, the minting script.
+mod identity;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
 /// Findings of the fuzzers and fault scripts (RELIABILITY.md), one test each.
 mod regression;
+/// Reconnection: held seats, resume, takeover, grace expiry, drain.
+mod resume;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
 mod rooms;
 /// Several shards: the directory and the hand-off of a connection.
 mod shards;
+/// Spectators: watch_room, the bound, no input effect, counts.
+mod spectators;
 /// The binary at start: a port in use, bind errors, logs on a pipe and a terminal.
 mod start;
+/// TLS: wss and https with real clients, dropped handshakes, reloads.
+mod tls;

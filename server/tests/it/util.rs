@@ -128,9 +128,30 @@ pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, extra: &str) -> H
 pub(crate) const UPGRADE: &str =
     "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
+/// What a test client's WebSocket runs over: a TCP socket, or TLS over one.
+pub(crate) trait Socket: Read + Write {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// A TLS client stream (rustls over a std socket).
+pub(crate) type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+impl Socket for TlsStream {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
 /// A WebSocket client speaking `format`, rebuilding state with `ClientSession`.
-pub(crate) struct Client {
-    pub(crate) ws: WebSocket<TcpStream>,
+pub(crate) struct Client<S: Socket = TcpStream> {
+    pub(crate) ws: WebSocket<S>,
     pub(crate) session: ClientSession,
     pub(crate) format: Format,
     out: Vec<u8>,
@@ -150,7 +171,33 @@ pub(crate) fn connect_to(addr: SocketAddr, path: &str, format: Option<Format>) -
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.set_nodelay(true).unwrap();
-    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    handshake(stream, &format!("ws://{addr}{path}"), format)
+}
+
+/// Connects over TLS (`tls`: the client's settings, `localhost` as the
+/// server name) to `path`, offering `format`.
+pub(crate) fn connect_tls(
+    addr: SocketAddr,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+    format: Option<Format>,
+) -> Result<Client<TlsStream>, tungstenite::Error> {
+    let stream = tls_stream(addr, tls);
+    handshake(stream, &format!("wss://localhost:{}{path}", addr.port()), format)
+}
+
+/// A TLS stream to `addr` (the handshake runs with the first write or read).
+pub(crate) fn tls_stream(addr: SocketAddr, tls: &std::sync::Arc<rustls::ClientConfig>) -> TlsStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(tls.clone(), name).unwrap();
+    rustls::StreamOwned::new(conn, stream)
+}
+
+fn handshake<S: Socket>(stream: S, url: &str, format: Option<Format>) -> Result<Client<S>, tungstenite::Error> {
+    let mut req = url.into_client_request().unwrap();
     if let Some(f) = format {
         req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(f.subprotocol()));
     }
@@ -167,7 +214,7 @@ pub(crate) fn connect_to(addr: SocketAddr, path: &str, format: Option<Format>) -
     Ok(Client { ws, session: ClientSession::new(format), format, out: Vec::new(), backlog: Vec::new(), closed: None })
 }
 
-impl Client {
+impl<S: Socket> Client<S> {
     /// Sends an encoded message payload in this format's frame type.
     pub(crate) fn send_payload(&mut self, payload: Vec<u8>) {
         let msg = if self.format.is_binary() {
