@@ -10,12 +10,16 @@
 #
 # DURATION: a number with s, m or h (90s, 10m, 1h); a bare number is
 # seconds. Flags after DURATION go to tests/soak/soak.py (--clients N,
-# --churn-clients N, --churn-secs S, --sample S, --warmup S,
-# --rss-growth-mib M, --fd-growth N); --clients defaults to half the
-# largest count that held p99 <= 5 ms in BENCHMARKS.md's end-to-end matrix.
+# --churn-clients N, --churn-secs S, --reconnect-every S, --sample S,
+# --warmup S, --rss-growth-mib M, --fd-growth N); --clients defaults to
+# half the largest count that held p99 <= 5 ms in BENCHMARKS.md's
+# end-to-end matrix.
 #
-# The load comes from the current tickforge-loadgen: churn is made of short
-# back-to-back loadgen runs on two staggered lanes beside the steady ones.
+# Churn comes two ways from the real tickforge-loadgen: the steady binary
+# and JSON clients each drop their socket and resume their seat at a mean
+# interval (loadgen --reconnect-every, default 60 s), and short
+# back-to-back loadgen runs on two staggered lanes join and leave (rooms
+# created and disposed of all the time).
 #
 # Environment: TICKFORGE_BIN, LOADGEN_BIN (default: target/release, built
 # when missing); SOAK_OUT (default target/soak/<UTC time>).

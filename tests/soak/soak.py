@@ -6,6 +6,9 @@ on a free loopback port and three kinds of load with the real loadgen:
 
   steady-bin   binary clients for the whole run
   steady-json  JSON clients for the whole run
+               both with --reconnect-every: each client drops its socket
+               (no close frame) at that mean interval, connects again and
+               takes its seat back with `resume`
   churn        back-to-back short runs of a few clients (binary and JSON in
                turn, on two staggered lanes): clients join and leave, and
                rooms are created and disposed of, all the time
@@ -22,7 +25,9 @@ its histogram), summary.json, and soak.svg (the per-minute series).
 
 It fails (exit 1) when, after the warm-up, RSS grows past its bound or the
 descriptors past theirs, or when any error appears: a loadgen error of any
-kind, or a server close other than a normal one or a client going away.
+kind (a refused resume included), a state that did not stay exact after a
+resume, or a server close other than a normal one, a client going away or
+(with reconnects) a seat resumed before its old socket's end was read.
 """
 
 import argparse
@@ -117,13 +122,15 @@ def proc_fds(pid):
 class Loadgen:
     """One loadgen run: its command, process, report."""
 
-    def __init__(self, args, name, clients, fmt, duration, warmup, url):
+    def __init__(self, args, name, clients, fmt, duration, warmup, url, reconnect_every=None):
         self.name = name
         self.path = os.path.join(args.out, "loadgen", f"{name}.json")
         self.logpath = os.path.join(args.out, "loadgen", f"{name}.log")
         self.cmd = [args.loadgen, "--url", url, "--clients", str(clients), "--players-per-room",
                     str(args.players_per_room), "--subprotocol", fmt, "--warmup", f"{warmup}s", "--duration",
                     f"{duration}s", "--json", self.path, "--quiet", "--decode-every", "1"]
+        if reconnect_every:
+            self.cmd += ["--reconnect-every", f"{reconnect_every}s"]
         self.duration = warmup + duration
         self.started = None
         self.proc = None
@@ -292,6 +299,8 @@ def main():
     p.add_argument("--players-per-room", type=int, default=8)
     p.add_argument("--churn-clients", type=int, default=None, help="clients per churn run (default: a tenth)")
     p.add_argument("--churn-secs", type=float, default=20.0, help="length of one churn run")
+    p.add_argument("--reconnect-every", type=float, default=60.0,
+                   help="mean seconds between a steady client's socket drops and resumes (0: none)")
     p.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
     p.add_argument("--warmup", type=float, default=None, help="seconds before the bounds apply (default: 10 %%, "
                                                                "at least 60 s, at most 5 min)")
@@ -319,15 +328,18 @@ def main():
             return 2
         time.sleep(0.1)
     print(f"soak: {args.duration:.0f} s, {clients} clients ({steady_bin} steady binary, {steady_json} steady JSON, "
-          f"2 churn lanes of {args.churn_clients} in {args.churn_secs:.0f} s runs), server pid {server.pid} on "
+          f"2 churn lanes of {args.churn_clients} in {args.churn_secs:.0f} s runs; steady clients reconnect every "
+          f"{args.reconnect_every:g} s on average), server pid {server.pid} on "
           f"port {port}; bounds after {warmup:.0f} s: RSS +{args.rss_growth_mib} MiB, descriptors "
           f"+{args.fd_growth}", flush=True)
     t0 = time.monotonic()
     sampler = Sampler(server.pid, port, args.sample, t0)
     sampler.start()
     runs, lock = [], threading.Lock()
-    steady_runs = [Loadgen(args, "steady-bin", steady_bin, "bin", args.duration - 2, 2, url).start(t0),
-                   Loadgen(args, "steady-json", steady_json, "json", args.duration - 2, 2, url).start(t0)]
+    steady_runs = [Loadgen(args, "steady-bin", steady_bin, "bin", args.duration - 2, 2, url,
+                           args.reconnect_every).start(t0),
+                   Loadgen(args, "steady-json", steady_json, "json", args.duration - 2, 2, url,
+                           args.reconnect_every).start(t0)]
     lanes = [threading.Thread(target=churn_lane, args=(args, url, t0, lane, args.duration, runs, lock), daemon=True)
              for lane in range(2)]
     for lane in lanes:
@@ -396,15 +408,28 @@ def main():
             errors[lg.name] = lg.report["errors"]
     if errors:
         failures.append(f"loadgen errors: {json.dumps(errors)}")
+    reconnects = {k: sum(lg.report.get("reconnects", {}).get(k, 0) for lg in steady_runs if lg.report)
+                  for k in ("drops", "resumes", "refused", "state_errors_after_resume", "slots_skipped")}
+    resume_p99 = [lg.report["reconnects"]["resume_latency_us"]["p99"] for lg in steady_runs
+                  if lg.report and lg.report.get("reconnects", {}).get("resumes")]
+    reconnects["resume_latency_p99_ms_max"] = round(max(resume_p99) / 1000, 3) if resume_p99 else None
+    if reconnects["refused"] or reconnects["state_errors_after_resume"]:
+        failures.append(f"reconnects: {reconnects['refused']} resumes refused, "
+                        f"{reconnects['state_errors_after_resume']} state errors after a resume")
+    if args.reconnect_every and not reconnects["resumes"]:
+        failures.append("reconnects were asked for but no client resumed its seat")
     bad_closes = {}
+    allowed = {"normal", "peer_gone"} | ({"resumed_elsewhere"} if args.reconnect_every else set())
+    closes = {}
     if end:
         for (n, labels), v in end["series"].items():
             if n == "tickforge_closes_total" and v > 0:
                 reason = re.search(r'reason="([^"]+)"', labels).group(1)
-                if reason not in ("normal", "peer_gone"):
+                closes[reason] = int(v)
+                if reason not in allowed:
                     bad_closes[reason] = int(v)
     if bad_closes:
-        failures.append(f"server closes other than normal or peer_gone: {bad_closes}")
+        failures.append(f"server closes other than {sorted(allowed)}: {bad_closes}")
 
     p99s = [r["client_p99_ms"] for r in rows if r["client_p99_ms"] is not None]
     summary = {
@@ -412,7 +437,9 @@ def main():
         "duration_secs": args.duration,
         "clients": {"total": clients, "steady_bin": steady_bin, "steady_json": steady_json,
                     "churn_per_run": args.churn_clients, "churn_runs": len(runs),
-                    "churn_run_secs": args.churn_secs},
+                    "churn_run_secs": args.churn_secs, "reconnect_every_secs": args.reconnect_every},
+        "reconnects": reconnects,
+        "server_closes": closes,
         "warmup_secs": warmup,
         "rss_mib": {"start": round(base["rss_kib"] / 1024, 1) if base else None,
                     "end": round(end["rss_kib"] / 1024, 1) if end else None},

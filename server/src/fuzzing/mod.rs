@@ -27,16 +27,19 @@
 //!   `ws_frames`, and [`check`], which runs any target's checks on one input;
 //! - `shard`: the in-process shard the `connection` target drives;
 //! - `script`: that target's input format ([`run_script`], [`ScriptBuilder`]);
+//! - `token`: the `token` target's checks (a signed identity in `hello`);
 //! - `seeds`: the seed corpus (`server/fuzz/seeds`), made from real
 //!   requests and the golden messages.
 
 mod script;
 mod seeds;
 mod shard;
+mod token;
 
 pub use script::{run_on, run_script, ScriptBuilder};
 pub use seeds::{client_messages, protocol_seeds, seeds};
 pub use shard::{Shard, MAX_CONNECTIONS, MAX_PENDING, MAX_TICKS};
+pub use token::check_token;
 
 use crate::config::{Limits, ServerConfig};
 use crate::directory::Directory;
@@ -180,7 +183,7 @@ fn shard_state(config: ServerConfig) -> Rc<ShardState> {
 }
 
 /// The fuzz targets of `server/fuzz`, by name.
-pub const TARGETS: [&str; 4] = ["http_head", "http_answer", "ws_frames", "connection"];
+pub const TARGETS: [&str; 5] = ["http_head", "http_answer", "ws_frames", "connection", "token"];
 
 /// Runs one input through the checks of `target` (what its fuzz target
 /// does), panicking on a finding.
@@ -194,6 +197,7 @@ pub fn check(target: &str, data: &[u8]) {
             let _ = answer_head(data);
         }
         "ws_frames" => check_frames(data),
+        "token" => check_token(data),
         "connection" => {
             let mut shard = run_script(data);
             shard.tick();

@@ -185,6 +185,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let m = b.open(Some(Format::Json), true);
     b.request(m, 0, 0).send_all().passes(3).advance(16_000).advance(16_000).passes(2);
     out.push(("connection", "silent-until-keepalive".into(), b.build()));
+    out.extend(super::token::seeds().into_iter().map(|(name, bytes)| ("token", name, bytes)));
     out
 }
 
