@@ -225,8 +225,12 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.halt.is_set():
-            t = time.monotonic() - self.t0
+            start = time.monotonic()
             m = self.server.scrape()
+            # The scrape's midpoint: starting curl in a namespace takes up
+            # to a second on a busy host, and rates are taken between
+            # samples.
+            t = (start + time.monotonic()) / 2 - self.t0
             self.samples.append({"t": round(t, 2), "rss_kib": self.server.rss_kib(), "fds": self.server.fds(),
                                  "metrics": m[0] if m else None, "series": m[1] if m else None})
             self.halt.wait(1.0)
@@ -483,18 +487,23 @@ def scenario_bandwidth(env, net):
 
 def scenario_blackhole(env, net, keepalive=False):
     """With `keepalive`, the slow-client bound is raised past the blackhole
-    and the keepalive shortened: the keepalive closes the silent clients."""
+    and the keepalive shortened: the keepalive closes the silent clients.
+    The reconnect grace is shortened to 4 s (the contract's default is
+    10 s) so that the held seats expire within the run."""
     name = "blackhole-keepalive" if keepalive else "blackhole"
     res = Result(name)
     clients = 32 if env.short else 64
     port = 7700
     victim = Net.CLIENT_IPS[-1]
     hit = clients // len(Net.CLIENT_IPS)
-    extra = ["--slow-client", "30s", "--ping-interval", "2s", "--ping-timeout", "3s"] if keepalive else []
+    grace = 4
+    extra = ["--reconnect-grace", f"{grace}s"]
+    if keepalive:
+        extra += ["--slow-client", "30s", "--ping-interval", "2s", "--ping-timeout", "3s"]
     expected = "keepalive_timeout" if keepalive else "too_slow"
     server = Server(env, net, port, extra).start(name)
     try:
-        load = Load(clients, 20 if env.short else 30, url=f"ws://{net.server_addr(port)}/ws")
+        load = Load(clients, 24 if env.short else 30, url=f"ws://{net.server_addr(port)}/ws")
         t0 = time.monotonic()
         sampler = Sampler(server, t0)
         sampler.start()
@@ -530,10 +539,20 @@ def scenario_blackhole(env, net, keepalive=False):
             rule = "keepalive" if keepalive else "the slow-client rule"
             res.check(closes.get(expected, 0) == hit and sum(closes.values()) == hit,
                       f"the {hit} blackholed clients, and only they, were closed by {rule}: {closes}")
-            players = (before["metrics"].get("tickforge_players", 0), after["metrics"].get("tickforge_players", 0))
-            res.check(players[0] - players[1] == hit,
-                      f"their seats were given back: players {players[0]:.0f} -> {players[1]:.0f} (no reconnect "
-                      f"grace on this server yet: the others got player_left)")
+            held = metric_delta(before, after, "tickforge_seats_held_total")
+            res.check(held == hit, f"their {hit} seats were held for the reconnect grace: {held:.0f} held")
+        # The closes come 5 to 7 s into the blackhole; the seats are freed
+        # one grace later.
+        expired_at = sampler.at(hole_at + hole_len + grace + 2)
+        if before and expired_at:
+            expired = metric_delta(before, expired_at, "tickforge_seats_expired_total")
+            resumed = metric_delta(before, expired_at, "tickforge_resumes_total")
+            players = (before["metrics"].get("tickforge_players", 0),
+                       expired_at["metrics"].get("tickforge_players", 0))
+            res.check(expired == hit and resumed == 0 and players[0] - players[1] == hit,
+                      f"past the {grace} s grace their seats were freed (the others got player_left "
+                      f"disconnected): {expired:.0f} expired, {resumed:.0f} resumed, players {players[0]:.0f} -> "
+                      f"{players[1]:.0f}")
         memory_check(res, sampler, measure, bound_mib=64)
     finally:
         net.unblackhole()
@@ -558,7 +577,16 @@ def scenario_proxy(env, net):
                                       "--stall-secs", "2", "--reset-after", "6", "--stats", stats_path]),
                              stdout=plog, stderr=subprocess.STDOUT)
     try:
-        time.sleep(1.0)
+        # It prints its first line once it listens (a busy host can take
+        # seconds to start Python).
+        deadline = time.monotonic() + 20
+        while True:
+            with open(os.path.join(env.out, "proxy.log"), "rb") as f:
+                if b"proxy.py: " in f.read():
+                    break
+            if proxy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the proxy did not listen on {proxy_addr} (exit {proxy.poll()}); see proxy.log")
+            time.sleep(0.1)
         load = Load(clients, 12 if env.short else 30, url=f"ws://{proxy_addr}/ws")
         t0 = time.monotonic()
         sampler = Sampler(server, t0)
@@ -678,21 +706,31 @@ def scenario_sigstop(env, net):
         resumed = [i for i in ivs if t_cont <= i["t_secs"] <= t_cont + 3]
         steady = [i for i in ivs if i["phase"] == "measure" and not t_stop - 1 <= i["t_secs"] <= t_cont + 3]
         res.figures["ticks_per_sec_after"] = [round(i["ticks_per_sec"]) for i in resumed]
-        if resumed:
-            burst = max(i["ticks_per_sec"] for i in resumed)
-            res.check(burst <= 1.15 * normal,
-                      f"no burst after SIGCONT: at most {burst:.0f} ticks/s in the 3 s after (normal {normal})")
+        # The burst is the server's: its own tick count over the 3 s after
+        # SIGCONT (the clients' per-second counts also move when the
+        # loadgen itself is starved on a busy host and reads late).
+        a, b = sampler.at(t_cont), sampler.before(t_cont + 4)
+        if before and a and b and b["t"] - a["t"] >= 2:
+            rooms = before["metrics"].get("tickforge_rooms", 0)
+            rate = metric_delta(a, b, "tickforge_ticks_total") / (b["t"] - a["t"])
+            res.figures["server_ticks_per_sec_after"] = round(rate, 1)
+            res.check(rate <= 1.15 * rooms * HZ,
+                      f"no burst after SIGCONT: the server took {rate:.1f} room-ticks/s in the seconds after "
+                      f"({rooms:.0f} rooms at {HZ} Hz: {rooms * HZ:.0f}); the clients counted "
+                      f"{res.figures['ticks_per_sec_after']} ticks/s (normal {normal})")
         if steady and len(resumed) >= 2:
             # The per-second p99 of a shared, busy host jumps by a few ms on
             # its own: the bound is the worst second outside the fault, or
-            # twice the 5 ms target, whichever is larger.
+            # one tick period (a replayed slot is a period late or more),
+            # whichever is larger.
             p99_steady = max(i["p99_us"] for i in steady) / 1000
             p99_next = resumed[1]["p99_us"] / 1000
             res.figures["p99_ms"] = {"steady_max": p99_steady, "second_after": p99_next,
                                      "per_second": [round(i["p99_us"] / 1000, 2) for i in ivs]}
-            res.check(p99_next <= max(p99_steady, 10.0),
+            period_ms = 1000 / HZ
+            res.check(p99_next <= max(p99_steady, period_ms),
                       f"the next second's tick latency p99 {p99_next:.2f} ms (worst second outside the fault "
-                      f"{p99_steady:.2f} ms; bound: that or 10 ms)")
+                      f"{p99_steady:.2f} ms; bound: that or one tick period, {period_ms:.1f} ms)")
         res.note(f"clients saw {report['missed_ticks']} tick gaps (the skipped slots)")
     finally:
         server.stop()
