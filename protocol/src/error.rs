@@ -146,6 +146,24 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason's [`label`](Self::label) with its [`code`](Self::code),
+    /// in declaration order: the table metrics and documentation count by.
+    pub const LABELS: [(&'static str, u16); 13] = [
+        ("normal", 1000),
+        ("shutting_down", 1001),
+        ("protocol_error", 1002),
+        ("wrong_frame_type", 1003),
+        ("undecodable", 1007),
+        ("invalid_utf8", 1007),
+        ("flooding", 1008),
+        ("too_slow", 1008),
+        ("refused_token", 1008),
+        ("resumed_elsewhere", 1008),
+        ("keepalive_timeout", 1008),
+        ("too_large", 1009),
+        ("internal", 1011),
+    ];
+
     /// The RFC 6455 close code.
     #[must_use]
     pub fn code(&self) -> u16 {
@@ -215,6 +233,53 @@ mod tests {
         let e = DecodeError::Malformed { id: None, detail: "x".into() };
         assert_eq!(e.reject(), None);
         assert_eq!(DecodeError::TooLarge { size: 2, max: 1 }.close_code(), 1009);
+    }
+
+    /// One of each reason; the match makes a new variant fail to compile
+    /// here until it is listed (and so checked against [`CloseReason::LABELS`]).
+    fn one_of_each() -> Vec<CloseReason> {
+        let all = vec![
+            CloseReason::Normal,
+            CloseReason::ShuttingDown,
+            CloseReason::ProtocolError("x".into()),
+            CloseReason::WrongFrameType { format: Format::Bin, got: "text" },
+            CloseReason::Undecodable { count: 1, last: "x".into() },
+            CloseReason::InvalidUtf8,
+            CloseReason::Flooding { limit: 1 },
+            CloseReason::TooSlow { detail: "x".into() },
+            CloseReason::RefusedToken,
+            CloseReason::ResumedElsewhere,
+            CloseReason::KeepaliveTimeout { secs: 1 },
+            CloseReason::TooLarge { max: 1 },
+            CloseReason::Internal,
+        ];
+        for reason in &all {
+            match reason {
+                CloseReason::Normal
+                | CloseReason::ShuttingDown
+                | CloseReason::ProtocolError(_)
+                | CloseReason::WrongFrameType { .. }
+                | CloseReason::Undecodable { .. }
+                | CloseReason::InvalidUtf8
+                | CloseReason::Flooding { .. }
+                | CloseReason::TooSlow { .. }
+                | CloseReason::RefusedToken
+                | CloseReason::ResumedElsewhere
+                | CloseReason::KeepaliveTimeout { .. }
+                | CloseReason::TooLarge { .. }
+                | CloseReason::Internal => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_label_table_lists_every_reason_once_with_its_code() {
+        let all = one_of_each();
+        assert_eq!(all.len(), CloseReason::LABELS.len());
+        for (reason, (label, code)) in all.iter().zip(CloseReason::LABELS) {
+            assert_eq!((reason.label(), reason.code()), (label, code));
+        }
     }
 
     #[test]

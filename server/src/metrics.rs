@@ -14,25 +14,24 @@ use tickforge_protocol::CloseReason;
 /// Upper bounds of the tick duration histogram's buckets, microseconds.
 pub const TICK_BUCKETS_US: [u64; 11] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
 
-/// Every close label the server counts: [`CloseReason::label`] values, plus
-/// `peer_gone` (the socket ended without a close frame) and `other`.
-pub const CLOSE_LABELS: [(&str, u16); 15] = [
-    ("normal", 1000),
-    ("shutting_down", 1001),
-    ("protocol_error", 1002),
-    ("wrong_frame_type", 1003),
-    ("undecodable", 1007),
-    ("invalid_utf8", 1007),
-    ("flooding", 1008),
-    ("too_slow", 1008),
-    ("refused_token", 1008),
-    ("resumed_elsewhere", 1008),
-    ("keepalive_timeout", 1008),
-    ("too_large", 1009),
-    ("internal", 1011),
-    ("peer_gone", 1006),
-    ("other", 0),
-];
+/// Every close label the server counts: the protocol's
+/// [`CloseReason::LABELS`], then `peer_gone` (the socket ended without a
+/// close frame) and `other`.
+pub const CLOSE_LABELS: [(&str, u16); CloseReason::LABELS.len() + 2] = close_labels();
+
+/// Builds [`CLOSE_LABELS`] from the protocol's table (no second copy to
+/// drift from it).
+const fn close_labels() -> [(&'static str, u16); CloseReason::LABELS.len() + 2] {
+    let mut out = [("", 0); CloseReason::LABELS.len() + 2];
+    let mut i = 0;
+    while i < CloseReason::LABELS.len() {
+        out[i] = CloseReason::LABELS[i];
+        i += 1;
+    }
+    out[i] = ("peer_gone", 1006);
+    out[i + 1] = ("other", 0);
+    out
+}
 
 /// HTTP statuses the server answers, counted by code.
 pub const HTTP_STATUSES: [u16; 10] = [101, 200, 400, 403, 404, 405, 426, 500, 503, 0];

@@ -40,6 +40,16 @@ use tungstenite::{Message, Utf8Bytes};
 /// last bytes to drain) after sending its own, before dropping the socket.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
+/// Data frames up to this size are taken without tungstenite (see
+/// [`Wire::take_simple_frame`]): every input and request in practice.
+const SIMPLE_FRAME_MAX: usize = 1024;
+
+thread_local! {
+    /// The payload of the frame being handled, unmasked (one per shard
+    /// thread, reused: no allocation per message).
+    static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Stop reading while this many received bytes wait to be parsed.
 pub(crate) const RX_HIGH_WATER: usize = 64 * 1024;
 
@@ -351,6 +361,28 @@ impl Connection {
             if !reading {
                 break;
             }
+            // The common case (a whole, small, final data frame) is taken
+            // straight from the wire; tungstenite gets everything else.
+            let limit = SIMPLE_FRAME_MAX.min(self.shard.config().limits.max_message_size);
+            // Taken out of the slot (not borrowed) so that nothing on_data
+            // reaches can ever find it borrowed.
+            let mut payload = FRAME.take();
+            let taken = self.wire.take_simple_frame(limit, &mut payload).map(|binary| {
+                if !binary && std::str::from_utf8(&payload).is_err() {
+                    return Err(());
+                }
+                self.on_data(&payload, binary, now);
+                Ok(())
+            });
+            FRAME.set(payload);
+            match taken {
+                Some(Ok(())) => continue,
+                Some(Err(())) => {
+                    self.fail(CloseReason::InvalidUtf8, now);
+                    continue;
+                }
+                None => {}
+            }
             let read = self.ctx.read(&mut Pipe { wire: &mut self.wire, tx: &*self.outbox });
             match read {
                 Ok(Message::Text(text)) => self.on_data(text.as_bytes(), false, now),
@@ -455,6 +487,11 @@ impl Connection {
     /// One data message.
     fn on_data(&mut self, bytes: &[u8], binary: bool, now: Instant) {
         ShardMetrics::inc(&self.metrics().messages_in);
+        if self.phase != Phase::Open {
+            // Our close frame is out: what the peer sent meanwhile is read
+            // (its close is awaited) and dropped.
+            return;
+        }
         if self.echo {
             let msg = if binary {
                 Message::Binary(bytes.to_vec().into())

@@ -66,6 +66,9 @@ pub struct Wire {
     rx_start: usize,
     /// Bytes of the current frame (header + payload) not yet handed over.
     frame_left: u64,
+    /// A fragmented message was started and not finished in the frames
+    /// handed to tungstenite: the next data frames are its.
+    mid_message: bool,
 }
 
 impl Wire {
@@ -112,6 +115,45 @@ impl Wire {
         self.rx.clear();
         self.rx_start = 0;
         self.frame_left = 0;
+        self.mid_message = false;
+    }
+
+    /// Takes the next frame when it is a whole, final, masked text or
+    /// binary frame of at most `max` payload bytes, and no fragmented
+    /// message is under way: its payload, unmasked, is written to `out`
+    /// and `Some(binary)` returned. Anything else (a control frame, a
+    /// fragment, a frame not all here, reserved bits) is left for
+    /// tungstenite: `None`.
+    ///
+    /// This is every client input in practice: it skips tungstenite's
+    /// buffers and its allocation per message.
+    pub fn take_simple_frame(&mut self, max: usize, out: &mut Vec<u8>) -> Option<bool> {
+        if self.mid_message || self.frame_left != 0 {
+            return None;
+        }
+        let b = &self.rx[self.rx_start..];
+        let binary = match *b.first()? {
+            0x81 => false,
+            0x82 => true,
+            _ => return None,
+        };
+        let second = *b.get(1)?;
+        if second & 0x80 == 0 {
+            return None; // unmasked: tungstenite refuses it
+        }
+        let (header, len) = match second & 0x7f {
+            126 => (8, usize::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?]))),
+            127 => return None,
+            n => (6, usize::from(n)),
+        };
+        if len > max || b.len() < header + len {
+            return None;
+        }
+        let mask = [b[header - 4], b[header - 3], b[header - 2], b[header - 1]];
+        out.clear();
+        out.extend(b[header..header + len].iter().enumerate().map(|(i, byte)| byte ^ mask[i & 3]));
+        self.rx_start += header + len;
+        Some(binary)
     }
 
     /// The length of the frame header at the start of `b` and the frame's
@@ -149,6 +191,14 @@ impl Read for Wire {
             match Self::frame_len(pending) {
                 Some(len) => self.frame_left = len,
                 None => return Err(io::ErrorKind::WouldBlock.into()),
+            }
+            // Follow fragmentation: a non-final text or binary frame
+            // starts a message, a final continuation ends it.
+            let (fin, opcode) = (pending[0] & 0x80 != 0, pending[0] & 0x0f);
+            match opcode {
+                OPCODE_TEXT | OPCODE_BINARY if !fin => self.mid_message = true,
+                0 if fin => self.mid_message = false,
+                _ => {}
             }
         }
         let n = pending.len().min(buf.len()).min(usize::try_from(self.frame_left).unwrap_or(usize::MAX));
@@ -196,6 +246,65 @@ mod tests {
 
     fn read(ctx: &mut WebSocketContext, wire: &mut Wire, tx: &mut Vec<u8>) -> tungstenite::Result<Message> {
         ctx.read(&mut Pipe { wire, tx })
+    }
+
+    /// A masked client frame.
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [3u8, 1, 4, 1];
+        let mut f = vec![first];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    #[test]
+    fn simple_frames_are_taken_whole_and_the_rest_left_to_tungstenite() {
+        let mut out = Vec::new();
+        let long: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut wire = Wire::with_rx(client_frame(0x82, b"in"));
+        wire.push_rx(&client_frame(0x81, &long));
+        wire.push_rx(&client_frame(0x89, b"")); // a ping
+        assert_eq!(wire.take_simple_frame(1024, &mut out), Some(true));
+        assert_eq!(out, b"in");
+        assert_eq!(wire.take_simple_frame(100, &mut out), None, "over the size given");
+        assert_eq!(wire.take_simple_frame(1024, &mut out), Some(false));
+        assert_eq!(out, long);
+        assert_eq!(wire.take_simple_frame(1024, &mut out), None, "control frames go to tungstenite");
+        // A frame not all here yet stays.
+        let frame = client_frame(0x82, b"later");
+        let mut wire = Wire::with_rx(frame[..4].to_vec());
+        assert_eq!(wire.take_simple_frame(1024, &mut out), None);
+        wire.push_rx(&frame[4..]);
+        assert_eq!(wire.take_simple_frame(1024, &mut out), Some(true));
+    }
+
+    #[test]
+    fn a_fragmented_message_goes_to_tungstenite_to_its_end() {
+        let mut out = Vec::new();
+        let mut wire = Wire::with_rx(client_frame(0x01, b"frag")); // text, not final
+        let mut ctx = server_context(1024);
+        assert_eq!(wire.take_simple_frame(1024, &mut out), None);
+        assert!(matches!(read(&mut ctx, &mut wire, &mut Vec::new()), Err(tungstenite::Error::Io(_))));
+        // A new message mid-message: tungstenite's error to find, not ours
+        // to take.
+        wire.push_rx(&client_frame(0x82, b"x"));
+        assert_eq!(wire.take_simple_frame(1024, &mut out), None, "mid-message: left to tungstenite");
+        assert!(matches!(read(&mut ctx, &mut wire, &mut Vec::new()), Err(tungstenite::Error::Protocol(_))));
+        // A fragmented message that ends lets simple frames through again.
+        let mut wire = Wire::with_rx(client_frame(0x02, b"a"));
+        wire.push_rx(&client_frame(0x80, b"b"));
+        wire.push_rx(&client_frame(0x82, b"c"));
+        let mut ctx = server_context(1024);
+        assert_eq!(read(&mut ctx, &mut wire, &mut Vec::new()).unwrap(), Message::binary(b"ab".to_vec()));
+        assert_eq!(wire.take_simple_frame(1024, &mut out), Some(true));
+        assert_eq!(out, b"c");
     }
 
     #[test]
