@@ -260,31 +260,58 @@ pub fn check_head(data: &[u8]) {
     }
 }
 
+/// How [`read_frames`] reads a byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameReader {
+    /// tungstenite alone reads every frame: the reference.
+    Tungstenite,
+    /// As a connection (`conn::Connection`) reads: whole small data frames
+    /// straight from the wire ([`Wire::take_simple_frame`]), the rest
+    /// through tungstenite.
+    Connection,
+}
+
 /// The `ws_frames` checks: the first byte picks the message limit and the
-/// piece sizes; the rest, read whole and read in pieces, gives the same
-/// messages and the same error, and no message is over the limit.
+/// piece sizes; the rest, read whole and read in pieces, by tungstenite
+/// alone and as a connection reads it (small whole frames without
+/// tungstenite), gives the same messages and the same error, and no
+/// message is over the limit.
 pub fn check_frames(data: &[u8]) {
     let Some((&sel, stream)) = data.split_first() else { return };
     let max = [16usize, 125, 1024, 65_536][usize::from(sel & 3)];
-    let whole = read_frames(stream, &[], max);
+    let whole = read_frames(stream, &[], max, FrameReader::Tungstenite);
     for m in whole.0.iter().filter(|m| m.is_text() || m.is_binary()) {
         assert!(m.len() <= max, "a {}-byte message through a {max}-byte limit", m.len());
     }
     let n = usize::from(sel >> 2);
     let cuts = if n == 0 { vec![1] } else { vec![n, 1, n * 7 + 3] };
-    assert_eq!(read_frames(stream, &cuts, max), whole, "pieces of {cuts:?}");
+    assert_eq!(read_frames(stream, &cuts, max, FrameReader::Tungstenite), whole, "pieces of {cuts:?}");
+    assert_eq!(read_frames(stream, &[], max, FrameReader::Connection), whole, "as a connection reads, whole");
+    assert_eq!(
+        read_frames(stream, &cuts, max, FrameReader::Connection),
+        whole,
+        "as a connection reads, pieces of {cuts:?}"
+    );
 }
 
 /// Feeds one byte stream to a server-side [`Wire`] and tungstenite context
-/// in the pieces `cuts` gives (lengths, cycled; 0 = the rest at once), and
-/// returns what came out: each message, then the error that ended it, if
-/// any (`WouldBlock` is not an end).
+/// in the pieces `cuts` gives (lengths, cycled; 0 = the rest at once), read
+/// by `reader`, and returns what came out: each message, then the error
+/// that ended it, if any (`WouldBlock` is not an end). Reading stops at the
+/// peer's close, as a connection's does.
 #[must_use]
-pub fn read_frames(stream: &[u8], cuts: &[usize], max_message: usize) -> (Vec<Message>, Option<String>) {
+pub fn read_frames(
+    stream: &[u8],
+    cuts: &[usize],
+    max_message: usize,
+    reader: FrameReader,
+) -> (Vec<Message>, Option<String>) {
     let mut ctx = ws::server_context(max_message);
     let mut wire = Wire::default();
     let mut tx = Vec::new();
     let mut messages = Vec::new();
+    let mut payload = Vec::new();
+    let simple_max = crate::conn::SIMPLE_FRAME_MAX.min(max_message);
     let mut at = 0;
     let mut cut = 0;
     while at < stream.len() {
@@ -297,8 +324,28 @@ pub fn read_frames(stream: &[u8], cuts: &[usize], max_message: usize) -> (Vec<Me
         wire.push_rx(&stream[at..end]);
         at = end;
         loop {
+            if reader == FrameReader::Connection {
+                if let Some(binary) = wire.take_simple_frame(simple_max, &mut payload) {
+                    if binary {
+                        messages.push(Message::binary(payload.clone()));
+                    } else {
+                        // The connection's own check (tungstenite's Utf8).
+                        match String::from_utf8(payload.clone()) {
+                            Ok(text) => messages.push(Message::text(text)),
+                            Err(_) => return (messages, Some("utf8".into())),
+                        }
+                    }
+                    continue;
+                }
+            }
             match ctx.read(&mut Pipe { wire: &mut wire, tx: &mut tx }) {
-                Ok(m) => messages.push(m),
+                Ok(m) => {
+                    let close = m.is_close();
+                    messages.push(m);
+                    if close {
+                        return (messages, None);
+                    }
+                }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return (messages, Some(error_kind(&e))),
             }
@@ -314,6 +361,7 @@ pub fn read_frames(stream: &[u8], cuts: &[usize], max_message: usize) -> (Vec<Me
 fn error_kind(e: &tungstenite::Error) -> String {
     match e {
         tungstenite::Error::Capacity(_) => "capacity".into(),
+        tungstenite::Error::Utf8(_) => "utf8".into(),
         tungstenite::Error::Protocol(p) => format!("protocol: {p}"),
         other => other.to_string(),
     }
@@ -340,11 +388,19 @@ mod tests {
         let mut stream = client_frame(1, b"hello", [1, 2, 3, 4]);
         stream.extend(client_frame(2, &[7; 300], [9, 9, 9, 9]));
         stream.extend(client_frame(9, b"", [0, 0, 0, 0]));
-        let whole = read_frames(&stream, &[], 1024);
-        assert_eq!(whole.0.len(), 3);
-        assert_eq!(read_frames(&stream, &[1], 1024), whole);
-        assert_eq!(read_frames(&stream, &[3, 100, 2], 1024), whole);
-        let (_, err) = read_frames(&stream, &[5], 100);
-        assert_eq!(err.as_deref(), Some("capacity"));
+        for reader in [FrameReader::Tungstenite, FrameReader::Connection] {
+            let whole = read_frames(&stream, &[], 1024, reader);
+            assert_eq!(whole.0.len(), 3);
+            assert_eq!(read_frames(&stream, &[1], 1024, reader), whole);
+            assert_eq!(read_frames(&stream, &[3, 100, 2], 1024, reader), whole);
+            let (_, err) = read_frames(&stream, &[5], 100, reader);
+            assert_eq!(err.as_deref(), Some("capacity"));
+        }
+        // Invalid UTF-8 in a small text frame: the connection's own check
+        // ends the stream as tungstenite's does.
+        let bad = client_frame(1, &[0xff, 0xfe], [1, 2, 3, 4]);
+        for reader in [FrameReader::Tungstenite, FrameReader::Connection] {
+            assert_eq!(read_frames(&bad, &[], 1024, reader), (vec![], Some("utf8".into())));
+        }
     }
 }
