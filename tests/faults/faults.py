@@ -650,9 +650,10 @@ def scenario_sigkill(env, net):
         else:
             res.check(False, "the loadgen wrote its report")
         # The killed process's listening socket can outlive it for a moment
-        # (io_uring tears a dead process's ring down asynchronously), and the
-        # server refuses an address another socket listens on: a restart
-        # is retried, as a supervisor would, for up to 10 s.
+        # (seen once in four runs on a busy host; likely io_uring tearing a
+        # dead process's ring down asynchronously), and the server refuses
+        # an address another socket listens on: a restart is retried, as a
+        # supervisor would, for up to 10 s.
         t1 = time.monotonic()
         attempts = 0
         while True:
