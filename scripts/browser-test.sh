@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The browser test of the page served at GET /: Debian's headless Chromium,
-# driven by playwright-core (tests/browser), against a real tickforge server
-# on a free port of 127.0.0.1.
+# The browser tests of the page served at GET / and of the operator's
+# monitor at GET /monitor: Debian's headless Chromium, driven by
+# playwright-core (tests/browser), against a real tickforge server on a free
+# port of 127.0.0.1 (started with --admin-token), the monitor's while the
+# real loadgen fills a room.
 #
 #   scripts/browser-test.sh
 #
 # Installs what is missing on a bare Debian bookworm (run as root there):
 # Debian's chromium (only when /usr/bin/chromium is absent), Node.js, and the
 # npm packages of tests/browser from its package-lock.json. Never downloads
-# a browser build. Builds the server (`cargo build --release -p
-# tickforge-server`) when target/release/tickforge is missing or older than
-# the sources.
+# a browser build. Builds the server and the loadgen (`cargo build --release
+# -p tickforge-server -p tickforge-loadgen`) when target/release/tickforge or
+# target/release/tickforge-loadgen is missing or older than the sources.
 #
 # Env: TICKFORGE_BIN   use this server binary, do not build
+#      LOADGEN_BIN     use this loadgen binary, do not build
 #      MOCK=1          run against tests/browser/mock-server.mjs instead (page
 #                      development without a server; not a test of the server)
 #      SCREENSHOT      where to save the screenshot
@@ -91,7 +94,16 @@ else
         fi
     fi
     [ -x "$bin" ] || { log "no server binary at $bin"; exit 1; }
-    cmd=("$bin" --listen "127.0.0.1:$port")
+    admin_token=$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')
+    cmd=("$bin" --listen "127.0.0.1:$port" --admin-token "$admin_token")
+fi
+loadgen=${LOADGEN_BIN:-}
+if [ "${MOCK:-}" != 1 ] && [ -z "$loadgen" ]; then
+    loadgen=$target/release/tickforge-loadgen
+    if [ ! -x "$loadgen" ] || [ -n "$(find loadgen protocol Cargo.toml Cargo.lock -newer "$loadgen" -type f -print -quit)" ]; then
+        log "building the loadgen (release)"
+        cargo build --release -p tickforge-loadgen
+    fi
 fi
 
 log "starting: ${cmd[*]} (log: $server_log)"
@@ -114,6 +126,11 @@ trap stop_server EXIT
 # --- the browser test ----------------------------------------------------------
 status=0
 TICKFORGE_URL="http://127.0.0.1:$port" node tests/browser/run.mjs || status=$?
+if [ "${MOCK:-}" != 1 ]; then
+    log "the monitor (GET /monitor) while the loadgen fills a room"
+    TICKFORGE_URL="http://127.0.0.1:$port" TICKFORGE_ADMIN_TOKEN="$admin_token" TICKFORGE_LOADGEN="$loadgen" \
+        node tests/browser/monitor.mjs || status=$?
+fi
 if [ "$status" != 0 ]; then
     log "failed; the server's log ($server_log) ends with:"
     tail -n 30 "$server_log" >&2 || true

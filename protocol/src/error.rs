@@ -143,12 +143,15 @@ pub enum CloseReason {
     /// A server fault.
     #[error("internal error")]
     Internal,
+    /// An operator disconnected the player (the monitor's admin action).
+    #[error("disconnected by an operator")]
+    DisconnectedByOperator,
 }
 
 impl CloseReason {
     /// Every reason's [`label`](Self::label) with its [`code`](Self::code),
     /// in declaration order: the table metrics and documentation count by.
-    pub const LABELS: [(&'static str, u16); 13] = [
+    pub const LABELS: [(&'static str, u16); 14] = [
         ("normal", 1000),
         ("shutting_down", 1001),
         ("protocol_error", 1002),
@@ -162,6 +165,7 @@ impl CloseReason {
         ("keepalive_timeout", 1008),
         ("too_large", 1009),
         ("internal", 1011),
+        ("disconnected_by_operator", 1008),
     ];
 
     /// The RFC 6455 close code.
@@ -177,7 +181,8 @@ impl CloseReason {
             | Self::TooSlow { .. }
             | Self::RefusedToken
             | Self::ResumedElsewhere
-            | Self::KeepaliveTimeout { .. } => 1008,
+            | Self::KeepaliveTimeout { .. }
+            | Self::DisconnectedByOperator => 1008,
             Self::TooLarge { .. } => 1009,
             Self::Internal => 1011,
         }
@@ -200,6 +205,7 @@ impl CloseReason {
             Self::KeepaliveTimeout { .. } => "keepalive_timeout",
             Self::TooLarge { .. } => "too_large",
             Self::Internal => "internal",
+            Self::DisconnectedByOperator => "disconnected_by_operator",
         }
     }
 
@@ -252,6 +258,7 @@ mod tests {
             CloseReason::KeepaliveTimeout { secs: 1 },
             CloseReason::TooLarge { max: 1 },
             CloseReason::Internal,
+            CloseReason::DisconnectedByOperator,
         ];
         for reason in &all {
             match reason {
@@ -267,7 +274,8 @@ mod tests {
                 | CloseReason::ResumedElsewhere
                 | CloseReason::KeepaliveTimeout { .. }
                 | CloseReason::TooLarge { .. }
-                | CloseReason::Internal => {}
+                | CloseReason::Internal
+                | CloseReason::DisconnectedByOperator => {}
             }
         }
         all

@@ -66,6 +66,11 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// The games this server hosts. Default: the built-in `arena`.
     pub games: GameRegistry,
+    /// The token of the monitor's admin actions (`POST /monitor/...`:
+    /// close a room, disconnect a player), sent as `Authorization: Bearer
+    /// TOKEN`; a request without it (or with another) is answered 401.
+    /// Default none: the monitor is read-only and those requests get 403.
+    pub admin_token: Option<String>,
     /// Join a cluster through Redis (`--cluster`, `--public-url`, ...).
     /// Default none: a single server, no Redis.
     pub cluster: Option<ClusterConfig>,
@@ -142,6 +147,7 @@ impl Default for ServerConfig {
             reconnect_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             token: None,
+            admin_token: None,
             auth: None,
             echo: false,
             ping_interval: Duration::from_secs(15),
@@ -258,6 +264,13 @@ impl ServerConfig {
         if self.auth.is_some() && self.token.is_some() {
             return bad("--token", "cannot be used with --auth-secret: pick the shared token or signed tokens".into());
         }
+        if let Some(token) = &self.admin_token {
+            // Sent in an Authorization header: visible ASCII, and long
+            // enough not to be guessed in the time a 401 takes.
+            if token.len() < 8 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad("--admin-token", "must be at least 8 visible ASCII characters (no spaces)".into());
+            }
+        }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
         }
@@ -323,6 +336,16 @@ mod tests {
         let mut c = ServerConfig { shards: 8, ..ServerConfig::default() };
         c.limits.connections_per_shard = 5000;
         assert_eq!(c.validate().unwrap_err().setting, "--max-connections");
+    }
+
+    #[test]
+    fn an_admin_token_must_be_hard_to_guess_and_fit_a_header() {
+        for bad in ["short", "has a space", "tab\there00", "caf\u{e9}-token"] {
+            let c = ServerConfig { admin_token: Some(bad.into()), ..ServerConfig::default() };
+            assert_eq!(c.validate().unwrap_err().setting, "--admin-token", "{bad:?}");
+        }
+        let c = ServerConfig { admin_token: Some("0p3rator-t0ken".into()), shards: 1, ..ServerConfig::default() };
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -213,6 +213,7 @@ mod tests {
         Some(match long {
             "shards" => "2",
             "token" => "\"s3cret\"",
+            "admin-token" => "\"0p3rator\"",
             "allowed-origin" => "[\"https://a.example\", \"https://b.example\"]",
             "cluster" => "\"redis://127.0.0.1:6379/1\"",
             "public-url" => "\"ws://10.0.0.5:7700/ws\"",

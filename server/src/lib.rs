@@ -54,6 +54,7 @@ pub mod fuzzing;
 pub mod game;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 pub mod outbox;
 mod requests;
 pub mod room;

@@ -114,6 +114,11 @@ struct Cli {
     /// Speak TLS with a certificate for localhost and 127.0.0.1 made at start (development; logs its SHA-256 fingerprint).
     #[arg(long)]
     tls_self_signed: bool,
+    /// Turn on the monitor's admin actions (close a room, disconnect a player),
+    /// authorized by this token (Authorization: Bearer TOKEN); without it the
+    /// monitor is read-only.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     /// Mount /echo, echoing every message (for Autobahn conformance runs).
     #[arg(long)]
     echo: bool,
@@ -169,6 +174,7 @@ impl Cli {
         c.reconnect_grace = self.reconnect_grace;
         c.allowed_origins = self.allowed_origins;
         c.token = self.token;
+        c.admin_token = self.admin_token;
         c.echo = self.echo;
         c.tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),

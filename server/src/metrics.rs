@@ -34,7 +34,7 @@ const fn close_labels() -> [(&'static str, u16); CloseReason::LABELS.len() + 2] 
 }
 
 /// HTTP statuses the server answers, counted by code.
-pub const HTTP_STATUSES: [u16; 10] = [101, 200, 400, 403, 404, 405, 426, 500, 503, 0];
+pub const HTTP_STATUSES: [u16; 13] = [101, 200, 202, 400, 401, 403, 404, 405, 426, 429, 500, 503, 0];
 
 /// One shard's figures. Written by that shard only.
 #[derive(Debug, Default)]
@@ -184,6 +184,18 @@ impl Metrics {
 
     fn sum_gauge(&self, f: impl Fn(&ShardMetrics) -> &AtomicI64) -> i64 {
         self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
+    /// Connections closed since start, by [`CLOSE_LABELS`] index, over all shards.
+    #[must_use]
+    pub fn closes(&self) -> Vec<u64> {
+        (0..CLOSE_LABELS.len()).map(|i| self.sum(|s| s.closes[i].load(Relaxed))).collect()
+    }
+
+    /// Rejects and `error` indications since start, by [`RejectCode::ALL`] index, over all shards.
+    #[must_use]
+    pub fn rejects(&self) -> Vec<u64> {
+        (0..RejectCode::ALL.len()).map(|i| self.sum(|s| s.rejects[i].load(Relaxed))).collect()
     }
 
     /// Open connections over all shards.

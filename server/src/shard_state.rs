@@ -10,6 +10,7 @@ use crate::config::ServerConfig;
 use crate::directory::Directory;
 use crate::game::Game;
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::monitor::Monitor;
 use crate::room::{Room, RoomConfig, RoomSlot};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) stop: Arc<AtomicBool>,
     /// The TLS configuration, on a TLS port (reloadable).
     pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
+    /// The operator's monitor (`/monitor.json`, admin actions).
+    pub(crate) monitor: Monitor,
 }
 
 /// One shard's state.

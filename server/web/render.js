@@ -143,3 +143,49 @@ export function draw(ctx, canvas, entities, selfId, message) {
     ctx.fillText(message, side / 2, side / 2);
   }
 }
+
+/** The most entities the table lists (a note says how many more there are). */
+export const TABLE_ROWS = 200;
+
+/**
+ * Shows entities as a table: one column per schema field, numbers as the
+ * room sends them (fixed fields as real values), the player's own entity
+ * marked. For a game the page does not know how to draw.
+ * @param {HTMLTableElement} table
+ * @param {{fields: {name: string}[]}} schema
+ * @param {object[]} entities
+ * @param {number} selfId
+ * @param {HTMLElement} note
+ */
+export function renderTable(table, schema, entities, selfId, note) {
+  const columns = ["id", "kind", ...schema.fields.map((f) => f.name)];
+  const head = table.tHead ?? table.createTHead();
+  if (head.dataset.columns !== columns.join(",")) {
+    head.replaceChildren();
+    const tr = head.insertRow();
+    for (const c of columns) {
+      const th = document.createElement("th");
+      th.textContent = c;
+      th.scope = "col";
+      tr.append(th);
+    }
+    head.dataset.columns = columns.join(",");
+  }
+  const body = table.tBodies[0] ?? table.createTBody();
+  const shown = entities.slice(0, TABLE_ROWS);
+  while (body.rows.length > shown.length) body.deleteRow(-1);
+  shown.forEach((e, i) => {
+    const tr = body.rows[i] ?? body.insertRow();
+    tr.className = e.id === selfId ? "here" : "";
+    tr.dataset.id = String(e.id);
+    columns.forEach((c, j) => {
+      const td = tr.cells[j] ?? tr.insertCell();
+      const v = e[c];
+      const text = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v);
+      if (td.textContent !== text) td.textContent = text;
+    });
+    while (tr.cells.length > columns.length) tr.deleteCell(-1);
+  });
+  note.textContent =
+    entities.length > shown.length ? `${entities.length} entities; the first ${shown.length} are listed.` : `${entities.length} entities.`;
+}

@@ -1,5 +1,6 @@
 // A stand-in for the tickforge server, for working on the page without one:
-// serves server/web/ and speaks enough of `tickforge.v1.json` (CONTRACT.md)
+// serves server/web/ (open it as /?json: the mock speaks no binary form)
+// and speaks enough of `tickforge.v1.json` (CONTRACT.md)
 // for the page: hello, join_or_create, join_room, create_room, leave_room,
 // ping, list_rooms, a toy arena ticking at 30 Hz with deltas against each
 // player's acked tick, a 64 KiB message limit (close 1009).
@@ -227,7 +228,8 @@ const server = http.createServer((req, res) => {
     return res.end(JSON.stringify({ rooms: [...rooms.values()].map(info) }));
   }
   const file = url.pathname === "/" ? "index.html" : url.pathname.slice(1);
-  if (!/^[a-z]+\.(html|js|css)$/.test(file)) {
+  // The page's files, and the client library under client/ (a link to clients/js).
+  if (!/^(client\/(src\/)?)?[a-z]+\.(html|js|css)$/.test(file)) {
     res.statusCode = 404;
     return res.end("not found");
   }

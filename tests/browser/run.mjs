@@ -21,11 +21,12 @@ const repo = path.resolve(here, "../..");
 const base = (process.env.TICKFORGE_URL ?? "").replace(/\/$/, "");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const screenshot = path.resolve(process.env.SCREENSHOT ?? path.join(repo, "target/browser/screenshot.png"));
-const OVERALL_TIMEOUT_MS = 180_000;
+const OVERALL_TIMEOUT_MS = 240_000;
 // Over https the server runs on its own --tls-self-signed certificate (made
 // at its start): the browser is told to accept it, and nothing else changes
 // (the page derives wss:// from https://).
 const tls = base.startsWith("https:");
+const wsScheme = tls ? "wss" : "ws";
 
 if (!base) {
   console.error("TICKFORGE_URL is not set (e.g. http://127.0.0.1:7700)");
@@ -64,6 +65,42 @@ function closedPort() {
       const { port } = s.address();
       s.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * A TCP proxy to the server that delays every chunk by `oneWayMs` in each
+ * direction: a round trip of 2 × oneWayMs on top of the real one.
+ */
+function delayProxy(target, oneWayMs) {
+  const { hostname, port } = new URL(target);
+  return new Promise((resolve, reject) => {
+    const sockets = new Set();
+    const server = net.createServer((down) => {
+      const up = net.connect(Number(port), hostname);
+      sockets.add(down).add(up);
+      const pipe = (from, to) =>
+        from.on("data", (chunk) => setTimeout(() => to.destroyed || to.write(chunk), oneWayMs));
+      pipe(down, up);
+      pipe(up, down);
+      const end = () => {
+        setTimeout(() => {
+          down.destroy();
+          up.destroy();
+        }, oneWayMs);
+      };
+      for (const s of [down, up]) s.on("close", end).on("error", end);
+    });
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        url: `${wsScheme}://127.0.0.1:${server.address().port}/ws`,
+        close() {
+          for (const s of sockets) s.destroy();
+          server.close();
+        },
+      }),
+    );
   });
 }
 
@@ -176,6 +213,62 @@ async function distinctColors(page, png) {
   }, png.toString("base64"));
 }
 
+/** Bytes per tick the page showed, by form, for the summary. */
+const bytesPerTick = {};
+
+/** Holds a movement key ~1 s towards the world's middle; checks the avatar moved and frames fell between ticks. */
+async function moves(page) {
+  const me0 = await page.evaluate(() => window.__tickforge.self());
+  const key = me0.x < 500 ? "d" : "a";
+  const sign = key === "d" ? 1 : -1;
+  await page.locator("#view").click();
+  const held = Date.now();
+  await page.keyboard.down(key);
+  // While moving, sample what each animation frame draws of the others
+  // (interpolated between ticks) and of the own avatar.
+  const frames = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const out = [];
+        const t0 = performance.now();
+        const step = () => {
+          const d = window.__tickforge.drawnSelf();
+          if (d) out.push([d.x, d.tick, d.alpha]);
+          if (out.length < 40 && performance.now() - t0 < 4000) requestAnimationFrame(step);
+          else resolve(out);
+        };
+        requestAnimationFrame(step);
+      }),
+  );
+  await sleep(Math.max(0, 1000 - (Date.now() - held)));
+  await page.keyboard.up(key);
+  await sleep(400);
+  const me1 = await page.evaluate(() => window.__tickforge.self());
+  const dx = (me1.x - me0.x) * sign;
+  assert(dx >= 80, `held '${key}' ~1 s: x ${me0.x} -> ${me1.x}`);
+  assert(Math.abs(me1.y - me0.y) < 20, `y moved too: ${me0.y} -> ${me1.y}`);
+  const between = frames.filter(([, , alpha]) => alpha > 0.05 && alpha < 0.95).length;
+  assert(between >= 3, `only ${between} of ${frames.length} frames were drawn between ticks: not interpolated`);
+  const xs = new Set(frames.map(([x]) => x)).size;
+  return `'${key}': x ${me0.x} -> ${me1.x}; ${frames.length} frames drew ${xs} positions, ${between} between ticks`;
+}
+
+/** Checks a page is connected, ticks advance and it shows the figures; returns its room. */
+async function plays(page, form) {
+  const status = await waitText(page, "status", "t === 'connected'", 10_000);
+  const roomId = (await text(page, "#room")).trim();
+  assert(roomId && roomId !== "–", `#room is ${JSON.stringify(roomId)} (${status})`);
+  const used = await page.evaluate(() => window.__tickforge.format);
+  assert(used === form, `the page speaks ${used}, not ${form}`);
+  assert((await text(page, "#form")).trim() === form, "#form names the form in use");
+  const t0 = Number(await text(page, "#tick"));
+  assert(Number.isInteger(t0) && t0 > 0, `#tick is ${t0}`);
+  const t1 = Number(await waitText(page, "tick", `Number(t) >= ${t0 + 5}`, 3000));
+  const me = await page.evaluate(() => window.__tickforge.self());
+  assert(me && me.kind === "player", `self() is ${JSON.stringify(me)}`);
+  return { roomId, ticks: `${t0} -> ${t1}` };
+}
+
 async function main() {
   await check("server is up", async () => {
     await waitForServer();
@@ -208,7 +301,7 @@ async function main() {
     let b = null;
     let roomId = null;
 
-    await check("GET / serves the page with its modules", async () => {
+    await check("GET / serves the page, its modules and the client library", async () => {
       a = await open(ctxA, `${base}/`, pageErrors);
       const title = await a.title();
       assert(title.includes("tickforge"), `title is ${JSON.stringify(title)}`);
@@ -217,70 +310,17 @@ async function main() {
     });
     if (!a) return;
 
-    await check("#status says connected within 5 s", async () => {
-      await waitText(a, "status", "t === 'connected'", 5000);
-      roomId = (await text(a, "#room")).trim();
-      assert(roomId && roomId !== "–", `#room is ${JSON.stringify(roomId)}`);
+    await check("binary by default: connected within 10 s, ticks advance", async () => {
+      const r = await plays(a, "bin");
+      roomId = r.roomId;
       if (tls) {
         const url = await a.evaluate(() => window.__tickforge.url ?? "");
-        assert(!url || url.startsWith("wss://"), `the page connected to ${url}`);
+        assert(url.startsWith("wss://"), `the page connected to ${url}`);
       }
-      return `room ${roomId}${tls ? " (https, wss)" : ""}`;
+      return `room ${roomId}, tick ${r.ticks}${tls ? " (https, wss)" : ""}`;
     });
 
-    await check("#tick advances", async () => {
-      const t0 = Number(await text(a, "#tick"));
-      assert(Number.isInteger(t0) && t0 > 0, `#tick is ${t0}`);
-      const t1 = Number(await waitText(a, "tick", `Number(t) >= ${t0 + 5}`, 3000));
-      return `${t0} -> ${t1}`;
-    });
-
-    await check("the player's own entity is in the state", async () => {
-      const me = await a.evaluate(() => window.__tickforge.self());
-      assert(me && me.kind === "player", `self() is ${JSON.stringify(me)}`);
-      return `entity ${me.id} at (${me.x}, ${me.y})`;
-    });
-
-    await check("holding a movement key moves the player", async () => {
-      const me0 = await a.evaluate(() => window.__tickforge.self());
-      // Move towards the middle so the world's edge cannot stop us.
-      const key = me0.x < 500 ? "d" : "a";
-      const sign = key === "d" ? 1 : -1;
-      await a.locator("#view").click();
-      const held = Date.now();
-      await a.keyboard.down(key);
-      // While moving, sample what each animation frame draws: interpolation
-      // gives positions between ticks, so more distinct x than ticks.
-      const frames = await a.evaluate(
-        () =>
-          new Promise((resolve) => {
-            const xs = [];
-            const t0 = performance.now();
-            const step = () => {
-              const me = window.__tickforge.drawnSelf();
-              if (me) xs.push([me.x, me.tick, me.alpha]);
-              // 40 frames, or 4 s when a loaded machine draws fewer.
-              if (xs.length < 40 && performance.now() - t0 < 4000) requestAnimationFrame(step);
-              else resolve(xs);
-            };
-            requestAnimationFrame(step);
-          }),
-      );
-      await sleep(Math.max(0, 1000 - (Date.now() - held)));
-      await a.keyboard.up(key);
-      await sleep(300);
-      const me1 = await a.evaluate(() => window.__tickforge.self());
-      const dx = (me1.x - me0.x) * sign;
-      // 200 units/s for at least a second; allow for ticks in flight.
-      assert(dx >= 80, `held '${key}' ~1 s: x ${me0.x} -> ${me1.x}`);
-      assert(Math.abs(me1.y - me0.y) < 20, `y moved too: ${me0.y} -> ${me1.y}`);
-      const xs = new Set(frames.map(([x]) => x)).size;
-      const ticks = new Set(frames.map(([, t]) => t)).size;
-      // Frames drawn between two ticks (whatever the frame rate under load).
-      const between = frames.filter(([, , alpha]) => alpha > 0.05 && alpha < 0.95).length;
-      assert(between >= 3, `only ${between} of ${frames.length} frames were drawn between ticks: not interpolated`);
-      return `'${key}': x ${me0.x} -> ${me1.x}; ${frames.length} frames drew ${xs} positions over ${ticks} ticks`;
-    });
+    await check("holding a movement key moves the player; the others are interpolated", () => moves(a));
 
     await check("space fires a projectile", async () => {
       await a.keyboard.down("Space");
@@ -293,20 +333,21 @@ async function main() {
       }
     });
 
-    await check("#rtt and #bytes show figures", async () => {
+    await check("#rtt and #bytes show figures (binary)", async () => {
       const rtt = await waitText(a, "rtt", "/^[0-9.]+ ms$/.test(t)", 5000);
       const bytes = await waitText(a, "bytes", "/^[0-9]+ B$/.test(t)", 2000);
+      await sleep(1200); // a full window of ticks
+      bytesPerTick.bin = await a.evaluate(() => window.__tickforge.bytesPerTick);
       return `rtt ${rtt}, ${bytes}/tick`;
     });
 
-    await check("a second browser joins the same room: both show 2 players", async () => {
+    await check("?json: the readable form, in the same room as a binary page: both show 2 players", async () => {
       assert(roomId, "no room id from the first page");
-      b = await open(ctxB, `${base}/?room=${encodeURIComponent(roomId)}`, pageErrors);
+      b = await open(ctxB, `${base}/?json&room=${encodeURIComponent(roomId)}`, pageErrors);
       const why = async (p) => `#status ${await text(p, "#status")}, #players ${await text(p, "#players")}, #error "${await text(p, "#error-text")}"`;
       try {
-        await waitText(b, "status", "t === 'connected'", 10_000);
-        const roomB = (await text(b, "#room")).trim();
-        assert(roomB === roomId, `second page is in ${roomB}, not ${roomId}`);
+        const r = await plays(b, "json");
+        assert(r.roomId === roomId, `second page is in ${r.roomId}, not ${roomId}`);
         await waitText(a, "players", "t === '2'", 10_000);
         await waitText(b, "players", "t === '2'", 10_000);
       } catch (e) {
@@ -314,7 +355,109 @@ async function main() {
       }
       const selfA = await a.evaluate(() => window.__tickforge.joined.entity_id);
       const seesA = await b.evaluate((id) => window.__tickforge.entities().some((e) => e.id === id), selfA);
-      assert(seesA, "the second page does not see the first player's entity");
+      assert(seesA, "the JSON page does not see the binary page's player");
+      // The two forms carry the same state: the JSON page's newest view of
+      // the binary player matches what the binary page has for that tick.
+      const result = await moves(b);
+      await waitText(b, "bytes", "/^[0-9]+ B$/.test(t)", 2000);
+      await sleep(1200);
+      bytesPerTick.json = await b.evaluate(() => window.__tickforge.bytesPerTick);
+      return result;
+    });
+
+    await check("bytes per tick: the binary form is a fraction of JSON", async () => {
+      const { bin, json } = bytesPerTick;
+      assert(bin > 0 && json > 0, `bin ${bin}, json ${json}`);
+      assert(bin * 4 < json, `binary ${bin} B is not a fraction of JSON ${json} B`);
+      return `bin ${bin.toFixed(1)} B, json ${json.toFixed(1)} B per tick (frame headers included)`;
+    });
+
+    await check("prediction at 100 ms RTT: the avatar moves before the server's tick, then agrees with it", async () => {
+      const proxy = await delayProxy(base, 50);
+      const p = await open(ctxA, `${base}/?ws=${encodeURIComponent(proxy.url)}`, pageErrors);
+      try {
+        await waitText(p, "status", "t === 'connected'", 10_000);
+        await p.waitForFunction(() => (window.__tickforge.rttMs ?? 0) >= 90, null, { timeout: 5000 });
+        const rtt = await p.evaluate(() => window.__tickforge.rttMs);
+        // Idle: the prediction is the server's position.
+        await p.waitForFunction(
+          () => {
+            const t = window.__tickforge;
+            const s = t.self();
+            const q = t.predictedSelf();
+            return s && q && t.pending === 0 && s.x === q.x && s.y === q.y;
+          },
+          null,
+          { timeout: 5000 },
+        );
+        const me0 = await p.evaluate(() => window.__tickforge.self());
+        const key = me0.x < 500 ? "d" : "a";
+        const sign = key === "d" ? 1 : -1;
+        await p.locator("#view").click();
+        await p.keyboard.down(key);
+        // Within a frame or two: the predicted (and drawn) avatar moved,
+        // the server's state of it has not (its tick is a round trip away).
+        const early = await p.evaluate(
+          ([x0, sign]) =>
+            new Promise((resolve) => {
+              const t0 = performance.now();
+              const step = () => {
+                const t = window.__tickforge;
+                const q = t.predictedSelf();
+                const moved = q && (q.x - x0) * sign > 0;
+                if (moved || performance.now() - t0 > 60) {
+                  resolve({ predicted: q?.x, drawn: t.drawnSelf()?.x, server: t.self()?.x, ms: performance.now() - t0, pending: t.pending });
+                } else requestAnimationFrame(step);
+              };
+              step();
+            }),
+          [me0.x, sign],
+        );
+        assert((early.predicted - me0.x) * sign > 0, `predicted x ${early.predicted} did not move from ${me0.x} within 60 ms`);
+        assert(early.server === me0.x, `the server's x moved already (${me0.x} -> ${early.server}) in ${early.ms.toFixed(0)} ms`);
+        // The drawn avatar follows within a few frames.
+        await p.waitForFunction(([x0, sign]) => (window.__tickforge.drawnSelf().x - x0) * sign > 0, [me0.x, sign], { timeout: 500 });
+        await sleep(800);
+        const mid = await p.evaluate(() => ({ p: window.__tickforge.predictedSelf(), s: window.__tickforge.self() }));
+        assert((mid.p.x - mid.s.x) * sign > 0, `while moving, the prediction (${mid.p.x}) should lead the server (${mid.s.x})`);
+        await p.keyboard.up(key);
+        // Released: once every input is in a tick, prediction and server agree exactly.
+        await p.waitForFunction(
+          () => {
+            const t = window.__tickforge;
+            const s = t.self();
+            const q = t.predictedSelf();
+            return t.pending === 0 && s.x === q.x && s.y === q.y && s.vx === 0;
+          },
+          null,
+          { timeout: 3000 },
+        );
+        const me1 = await p.evaluate(() => window.__tickforge.self());
+        assert((me1.x - me0.x) * sign >= 60, `the server moved the avatar only ${me0.x} -> ${me1.x}`);
+        return `rtt ${rtt.toFixed(0)} ms: predicted moved ${Math.abs(early.predicted - me0.x).toFixed(1)} units in ${early.ms.toFixed(0)} ms while the server's x stayed ${early.server}; lead ${Math.abs(mid.p.x - mid.s.x).toFixed(1)} units while moving; agreed at ${me1.x}`;
+      } finally {
+        await p.close();
+        proxy.close();
+      }
+    });
+
+    await check("a game shown as a table of entities (?view=table)", async () => {
+      const p = await open(ctxB, `${base}/?view=table&room=${encodeURIComponent(roomId)}`, pageErrors);
+      try {
+        await waitText(p, "status", "t === 'connected'", 10_000);
+        assert(await p.locator("#table-view").isVisible(), "#table-view is hidden");
+        assert(!(await p.locator("#stage").isVisible()), "the canvas is shown too");
+        await p.waitForFunction(() => document.querySelectorAll("#entities tbody tr").length > 3, null, { timeout: 5000 });
+        const head = await p.locator("#entities thead").textContent();
+        for (const c of ["id", "kind", "x", "y", "hp", "score"]) assert(head.includes(c), `no column ${c} in ${head}`);
+        const own = await p.evaluate(() => window.__tickforge.joined.entity_id);
+        const here = await p.locator("#entities tr.here").getAttribute("data-id");
+        assert(Number(here) === own, `the marked row is ${here}, not ${own}`);
+        const rows = await p.locator("#entities tbody tr").count();
+        return `${rows} rows: ${head}`;
+      } finally {
+        await p.close();
+      }
     });
 
     await check("the room list shows the room", async () => {
@@ -356,7 +499,7 @@ async function main() {
 
     await check("a refused handshake shows an error", async () => {
       const port = await closedPort();
-      const p = await open(ctxB, `${base}/?ws=${encodeURIComponent(`ws://127.0.0.1:${port}/ws`)}`, pageErrors);
+      const p = await open(ctxB, `${base}/?ws=${encodeURIComponent(`${wsScheme}://127.0.0.1:${port}/ws`)}`, pageErrors);
       const msg = await waitText(p, "error-text", "t.includes('Could not connect')", 5000);
       assert(await p.locator("#error").isVisible(), "#error is hidden");
       const status = (await text(p, "#status")).trim();
@@ -365,21 +508,26 @@ async function main() {
       return msg;
     });
 
-    await check("a close by the server shows its code, and Reconnect rejoins", async () => {
-      assert(b, "no second page");
-      // Repeated undecodable messages: the server closes with 1007.
-      await b.evaluate(() => {
-        for (let i = 0; i < 8; i++) window.__tickforge.send({ type: "no_such_message", n: i });
+    for (const [page, form] of [
+      [() => a, "bin"],
+      [() => b, "json"],
+    ]) {
+      await check(`a close by the server shows its code, and Reconnect rejoins (${form})`, async () => {
+        const p = page();
+        assert(p, "no page");
+        await waitText(p, "status", "t === 'connected'", 5000);
+        // Repeated undecodable messages: the server closes with 1007.
+        await p.evaluate(() => window.__tickforge.sendGarbage(8));
+        const msg = await waitText(p, "error-text", "t.includes('1007')", 5000);
+        await waitText(p, "status", "t !== 'connected'", 2000);
+        await p.locator("#reconnect").click();
+        await waitText(p, "status", "t === 'connected'", 5000);
+        assert(!(await p.locator("#error").isVisible()), "the error is still shown after reconnecting");
+        const room = (await text(p, "#room")).trim();
+        assert(room === roomId, `reconnected into ${room}, not ${roomId}`);
+        return msg;
       });
-      const msg = await waitText(b, "error-text", "t.includes('1007')", 5000);
-      await waitText(b, "status", "t !== 'connected'", 2000);
-      await b.locator("#reconnect").click();
-      await waitText(b, "status", "t === 'connected'", 5000);
-      assert(!(await b.locator("#error").isVisible()), "the error is still shown after reconnecting");
-      const roomB = (await text(b, "#room")).trim();
-      assert(roomB === roomId, `reconnected into ${roomB}, not ${roomId}`);
-      return msg;
-    });
+    }
 
     await check("New room moves to a new room; join in the room list moves back", async () => {
       assert(b, "no second page");
@@ -401,6 +549,8 @@ async function main() {
       assert(b, "no second page");
       await waitText(b, "status", "t === 'connected'", 5000);
       // b plays in roomId: watching it gives the seat up first.
+      const seat = await b.evaluate(() => window.__tickforge.joined && window.__tickforge.joined.entity_id);
+      assert(seat, "b holds no seat before watching");
       await b.evaluate(() => window.__tickforge.refreshRooms());
       const watch = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "watch" });
       await watch.click({ timeout: 10_000 });
@@ -408,18 +558,38 @@ async function main() {
       await waitText(b, "room", `t === ${JSON.stringify(roomId)}`, 5000);
       const t0 = Number(await text(b, "#tick"));
       await waitText(b, "tick", `Number(t) >= ${t0 + 5}`, 3000);
-      const seen = await b.evaluate(() => ({
-        watching: window.__tickforge.watching && window.__tickforge.watching.room_id,
-        joined: window.__tickforge.joined,
-        players: window.__tickforge.players,
-      }));
+      // The seat given up takes its avatar with it, and the spectator brings
+      // none: the page's players are the room's seats as the server counts
+      // them (the pages closed by earlier checks hold theirs for the
+      // reconnect grace, so the count is the server's, not a constant).
+      await b.waitForFunction(
+        (id) => !window.__tickforge.entities().some((e) => e.id === id && e.kind === "player"),
+        seat,
+        { timeout: 5000 },
+      );
+      let seen = null;
+      let row = null;
+      for (let i = 0; i < 30; i++) {
+        seen = await b.evaluate(() => ({
+          watching: window.__tickforge.watching && window.__tickforge.watching.room_id,
+          joined: window.__tickforge.joined,
+          players: window.__tickforge.players,
+        }));
+        const listed = await (await fetch(`${base}/rooms`)).json();
+        row = listed.rooms.find((r) => r.room_id === roomId);
+        if (row && seen.players === row.players && row.spectators === 1) break;
+        await sleep(100); // a held seat expiring between the two reads
+      }
       assert(seen.watching === roomId && seen.joined === null, JSON.stringify(seen));
-      assert(seen.players === 1, `a spectator takes no seat: ${seen.players} players`);
-      // The room list counts the spectator.
-      const listed = await (await fetch(`${base}/rooms`)).json();
-      const row = listed.rooms.find((r) => r.room_id === roomId);
+      // The room list counts the spectator, and no seat for it.
       assert(row && row.spectators === 1, `/rooms row ${JSON.stringify(row)}`);
+      assert(seen.players === row.players, `a spectator takes no seat: the page shows ${seen.players} players, /rooms ${row.players}`);
       assert(!(await b.locator("#error").isVisible()), `error shown: ${await text(b, "#error-text")}`);
+      // Back to a seat for the checks that follow.
+      const join = b.locator("#rooms tr", { hasText: roomId }).getByRole("button", { name: "join" });
+      await b.evaluate(() => window.__tickforge.refreshRooms());
+      await join.click({ timeout: 10_000 });
+      await waitText(b, "status", "t === 'connected'", 5000);
       return `watching ${roomId} at tick ${t0}, ${row.players} player, ${row.spectators} spectator`;
     });
 
@@ -427,13 +597,13 @@ async function main() {
       // The page talks to the server through a TCP relay this test can cut:
       // the browser sees its socket die (no close frame), the server sees EOF.
       const relay = await tcpRelay(new URL(base).port);
-      const scheme = tls ? "wss" : "ws";
-      const c = await open(ctxB, `${base}/?ws=${encodeURIComponent(`${scheme}://127.0.0.1:${relay.port}/ws`)}&room=${roomId}`, pageErrors);
+      const c = await open(ctxB, `${base}/?ws=${encodeURIComponent(`${wsScheme}://127.0.0.1:${relay.port}/ws`)}&room=${roomId}`, pageErrors);
       try {
         await waitText(c, "status", "t === 'connected'", 5000);
         const before = await c.evaluate(() => ({ ...window.__tickforge.joined }));
+        assert(before.resume_token, "the server gave no resume token");
         relay.cut();
-        await waitFor(c, "status", "t === 'reconnecting' || t === 'resuming…'", 5000).catch(() => {});
+        await waitFor(c, "status", "t === 'reconnecting…' || t === 'resuming…'", 5000).catch(() => {});
         await c.waitForFunction(() => window.__tickforge.resumes === 1, null, { timeout: 10_000 });
         await waitText(c, "status", "t === 'connected'", 5000);
         const after = await c.evaluate(() => ({ ...window.__tickforge.joined }));
@@ -450,13 +620,19 @@ async function main() {
       }
     });
 
-    await check("a message over the size limit closes with 1009, shown with its reason", async () => {
-      assert(b, "no second page");
-      await b.evaluate(() => window.__tickforge.send({ type: "ack", tick: 1, pad: "x".repeat(70 * 1024) }));
-      const msg = await waitText(b, "error-text", "t.includes('Connection')", 5000);
-      assert(msg.includes("1009"), msg);
-      return msg;
-    });
+    for (const [page, form] of [
+      [() => a, "bin"],
+      [() => b, "json"],
+    ]) {
+      await check(`a message over the size limit closes with 1009, shown with its reason (${form})`, async () => {
+        const p = page();
+        await waitText(p, "status", "t === 'connected'", 5000);
+        await p.evaluate(() => window.__tickforge.sendOversize(70 * 1024));
+        const msg = await waitText(p, "error-text", "t.includes('Connection')", 5000);
+        assert(msg.includes("1009"), msg);
+        return msg;
+      });
+    }
 
     await check("no uncaught errors in the page", async () => {
       assert(pageErrors.length === 0, pageErrors.join("; "));
@@ -480,5 +656,6 @@ try {
 }
 clearTimeout(guard);
 if (fs.existsSync(screenshot)) console.log(`screenshot: ${screenshot}`);
+for (const [form, b] of Object.entries(bytesPerTick)) console.log(`bytes per tick (${form}): ${b.toFixed(1)} B`);
 console.log(`browser: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -660,6 +660,7 @@ mod tests {
             directory: Directory::default(),
             stop: Arc::new(AtomicBool::new(false)),
             tls: None,
+            monitor: crate::monitor::Monitor::new(1, false, 0),
         };
         Rc::new(ShardState::new(0, shared))
     }

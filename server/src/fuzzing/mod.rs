@@ -56,6 +56,10 @@ use std::time::Duration;
 use tickforge_protocol::codec::Format;
 use tungstenite::Message;
 
+/// The fuzz shard's `--admin-token` (the monitor's admin actions are on,
+/// for `http_answer` to reach them; the dictionary holds it).
+pub const ADMIN_TOKEN: &str = "fuzz-admin-token";
+
 /// The configuration the fuzz shard runs: the defaults, one shard, and
 /// bounds small enough for a fuzzer to reach (64 KiB messages stay).
 #[must_use]
@@ -68,7 +72,13 @@ pub fn config() -> ServerConfig {
         slow_client: Duration::from_secs(2),
         ..Limits::default()
     };
-    ServerConfig { shards: 1, empty_room_grace: Duration::from_secs(2), limits, ..ServerConfig::default() }
+    ServerConfig {
+        shards: 1,
+        empty_room_grace: Duration::from_secs(2),
+        limits,
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        ..ServerConfig::default()
+    }
 }
 
 /// An RFC 6455 upgrade request for `/ws`, offering `subprotocol` (none:
@@ -178,6 +188,8 @@ fn shard_state(config: ServerConfig) -> Rc<ShardState> {
         directory: Directory::default(),
         stop: Arc::new(AtomicBool::new(false)),
         tls: None,
+        // With the admin actions on: the fuzzers reach their routes too.
+        monitor: crate::monitor::Monitor::new(1, true, crate::shard_state::unix_now_us()),
     };
     Rc::new(ShardState::new(0, shared))
 }

@@ -74,8 +74,9 @@ pub fn client_messages(format: Format) -> Vec<Vec<u8>> {
 /// scripts of whole sessions. `scripts/fuzz.sh` starts from these.
 #[must_use]
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    use super::ADMIN_TOKEN;
     let mut out = Vec::new();
-    let heads: [(&str, Vec<u8>); 12] = [
+    let heads: [(&str, Vec<u8>); 16] = [
         ("upgrade-bin", upgrade_request(Some("tickforge.v1.bin"))),
         ("upgrade-json", upgrade_request(Some("tickforge.v1.json"))),
         ("upgrade-none", upgrade_request(None)),
@@ -97,6 +98,21 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("post-rooms", b"POST /rooms HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".to_vec()),
         ("tls-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec()),
         ("partial", b"GET /app.js HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaa".to_vec()),
+        ("monitor-json", b"GET /monitor.json HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (
+            "monitor-close",
+            format!("POST /monitor/rooms/r1/close HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\r\n")
+                .into_bytes(),
+        ),
+        (
+            "monitor-disconnect",
+            format!(
+                "POST /monitor/rooms/r1/players/2/disconnect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \
+                 {ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        ),
+        ("monitor-no-token", b"POST /monitor/rooms/r1/close HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
     ];
     for (name, head) in &heads {
         out.push(("http_head", (*name).to_owned(), head.clone()));

@@ -3,6 +3,7 @@
 //! WebSocket upgrades are checked in [`crate::ws`]; everything here is pure
 //! (bytes in, bytes out): the runtime reads and writes the socket.
 
+pub(crate) mod monitor;
 pub(crate) mod routes;
 pub(crate) mod web;
 
@@ -152,6 +153,10 @@ pub enum Route {
     Metrics,
     /// `/rooms`.
     Rooms,
+    /// `/monitor.json`: what the monitor page shows.
+    MonitorJson,
+    /// `POST /monitor/...`: the monitor's admin actions.
+    MonitorAction,
     /// `/ws`: the game WebSocket.
     Ws,
     /// `/echo` (only with `--echo`): the echo WebSocket.
@@ -165,6 +170,8 @@ pub fn route(path: &str, echo: bool) -> Option<Route> {
         "/healthz" => Some(Route::Healthz),
         "/metrics" => Some(Route::Metrics),
         "/rooms" => Some(Route::Rooms),
+        "/monitor.json" => Some(Route::MonitorJson),
+        p if p.starts_with("/monitor/") => Some(Route::MonitorAction),
         "/ws" => Some(Route::Ws),
         "/echo" if echo => Some(Route::Echo),
         _ => web::asset(path).map(|_| Route::Page),
@@ -177,12 +184,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        202 => "Accepted",
+        401 => "Unauthorized",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",

@@ -5,7 +5,7 @@
 
 use super::{error, response, route, RequestHead, Route};
 use crate::requests::Session;
-use crate::shard_state::ShardState;
+use crate::shard_state::{unix_now_us, ShardState};
 use crate::ws::{self, Accepted, HandshakePolicy};
 
 /// The answer to one request head.
@@ -53,6 +53,13 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
         return Answer::plain(error(404, &format!("no such path: {}", head.path), &[]));
     };
     let is_ws = matches!(route, Route::Ws | Route::Echo);
+    if route == Route::MonitorAction {
+        if head.method != "POST" {
+            let why = format!("{} is not allowed on {}: use POST", head.method, head.path);
+            return Answer::plain(error(405, &why, &[("Allow", "POST")]));
+        }
+        return Answer::plain(super::monitor::action(shard, head));
+    }
     let head_only = !is_ws && head.method == "HEAD";
     if !is_ws && head.method != "GET" && !head_only {
         let why = format!("{} is not allowed on {}: use GET", head.method, head.path);
@@ -72,6 +79,12 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
             ok("application/json", &body)
         }
+        Route::MonitorJson => {
+            let shared = &shard.shared;
+            let view = shared.monitor.render(unix_now_us(), &shared.metrics, env!("CARGO_PKG_VERSION"));
+            ok("application/json", &serde_json::to_vec(&view).unwrap_or_default())
+        }
+        Route::MonitorAction => unreachable!("answered above"),
         Route::Ws | Route::Echo => {
             if shard.refusing() {
                 error(503, "server shutting down", &[])
@@ -92,7 +105,7 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
                         let authed = (config.token.is_none() || query_token.is_some()) && config.auth.is_none();
                         let mut session = Session { authed, ..Session::default() };
                         if let (Some(secret), Some(token)) = (&config.auth, query_token) {
-                            let now = crate::shard_state::unix_now_us() / 1_000_000;
+                            let now = unix_now_us() / 1_000_000;
                             match crate::auth::verify(secret, &token, now) {
                                 Ok(identity) => {
                                     session.authed = true;

@@ -1,9 +1,11 @@
 //! The browser client page, embedded in the binary and served at `GET /`.
 //!
 //! The page (`server/web/`) is hand-written HTML, CSS and ES modules with no
-//! build step: what is in the repository is what the browser runs. It speaks
-//! `tickforge.v1.json` over `/ws` on the same host and port, joins an arena
-//! room, draws it and shows the live figures (see `server/web/app.js`).
+//! build step: what is in the repository is what the browser runs. It uses
+//! the JavaScript client library (`clients/js`, served under `/client/`
+//! as published) over `/ws` on the same host and port, `tickforge.v1.bin`
+//! by default (`?json` for the readable form), joins an arena room, draws
+//! it and shows the live figures (see `server/web/app.js`).
 //! [`asset`] maps a request path to its bytes; the HTTP router answers 404
 //! for any path it does not know.
 
@@ -24,14 +26,60 @@ const ASSETS: &[Asset] = &[
     Asset { path: "/app.js", content_type: JS, bytes: include_bytes!("../../web/app.js") },
     Asset { path: "/state.js", content_type: JS, bytes: include_bytes!("../../web/state.js") },
     Asset { path: "/render.js", content_type: JS, bytes: include_bytes!("../../web/render.js") },
+    Asset { path: "/predict.js", content_type: JS, bytes: include_bytes!("../../web/predict.js") },
     Asset { path: "/style.css", content_type: CSS, bytes: include_bytes!("../../web/style.css") },
+    // The operator's monitor (`GET /monitor`), fed by `/monitor.json`.
+    Asset { path: "/monitor.html", content_type: HTML, bytes: include_bytes!("../../web/monitor.html") },
+    Asset { path: "/monitor.js", content_type: JS, bytes: include_bytes!("../../web/monitor.js") },
+    Asset { path: "/monitor.css", content_type: CSS, bytes: include_bytes!("../../web/monitor.css") },
+    // The client library (clients/js), as published: the page imports it.
+    Asset { path: "/client/index.js", content_type: JS, bytes: include_bytes!("../../../clients/js/index.js") },
+    Asset {
+        path: "/client/src/bincode.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/bincode.js"),
+    },
+    Asset {
+        path: "/client/src/client.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/client.js"),
+    },
+    Asset { path: "/client/src/delta.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/delta.js") },
+    Asset {
+        path: "/client/src/emitter.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/emitter.js"),
+    },
+    Asset {
+        path: "/client/src/errors.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/errors.js"),
+    },
+    Asset { path: "/client/src/json.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/json.js") },
+    Asset {
+        path: "/client/src/messages.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/messages.js"),
+    },
+    Asset {
+        path: "/client/src/schema.js",
+        content_type: JS,
+        bytes: include_bytes!("../../../clients/js/src/schema.js"),
+    },
+    Asset { path: "/client/src/store.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/store.js") },
+    Asset { path: "/client/src/value.js", content_type: JS, bytes: include_bytes!("../../../clients/js/src/value.js") },
 ];
 
 /// The content type and bytes of the page asset at `path` (the request
-/// target's path, without query): `/`, `/index.html`, `/app.js`,
-/// `/state.js`, `/render.js`, `/style.css`; `None` for any other path.
+/// target's path, without query): `/`, `/index.html`, the page's modules
+/// and style, the library's modules under `/client/`; `None` for any other
+/// path.
 pub(crate) fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
-    let path = if path == "/" { "/index.html" } else { path };
+    let path = match path {
+        "/" => "/index.html",
+        "/monitor" => "/monitor.html",
+        other => other,
+    };
     ASSETS.iter().find(|a| a.path == path).map(|a| (a.content_type, a.bytes))
 }
 
@@ -39,7 +87,30 @@ pub(crate) fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
 mod tests {
     use super::*;
 
-    const PATHS: &[&str] = &["/", "/index.html", "/app.js", "/state.js", "/render.js", "/style.css"];
+    const PATHS: &[&str] = &[
+        "/",
+        "/index.html",
+        "/app.js",
+        "/state.js",
+        "/render.js",
+        "/predict.js",
+        "/style.css",
+        "/monitor",
+        "/monitor.html",
+        "/monitor.js",
+        "/monitor.css",
+        "/client/index.js",
+        "/client/src/bincode.js",
+        "/client/src/client.js",
+        "/client/src/delta.js",
+        "/client/src/emitter.js",
+        "/client/src/errors.js",
+        "/client/src/json.js",
+        "/client/src/messages.js",
+        "/client/src/schema.js",
+        "/client/src/store.js",
+        "/client/src/value.js",
+    ];
 
     fn text(path: &str) -> &'static str {
         let (_, bytes) = asset(path).unwrap_or_else(|| panic!("{path} is not served"));
@@ -70,7 +141,7 @@ mod tests {
             };
             assert_eq!(ty, want, "{path}");
         }
-        assert_eq!(PATHS.len(), ASSETS.len() + 1, "PATHS lists every asset and /");
+        assert_eq!(PATHS.len(), ASSETS.len() + 2, "PATHS lists every asset, / and /monitor");
     }
 
     #[test]
@@ -85,27 +156,47 @@ mod tests {
         // Every `src="/..."` / `href="/..."` of the page and every relative
         // module import must resolve to an asset, or the page breaks.
         let mut refs = Vec::new();
-        for attr in ["src=\"", "href=\""] {
-            for part in text("/").split(attr).skip(1) {
-                let target = &part[..part.find('"').expect("attribute is closed")];
-                if target.starts_with('/') {
-                    refs.push(target.to_owned());
+        for page in ["/", "/monitor"] {
+            for attr in ["src=\"", "href=\""] {
+                for part in text(page).split(attr).skip(1) {
+                    let target = &part[..part.find('"').expect("attribute is closed")];
+                    if target.starts_with('/') {
+                        refs.push(target.to_owned());
+                    }
                 }
             }
         }
         for path in PATHS.iter().filter(|p| p.ends_with(".js")) {
+            let dir = &path[..=path.rfind('/').expect("an absolute path")];
             for part in text(path).split("from \"./").skip(1) {
-                refs.push(format!("/{}", &part[..part.find('"').expect("import is closed")]));
+                refs.push(format!("{dir}{}", &part[..part.find('"').expect("import is closed")]));
             }
         }
-        assert!(refs.iter().any(|r| r == "/app.js") && refs.iter().any(|r| r == "/state.js"), "{refs:?}");
+        for want in ["/app.js", "/state.js", "/client/index.js", "/client/src/client.js", "/monitor.js", "/monitor.css"]
+        {
+            assert!(refs.iter().any(|r| r == want), "{want} is not referenced: {refs:?}");
+        }
         for r in &refs {
             assert!(asset(r).is_some(), "{r} is referenced but not served");
         }
     }
 
     #[test]
-    fn the_page_speaks_the_json_subprotocol() {
-        assert!(text("/app.js").contains("\"tickforge.v1.json\""));
+    fn the_page_uses_the_library_binary_by_default() {
+        assert!(text("/app.js").contains("from \"./client/index.js\""));
+        assert!(text("/state.js").contains("return \"bin\";"));
+        assert!(text("/client/src/messages.js").contains("\"tickforge.v1.bin\""));
+    }
+
+    #[test]
+    fn every_library_module_is_served() {
+        // A module added to clients/js/src must be listed in ASSETS too.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/src");
+        for entry in std::fs::read_dir(dir).expect("clients/js/src is readable") {
+            let name = entry.expect("a directory entry").file_name().into_string().expect("a UTF-8 name");
+            if name.ends_with(".js") {
+                assert!(asset(&format!("/client/src/{name}")).is_some(), "clients/js/src/{name} is not served");
+            }
+        }
     }
 }

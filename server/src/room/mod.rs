@@ -336,6 +336,18 @@ impl Room {
         self.players.iter().any(|p| p.id == player)
     }
 
+    /// The ids of the players in the room (held seats included), in seat order.
+    pub fn player_ids(&self) -> impl Iterator<Item = PlayerId> + '_ {
+        self.players.iter().map(|p| p.id)
+    }
+
+    /// The outbox of `player`'s connection (to close it), if it is here
+    /// and connected (a held seat has none).
+    #[must_use]
+    pub fn outbox_of(&self, player: PlayerId) -> Option<&Rc<Outbox>> {
+        self.players.iter().find(|p| p.id == player && p.held.is_none()).map(|p| &p.outbox)
+    }
+
     /// Whether the connection that took `key` still has it: the seat is
     /// here in that epoch (no resume took it since), or the spectator
     /// still watches.

@@ -57,7 +57,8 @@ pub(crate) fn start(
     } else {
         PoolPlacement::Unbound(shards)
     };
-    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls };
+    let monitor = crate::monitor::Monitor::new(shards, config.admin_token.is_some(), crate::shard_state::unix_now_us());
+    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls, monitor };
     let listeners = Arc::new(listen::Listeners(Mutex::new(fds)));
     let mesh = relocate::mesh(shards);
     let threads = LocalExecutorPoolBuilder::new(placement)

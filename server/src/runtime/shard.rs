@@ -206,6 +206,7 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
     let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let ticker = glommio::spawn_local(ticker::run(shard.clone()));
     let sweep = glommio::spawn_local(sweep_loop(shard.clone()));
+    let monitor = glommio::spawn_local(monitor_loop(shard.state.clone()));
 
     while !stop.load(Ordering::Relaxed) {
         sleep(Duration::from_millis(25)).await;
@@ -213,6 +214,7 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
     drain(&shard).await;
     drop(accept);
     drop(sweep);
+    drop(monitor);
     drop(ticker);
     info!(shard = id, "shard {id} stopped");
 }
@@ -267,6 +269,39 @@ async fn sweep_loop(shard: Rc<Shard>) {
             }
         }
     }
+}
+
+/// The shard's share of the monitor: once a second, the CPU time its
+/// thread used (the `cpu_busy` of `/monitor.json`); on shard 0, every
+/// [`SAMPLE_EVERY`] a sample of every room for the charts and the
+/// last-minute figures.
+///
+/// [`SAMPLE_EVERY`]: crate::monitor::SAMPLE_EVERY
+async fn monitor_loop(state: Rc<ShardState>) {
+    let epoch = Instant::now();
+    let sample_every = crate::monitor::SAMPLE_EVERY;
+    let mut next_sample = Duration::ZERO;
+    loop {
+        let wall = epoch.elapsed();
+        let load = state.shared.monitor.shard(state.id);
+        load.record(thread_cpu_ns(), u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX));
+        if state.id == 0 && wall >= next_sample {
+            state.shared.monitor.sample(crate::shard_state::unix_now_us(), &state.shared.metrics);
+            next_sample = wall + sample_every;
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The CPU time this thread has used, ns (0 if the clock cannot be read).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out pointer to a timespec on the stack.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Graceful shutdown of one shard: refuse new work, close every room with

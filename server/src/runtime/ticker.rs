@@ -26,6 +26,7 @@
 use super::ring::Received;
 use super::shard::{ConnCell, Shard};
 use crate::metrics::ShardMetrics;
+use crate::monitor::RoomStats;
 use crate::outbox::Outbox;
 use crate::room::schedule::{stagger_offset_ns, Schedule};
 use crate::room::RoomSlot;
@@ -39,10 +40,12 @@ use std::future::{pending, poll_fn};
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use tickforge_protocol::ids::PlayerId;
 use tickforge_protocol::CloseReason;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 /// Rooms due within this much after the earliest one tick in the same
 /// pass: at most ~1,000 passes a second however many rooms a shard has.
@@ -58,6 +61,10 @@ struct Ticking {
     empty_since: Option<u64>,
     /// Its player count as last published.
     published: usize,
+    /// Its figures for the monitor (written here, once per tick).
+    stats: Arc<RoomStats>,
+    /// Its players and spectators as the monitor last saw them.
+    seen: (usize, usize),
 }
 
 /// Buffers a pass reuses.
@@ -71,6 +78,9 @@ struct PassBuffers {
     sending: Vec<Rc<Outbox>>,
     senders: Vec<usize>,
     sent: Vec<Option<usize>>,
+    /// For each cell, the index in `due` of its room; bytes sent per due room.
+    cell_room: Vec<usize>,
+    room_bytes: Vec<u64>,
 }
 
 /// Runs the shard's rooms until the task is dropped (after the drain).
@@ -83,7 +93,19 @@ pub(crate) async fn run(shard: Rc<Shard>) {
     let mut buffers = PassBuffers::default();
     loop {
         for (slot, index) in shard.state.take_new_rooms() {
-            let hz = slot.room.borrow().config().tick_hz;
+            let (hz, stats) = {
+                let room = slot.room.borrow();
+                let c = room.config();
+                let stats = RoomStats::new(
+                    room.id().0.clone(),
+                    room.game_name().to_owned(),
+                    shard.state.id,
+                    c.tick_hz,
+                    c.max_players,
+                    c.private,
+                );
+                (c.tick_hz, shard.state.shared.monitor.register(stats))
+            };
             let start = now_ns() + stagger_offset_ns(index, hz);
             let schedule = Schedule::new(start, hz);
             let key = rooms.insert(Ticking {
@@ -92,6 +114,8 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 period_ns: 1_000_000_000 / u64::from(hz),
                 empty_since: Some(start),
                 published: 0,
+                stats,
+                seen: (0, 0),
             });
             queue.push(Reverse((schedule.next_due(), key)));
         }
@@ -134,9 +158,36 @@ pub(crate) async fn run(shard: Rc<Shard>) {
         for i in 0..buffers.due.len() {
             let key = buffers.due[i];
             let t = &mut rooms[key];
-            ShardMetrics::add(&metrics.slots_skipped, t.schedule.advance(ended));
+            let skipped = t.schedule.advance(ended);
+            ShardMetrics::add(&metrics.slots_skipped, skipped);
+            t.stats.record_skipped(skipped);
+            if let Some(actions) = t.stats.take_actions() {
+                // The monitor's admin requests, through the usual paths.
+                let mut room = t.slot.room.borrow_mut();
+                for player in actions.disconnect {
+                    // The seat is freed (no hold for a resume: the
+                    // operator wants the player out), then its
+                    // connection, if any, is closed.
+                    let outbox = room.outbox_of(PlayerId(player)).cloned();
+                    if room.leave(PlayerId(player), "disconnected by an operator") {
+                        info!(shard = shard.state.id, room = %room.id(), player, "disconnected by an operator");
+                    }
+                    if let Some(outbox) = outbox {
+                        outbox.close(CloseReason::DisconnectedByOperator);
+                    }
+                }
+                if let Some(reason) = actions.close {
+                    info!(shard = shard.state.id, room = %room.id(), "room closed by an operator");
+                    room.close(&reason);
+                }
+            }
             let (closed, players) = {
                 let room = t.slot.room.borrow();
+                let seen = (room.player_count(), room.spectator_count());
+                if seen != t.seen {
+                    t.seen = seen;
+                    t.stats.set_players(room.player_ids().map(|p| p.0), u32::try_from(seen.1).unwrap_or(u32::MAX));
+                }
                 (room.closed().is_some(), room.player_count())
             };
             if players != t.published {
@@ -161,6 +212,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 ShardMetrics::gauge(&metrics.players, -(t.published as i64));
                 let id = room.id().clone();
                 drop(room);
+                shard.state.shared.monitor.unregister(&id.0);
                 shard.state.remove_room(&id);
             } else {
                 queue.push(Reverse((t.schedule.next_due(), key)));
@@ -185,11 +237,13 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     // The sockets this pass drives: the players of its rooms whose tasks
     // are parked (the others drive their own socket).
     b.cells.clear();
-    for &key in &b.due {
+    b.cell_room.clear();
+    for (at, &key) in b.due.iter().enumerate() {
         for outbox in rooms[key].slot.room.borrow().outboxes() {
             if let Some(cell) = shard.conn(outbox.key()) {
                 if cell.parked.get() {
                     b.cells.push(cell);
+                    b.cell_room.push(at);
                 }
             }
         }
@@ -234,7 +288,9 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         let took = started.elapsed();
         match ticked {
             Ok(report) => {
-                metrics.tick(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), t.period_ns / 1000);
+                let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                metrics.tick(took_us, t.period_ns / 1000);
+                t.stats.record_tick(report.tick.0, took_us);
                 ShardMetrics::add(&metrics.messages_out, report.sent as u64);
                 ShardMetrics::add(&metrics.seats_expired, report.seats_expired as u64);
                 if let Some(panic) = report.panicked {
@@ -279,12 +335,20 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
             b.sent.clear();
         }
     }
+    b.room_bytes.clear();
+    b.room_bytes.resize(b.due.len(), 0);
     for (j, sent) in b.sent.iter().enumerate() {
         let cell = &b.cells[b.senders[j]];
         match *sent {
-            Some(n) => guarded(shard, cell, |conn| cell.sent(conn, n, now)),
+            Some(n) => {
+                b.room_bytes[b.cell_room[b.senders[j]]] += n as u64;
+                guarded(shard, cell, |conn| cell.sent(conn, n, now));
+            }
             None => guarded(shard, cell, |conn| conn.on_io_error()),
         }
+    }
+    for (at, &key) in b.due.iter().enumerate() {
+        rooms[key].stats.record_bytes(b.room_bytes[at]);
     }
     b.sending.clear();
     b.cells.clear();

@@ -18,8 +18,12 @@ mod games;
 mod http;
 /// Signed identities: every refused token, `?token=`, the minting script.
 mod identity;
+/// The JavaScript client's cross-language corpus (clients/js reads it).
+mod js_corpus;
 /// Slow clients, keepalive, graceful shutdown, empty-room disposal.
 mod lifecycle;
+/// The operator's monitor: /monitor.json and the admin actions.
+mod monitor;
 /// Findings of the fuzzers and fault scripts (RELIABILITY.md), one test each.
 mod regression;
 /// Reconnection: held seats, resume, takeover, grace expiry, drain.
