@@ -5,8 +5,10 @@
 # errors included). Asserts no timing. Builds the release binaries when missing.
 # Waits for the server quietly; any failure prints why and the server's log.
 #
-#   scripts/smoke.sh              bin subprotocol
+#   scripts/smoke.sh              bin subprotocol, arena
 #   SMOKE_SUBPROTOCOL=json scripts/smoke.sh
+#   SMOKE_GAME=lines SMOKE_PLAYERS_PER_ROOM=2 scripts/smoke.sh
+#                                 another game: random inputs over its input schema
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,7 +58,8 @@ healthy || fail "GET /healthz on port $port did not answer 200 within 10 s"
 
 status=0
 timeout 120 "$loadgen" --url "ws://127.0.0.1:$port/ws" --clients 64 --duration 5s --warmup 1s \
-    --connect-rate 200 --subprotocol "${SMOKE_SUBPROTOCOL:-bin}" --max-errors 0 --json "$report" --quiet || status=$?
+    --connect-rate 200 --subprotocol "${SMOKE_SUBPROTOCOL:-bin}" --max-errors 0 --json "$report" --quiet \
+    --game "${SMOKE_GAME:-arena}" --players-per-room "${SMOKE_PLAYERS_PER_ROOM:-8}" || status=$?
 if [[ $status -ne 0 ]]; then
     fail "the loadgen exited with $status"
 fi
@@ -70,4 +73,4 @@ grep -q '"state_messages": 0,' "$report" && problems+=("no state messages")
 if ((${#problems[@]})); then
     fail "${problems[*]}"
 fi
-echo "smoke: ok: 64 clients, $(grep -o '"state_messages": [0-9]*' "$report" | grep -o '[0-9]*') state messages, 0 errors"
+echo "smoke: ok: ${SMOKE_GAME:-arena}, 64 clients, $(grep -o '"state_messages": [0-9]*' "$report" | grep -o '[0-9]*') state messages, 0 errors"

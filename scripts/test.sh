@@ -47,6 +47,9 @@ TICKFORGE_BIN=${CARGO_TARGET_DIR:-target}/release/tickforge scripts/clone-check.
 step "Loadgen smoke run (64 clients, 5 s, zero errors)"
 scripts/smoke.sh
 
+step "Loadgen smoke run of lines, the turn-based game (random inputs over its input schema)"
+SMOKE_GAME=lines SMOKE_PLAYERS_PER_ROOM=2 scripts/smoke.sh
+
 step "JavaScript client (clients/js: corpus, real and fake servers, package)"
 scripts/js-test.sh
 

@@ -34,7 +34,8 @@ struct Bench {
 
 impl Bench {
     fn new(players: u32, format: Format, lag: bool) -> Self {
-        let mut room = Room::new(RoomId("r-bench".into()), Arc::new(Arena::default()), RoomConfig::new(HZ, players), 1);
+        let mut room = Room::new(RoomId("r-bench".into()), Arc::new(Arena::default()), RoomConfig::new(HZ, players), 1)
+            .expect("arena takes any options");
         let seats = (0..players)
             .map(|_| {
                 let outbox = Outbox::new(format, 64);

@@ -35,7 +35,8 @@ use hdrhistogram::Histogram;
 use std::os::fd::OwnedFd;
 use tickforge_protocol::codec::{self, TickHeader};
 use tickforge_protocol::ids::{RoomId, Tick};
-use tickforge_protocol::message::{ClientMsg, Confirm, Indication, ServerMsg};
+use tickforge_protocol::input::InputSchema;
+use tickforge_protocol::message::{ClientMsg, Confirm, Indication, InputData, ServerMsg};
 use tickforge_protocol::session::{Event, SessionError};
 use tickforge_protocol::{ClientSession, Format};
 
@@ -227,6 +228,9 @@ pub(crate) struct Client {
     pub(crate) mark: u32,
     /// Set when `joined` arrived: the room.
     pub(crate) joined: Option<RoomId>,
+    /// The room's input schema when it is not arena's stick: inputs are
+    /// then drawn over it ([`scenario::schema_input`]).
+    input_schema: Option<Box<InputSchema>>,
     /// Set when the connection ended on the server's side.
     pub(crate) end: Option<End>,
     /// The server's close frame arrived (while closing: done).
@@ -282,6 +286,7 @@ impl Client {
             read_queued: false,
             mark: 0,
             joined: None,
+            input_schema: None,
             end: None,
             close_seen: false,
             resume: None,
@@ -493,6 +498,9 @@ impl Client {
                         if !j.resume_token.is_empty() {
                             self.resume = Some((j.room_id.clone(), j.resume_token.clone()));
                         }
+                        if j.input_schema != *InputData::schema() {
+                            self.input_schema = Some(Box::new(j.input_schema));
+                        }
                         self.joined = Some(j.room_id);
                     }
                     Event::Rejected { code, .. } if self.phase == Phase::Joining => {
@@ -606,7 +614,12 @@ impl Client {
         if ctx.measuring(self.slots.due(newest)) {
             ctx.stats.inputs_sent += 1;
         }
-        let data = scenario::input(self.index, newest, ctx.input_hz).to_raw(ctx.format);
+        let data = match &self.input_schema {
+            None => scenario::input(self.index, newest, ctx.input_hz).to_raw(ctx.format),
+            Some(schema) => schema
+                .encode(ctx.format, &scenario::schema_input(schema, self.index, newest))
+                .expect("values are drawn within their fields' types"),
+        };
         let msg = ClientMsg::Input { seq: tickforge_protocol::ids::InputSeq(newest), ack: self.ack(), data };
         let mut tx = std::mem::take(&mut self.tx);
         ctx.frame(&msg, &mut tx);

@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`config`]: [`LoadConfig`], what one run simulates.
-//! - [`scenario`]: the arena input pattern, a pure function of client index
-//!   and input seq.
+//! - [`scenario`]: the input patterns (arena's, and random values over any
+//!   other game's input schema), pure functions of client index and input
+//!   seq.
 //! - `schedule`: the slot grid, each client's open-loop input slots, the
 //!   timer wheel (pure).
 //! - `net`: URL, bind-before-connect sockets, socket options, the pre-run probe.
@@ -52,8 +53,6 @@
 //! # What comes next, and where it goes
 //! - Following `cfm redirect`: the target a client connects to is one
 //!   `net::Target`; a redirect gives the client its own.
-//! - `--game NAME`: inputs come from `scenario::input`; a generator over
-//!   the game's `input_schema` (in `joined`) takes its place.
 //!
 //! # Example
 //! ```no_run

@@ -50,7 +50,9 @@ struct Cli {
     /// Room tick rate to ask for (default: the server's).
     #[arg(long)]
     tick_hz: Option<u32>,
-    /// Game to play.
+    /// Game to play: arena's inputs for a game with the stick input schema,
+    /// else random values within each field of the game's input schema.
+    /// Use --players-per-room at most the game's seats (lines: 2).
     #[arg(long, default_value = "arena")]
     game: String,
     /// Wire form: bin or json.

@@ -5,7 +5,7 @@
 //! says its unit, its default and what happens when it is hit.
 
 use crate::cluster::ClusterConfig;
-use crate::game::GameRegistry;
+use crate::game::{GameLimits, GameRegistry};
 use std::net::SocketAddr;
 use std::time::Duration;
 use thiserror::Error;
@@ -132,6 +132,10 @@ pub struct Limits {
     /// or this long of ticks its connection could not take. Default 5 s;
     /// then it is closed 1008 (too slow) while the room goes on.
     pub slow_client: Duration,
+    /// What games and their players may exchange: message and event
+    /// names, values, options, metadata, events per tick, and the time a
+    /// game hook may take before it is reported.
+    pub game: GameLimits,
 }
 
 impl Default for ServerConfig {
@@ -175,6 +179,7 @@ impl Default for Limits {
             max_decode_errors: 5,
             max_spectators_per_room: 32,
             slow_client: Duration::from_secs(5),
+            game: GameLimits::default(),
         }
     }
 }
@@ -261,6 +266,7 @@ impl ServerConfig {
                 return bad(setting, "must be more than 0".into());
             }
         }
+        l.game.validate()?;
         if self.auth.is_some() && self.token.is_some() {
             return bad("--token", "cannot be used with --auth-secret: pick the shared token or signed tokens".into());
         }
@@ -336,6 +342,24 @@ mod tests {
         let mut c = ServerConfig { shards: 8, ..ServerConfig::default() };
         c.limits.connections_per_shard = 5000;
         assert_eq!(c.validate().unwrap_err().setting, "--max-connections");
+        let mut c = ServerConfig { shards: 1, ..ServerConfig::default() };
+        c.limits.game.max_events_per_tick = 0;
+        assert_eq!(c.validate().unwrap_err().setting, "--max-game-events-per-tick");
+        c.limits.game = GameLimits::default();
+        c.limits.game.max_metadata_bytes = 5000;
+        assert_eq!(c.validate().unwrap_err().setting, "--max-metadata-size");
+        c.limits.game = GameLimits::default();
+        c.limits.game.max_name_bytes = 0;
+        assert_eq!(c.validate().unwrap_err().setting, "--max-game-name");
+        c.limits.game = GameLimits::default();
+        c.limits.game.max_value_bytes = 8192;
+        assert_eq!(c.validate().unwrap_err().setting, "--max-game-value-size");
+        c.limits.game = GameLimits::default();
+        c.limits.game.max_options_bytes = 1;
+        assert_eq!(c.validate().unwrap_err().setting, "--max-options-size");
+        c.limits.game = GameLimits::default();
+        c.limits.game.slow_hook = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().setting, "--slow-game-hook");
     }
 
     #[test]

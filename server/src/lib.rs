@@ -21,7 +21,11 @@
 //! - [`room`]: a room, its players' [`room::Seat`]s, its per-player fan-out
 //!   and its drift-free tick schedule; [`game`]: the games.
 //! - [`directory`]: the cross-shard room directory; [`metrics`]: per-shard
-//!   figures, Prometheus text; [`config`]: every setting and limit.
+//!   figures, Prometheus text; [`config`]: every setting and limit;
+//!   [`signals`]: SIGINT/SIGTERM for a binary serving tickforge.
+//!
+//! A studio's own game implements [`game::Game`] and is registered in
+//! [`ServerConfig::games`] before [`start`]; GAMES.md walks through one.
 //!
 //! # Flow of one input and one tick
 //! A player's socket is read by its room's tick pass, just before the room
@@ -60,6 +64,7 @@ mod requests;
 pub mod room;
 mod runtime;
 mod shard_state;
+pub mod signals;
 pub mod tls;
 pub mod ws;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tickforge_server::auth::AuthSecret;
 use tickforge_server::cluster::ClusterConfig;
 use tickforge_server::config::{parse_byte_size, parse_duration};
+use tickforge_server::signals::ShutdownSignals;
 use tickforge_server::tls::TlsSource;
 use tickforge_server::ServerConfig;
 
@@ -75,6 +76,24 @@ struct Cli {
     /// Consecutive undecodable messages before closing 1007.
     #[arg(long, default_value_t = 5)]
     max_decode_errors: u32,
+    /// Longest game message and event name, bytes; longer gets rej bad_request.
+    #[arg(long, default_value_t = 64)]
+    max_game_name: usize,
+    /// Largest game message, reply and event data, bytes (at most 4096); bigger gets rej bad_request.
+    #[arg(long, default_value = "4096", value_parser = parse_byte_size)]
+    max_game_value_size: usize,
+    /// Largest create_room / join_or_create options, bytes (at most 4096); bigger gets rej bad_request.
+    #[arg(long, default_value = "1024", value_parser = parse_byte_size)]
+    max_options_size: usize,
+    /// Largest room metadata a game may set, bytes (at most 4096).
+    #[arg(long, default_value = "1024", value_parser = parse_byte_size)]
+    max_metadata_size: usize,
+    /// Game events one player may get per tick; more are dropped and counted.
+    #[arg(long, default_value_t = 32)]
+    max_game_events_per_tick: u32,
+    /// A game hook running longer is logged with its room and counted in /metrics.
+    #[arg(long, default_value = "5ms", value_name = "DURATION", value_parser = parse_duration)]
+    slow_game_hook: Duration,
     /// Graceful shutdown waits at most this long for connections.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -196,6 +215,12 @@ impl Cli {
         l.send_stall = self.send_stall;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
+        l.game.max_name_bytes = self.max_game_name;
+        l.game.max_value_bytes = self.max_game_value_size;
+        l.game.max_options_bytes = self.max_options_size;
+        l.game.max_metadata_bytes = self.max_metadata_size;
+        l.game.max_events_per_tick = self.max_game_events_per_tick;
+        l.game.slow_hook = self.slow_game_hook;
         l.max_spectators_per_room = self.max_spectators_per_room;
         if let Some(redis_url) = self.cluster {
             let mut k = ClusterConfig::new(redis_url, self.public_url.unwrap_or_default());
@@ -213,28 +238,6 @@ impl Cli {
         }
         c
     }
-}
-
-/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the shard threads
-/// it spawns after), so that only [`wait_for_signal`] receives them.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain signal-mask calls on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is a valid, initialized signal set blocked in this thread.
-    unsafe { libc::sigwait(set, &mut sig) };
-    sig
 }
 
 fn main() -> ExitCode {
@@ -323,20 +326,9 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    let signals = block_signals();
+    let signals = ShutdownSignals::block();
     let server = tickforge_server::start(config).context("starting the server")?;
-    let sig = loop {
-        match wait_for_signal(&signals) {
-            // SIGHUP: the certificate again (open connections stay).
-            libc::SIGHUP if server.is_tls() => {
-                if let Err(e) = server.reload_tls() {
-                    tracing::error!("TLS reload failed, the certificate served so far stays: {e}");
-                }
-            }
-            libc::SIGHUP => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
-            sig => break sig,
-        }
-    };
+    let sig = signals.wait_serving(&server);
     tracing::info!(signal = sig, "shutting down: draining connections");
     server.shutdown();
     server.wait().context("draining")?;
@@ -368,7 +360,7 @@ mod tests {
                 assert_eq!(format!("{bare:?}"), format!("{unit:?}"), "{flag}");
             }
         }
-        assert_eq!(seen, 14);
+        assert_eq!(seen, 15);
         assert!(cmd.get_after_help().is_some_and(|h| h.to_string().contains("a bare number is seconds")));
     }
 }

@@ -5,6 +5,7 @@
 //! whichever shard answers `GET /metrics`). [`Metrics`] holds every shard's
 //! block and sums them when rendering.
 
+use crate::game::Hook;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -85,6 +86,13 @@ pub struct ShardMetrics {
     pub pass_enters: AtomicU64,
     /// Operations (receives and sends) the tick passes submitted.
     pub pass_submissions: AtomicU64,
+    /// Game hooks that ran longer than the slow-hook bound, by
+    /// [`Hook::ALL`] index.
+    pub game_hooks_slow: [AtomicU64; Hook::ALL.len()],
+    /// Game event deliveries (one per recipient).
+    pub game_events: AtomicU64,
+    /// Game event deliveries dropped over the per-tick bound.
+    pub game_events_dropped: AtomicU64,
     /// Seats held for a `resume` when their connection ended.
     pub seats_held: AtomicU64,
     /// Held seats freed at the end of their reconnect grace.
@@ -245,6 +253,21 @@ impl Metrics {
             "Receives and sends the tick passes submitted.",
             &|s| &s.pass_submissions,
         );
+        counter(&mut out, "tickforge_game_events_total", "Game events delivered (one per player).", &|s| {
+            &s.game_events
+        });
+        counter(
+            &mut out,
+            "tickforge_game_events_dropped_total",
+            "Game events dropped over the per-tick bound.",
+            &|s| &s.game_events_dropped,
+        );
+        let name = "tickforge_game_hook_slow_total";
+        let _ = writeln!(out, "# HELP {name} Game hooks that ran longer than --slow-game-hook.\n# TYPE {name} counter");
+        for (i, hook) in Hook::ALL.iter().enumerate() {
+            let n = self.sum(|s| s.game_hooks_slow[i].load(Relaxed));
+            let _ = writeln!(out, "{name}{{hook=\"{}\"}} {n}", hook.name());
+        }
         counter(&mut out, "tickforge_seats_held_total", "Seats held for a resume when their connection ended.", &|s| {
             &s.seats_held
         });

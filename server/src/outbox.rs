@@ -238,6 +238,26 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a control message already encoded in the connection's format
+    /// (a room encodes a game event once for all its players of a form),
+    /// with the bound of [`Outbox::push_msg`].
+    ///
+    /// # Errors
+    /// As [`Outbox::push_msg`].
+    pub fn push_encoded(&self, payload: &[u8]) -> Result<(), OutboxFull> {
+        if self.is_closing() {
+            return Ok(());
+        }
+        if self.buf.borrow().controls >= self.control_capacity {
+            let capacity = self.control_capacity;
+            self.close(CloseReason::TooSlow { detail: format!("outbound queue over {capacity} messages").into() });
+            return Err(OutboxFull { capacity });
+        }
+        self.append_frame(Kind::Control, payload);
+        self.wrote();
+        Ok(())
+    }
+
     /// Offers a tick: `header` and the state bytes the room encoded once
     /// for every player of this baseline and format. Skipped while the
     /// previous tick's frame has not fully left (or once a close was asked

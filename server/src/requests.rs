@@ -9,7 +9,7 @@
 //! leave gives it back.
 
 use crate::config::TICK_HZ_RANGE;
-use crate::game::Game;
+use crate::game::{Game, GameLimits, LeaveReason};
 use crate::metrics::ShardMetrics;
 use crate::outbox::Outbox;
 use crate::room::{RoomConfig, RoomSlot, Seat};
@@ -18,7 +18,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::ids::{RoomId, SessionId};
 use tickforge_protocol::message::{Confirm, RejectCode, Request};
-use tickforge_protocol::value::ValueMap;
+use tickforge_protocol::value::{Value, ValueMap};
+
+/// Rooms `join_or_create` tries on its shard before creating one, when
+/// their games refuse the join: each try runs a join hook, so it is bounded.
+const JOIN_OR_CREATE_TRIES: usize = 8;
 
 /// A connection's session state that requests read and change.
 #[derive(Clone, Debug, Default)]
@@ -75,23 +79,22 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
     if needs_hello && !matches!(body, Request::Hello { .. }) {
         return Reply::Rej(RejectCode::Unauthorized, "this server requires hello with a token first".into());
     }
-    let none = |m: &Option<ValueMap>| m.as_ref().is_none_or(|m| m.is_empty());
     match body {
         Request::Hello { token, client: _ } => hello(shard, who.session, token.as_deref()).into(),
-        Request::ListRooms { game, filter } if none(&filter) => {
-            Reply::Cfm(Confirm::RoomList { rooms: shard.list_rooms(game.as_deref()) })
-        }
-        Request::CreateRoom { game, max_players, tick_hz, private, options } if none(&options) => {
-            create_room(shard, who, &game, max_players, tick_hz, private).into()
+        Request::ListRooms { game, filter } => list_rooms(shard, &who, game.as_deref(), filter.as_ref()).into(),
+        Request::CreateRoom { game, max_players, tick_hz, private, options } => {
+            create_room(shard, who, &game, max_players, tick_hz, private, options.unwrap_or_default()).into()
         }
         Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
-        Request::JoinOrCreate { game, options } if none(&options) => join_or_create(shard, who, &game, may_move),
+        Request::JoinOrCreate { game, options } => {
+            join_or_create(shard, who, &game, &options.unwrap_or_default(), may_move)
+        }
         Request::LeaveRoom => leave_room(shard, who.seat).into(),
         Request::Resume { room_id, resume_token } => resume(shard, who, &room_id, &resume_token, may_move),
         Request::WatchRoom { room_id } => watch_room(shard, who, &room_id, may_move),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
-        // Filters, options, reservations and game messages are in the
-        // contract but not served yet.
+        Request::GameMessage { name, data } => game_message(shard, &who, &name, &data).into(),
+        // Reservations are in the contract but not served yet.
         other => {
             Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
         }
@@ -101,12 +104,15 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
 /// What of a request this server does not serve yet, for the reason text.
 fn not_yet(body: &Request) -> &'static str {
     match body {
-        Request::ListRooms { .. } => "list_rooms with a filter",
-        Request::CreateRoom { .. } => "create_room with options",
         Request::JoinRoom { .. } => "join_room with a reservation",
-        Request::JoinOrCreate { .. } => "join_or_create with options",
         other => other.name(),
     }
+}
+
+/// Checks options (or a filter) a client sent against `max` bytes.
+fn check_map(what: &str, map: &ValueMap, who: &Requester<'_>, max: usize) -> Result<(), (RejectCode, String)> {
+    let value = Value::Map(map.0.clone());
+    GameLimits::check_received(what, &value, who.outbox.format(), max).map_err(|e| (RejectCode::BadRequest, e))
 }
 
 fn hello(shard: &ShardState, session: &mut Session, token: Option<&str>) -> Result<Confirm, (RejectCode, String)> {
@@ -143,10 +149,12 @@ fn game(shard: &ShardState, name: &str) -> Result<Arc<dyn Game>, (RejectCode, St
     })
 }
 
-/// The room settings for a new room, with the server's slow-client bound.
+/// The room settings for a new room, with the server's slow-client and
+/// game bounds.
 fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool) -> RoomConfig {
     let mut config = RoomConfig::new(tick_hz, max_players);
     config.private = private;
+    config.game_limits = shard.config().limits.game.clone();
     let slow_ticks = (shard.config().limits.slow_client.as_secs_f64() * f64::from(tick_hz)).ceil().max(1.0);
     config.max_ack_lag_ticks = slow_ticks as u64;
     config.max_skipped_ticks = slow_ticks as u32;
@@ -155,10 +163,31 @@ fn room_config(shard: &ShardState, tick_hz: u32, max_players: u32, private: bool
     config
 }
 
-fn join(shard: &ShardState, who: Requester<'_>, slot: &Rc<RoomSlot>) -> Result<Confirm, (RejectCode, String)> {
-    let (seat, joined) = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref())?;
-    *who.seat = Some(seat);
+fn list_rooms(
+    shard: &ShardState,
+    who: &Requester<'_>,
+    game: Option<&str>,
+    filter: Option<&ValueMap>,
+) -> Result<Confirm, (RejectCode, String)> {
+    if let Some(filter) = filter {
+        check_map("filter", filter, who, shard.config().limits.game.max_value_bytes)?;
+    }
+    Ok(Confirm::RoomList { rooms: shard.list_rooms(game, filter) })
+}
+
+/// Seats the connection in the room of `slot` with join `options`.
+fn join(
+    shard: &ShardState,
+    who: Requester<'_>,
+    slot: &Rc<RoomSlot>,
+    options: &ValueMap,
+) -> Result<Confirm, (RejectCode, String)> {
+    let taken = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref(), options);
+    // Published either way: a refusing or failing join hook may have
+    // changed metadata or counted something.
     shard.publish(slot);
+    let (seat, joined) = taken?;
+    *who.seat = Some(seat);
     Ok(Confirm::Joined(joined))
 }
 
@@ -169,10 +198,12 @@ fn create_room(
     max_players: Option<u32>,
     tick_hz: Option<u32>,
     private: bool,
+    options: ValueMap,
 ) -> Result<Confirm, (RejectCode, String)> {
     not_in_a_room(who.seat)?;
     let game = game(shard, name)?;
     let limits = &shard.config().limits;
+    check_map("options", &options, &who, limits.game.max_options_bytes)?;
     let tick_hz = tick_hz.unwrap_or(shard.config().tick_hz);
     if !TICK_HZ_RANGE.contains(&tick_hz) {
         return Err((RejectCode::BadRequest, format!("tick_hz {tick_hz} is not in 10..=128")));
@@ -182,8 +213,8 @@ fn create_room(
         let max = limits.max_players_per_room;
         return Err((RejectCode::BadRequest, format!("max_players {max_players} is not in 1..={max}")));
     }
-    let slot = shard.create_room(game, room_config(shard, tick_hz, max_players, private))?;
-    join(shard, who, &slot)
+    let slot = shard.create_room(game, room_config(shard, tick_hz, max_players, private), options.clone())?;
+    join(shard, who, &slot, &options)
 }
 
 fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
@@ -191,7 +222,7 @@ fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move:
         return Reply::Rej(code, reason);
     }
     if let Some(slot) = shard.room(room_id) {
-        return join(shard, who, &slot).into();
+        return join(shard, who, &slot, &ValueMap::new()).into();
     }
     match shard.shared.directory.get(room_id) {
         Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
@@ -203,7 +234,7 @@ fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move:
     }
 }
 
-fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: bool) -> Reply {
+fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, options: &ValueMap, may_move: bool) -> Reply {
     if let Err((code, reason)) = not_in_a_room(who.seat) {
         return Reply::Rej(code, reason);
     }
@@ -211,25 +242,54 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, may_move: 
         Ok(g) => g,
         Err((code, reason)) => return Reply::Rej(code, reason),
     };
-    // The fullest open room anywhere: here, or on another shard by the
-    // directory's (slightly stale) counts; a local one wins a tie.
-    let local = shard.fullest_open_room(name);
-    let local_players = local.as_ref().map(|s| s.room.borrow().player_count() as u32);
-    if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, shard.id) {
+    let limits = &shard.config().limits;
+    if let Err((code, reason)) = check_map("options", options, &who, limits.game.max_options_bytes) {
+        return Reply::Rej(code, reason);
+    }
+    // The fullest open room made with these options anywhere: here, or on
+    // another shard by the directory's (slightly stale) counts; a local
+    // one wins a tie.
+    let local = shard.open_rooms(name, options, JOIN_OR_CREATE_TRIES);
+    let local_players = local.first().map(|s| s.room.borrow().player_count() as u32);
+    if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, options, shard.id) {
         let better = local_players.is_none_or(|l| remote_players > l);
         if may_move && better && shard.can_hand_off() && !shard.is_full(other) {
             return Reply::HandOff { shard: other };
         }
     }
-    if let Some(slot) = local {
-        return join(shard, who, &slot).into();
+    // A room whose game refuses this player is passed over for the next.
+    let Requester { outbox, session, seat } = who;
+    for slot in &local {
+        let who = Requester { outbox, session: &mut *session, seat: &mut *seat };
+        match join(shard, who, slot, options) {
+            Err((RejectCode::Refused, _)) => {}
+            result => return result.into(),
+        }
     }
-    let limits = &shard.config().limits;
+    let who = Requester { outbox, session, seat };
     let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
-    match shard.create_room(game, config) {
-        Ok(slot) => join(shard, who, &slot).into(),
+    match shard.create_room(game, config, options.clone()) {
+        Ok(slot) => join(shard, who, &slot, options).into(),
         Err((code, reason)) => Reply::Rej(code, reason),
     }
+}
+
+fn game_message(
+    shard: &ShardState,
+    who: &Requester<'_>,
+    name: &str,
+    data: &Value,
+) -> Result<Confirm, (RejectCode, String)> {
+    // The value first, whatever the name (CONTRACT.md), then the name,
+    // then the seat.
+    let limits = &shard.config().limits.game;
+    limits.check_message(name, data, who.outbox.format()).map_err(|e| (RejectCode::BadRequest, e))?;
+    let Some(seat) = who.seat.as_ref() else {
+        return Err((RejectCode::NotInRoom, "game_message while in no room".into()));
+    };
+    let reply = seat.game_message(name, data);
+    shard.publish(seat.slot());
+    Ok(Confirm::GameReply { data: reply? })
 }
 
 /// Where a room is, for a request naming it: here, on another shard (the
@@ -306,7 +366,7 @@ fn leave_room(shard: &ShardState, seat: &mut Option<Seat>) -> Result<Confirm, (R
         return Err((RejectCode::NotInRoom, "not in a room".into()));
     };
     let slot = seat.slot().clone();
-    let room_id = seat.leave("left");
+    let room_id = seat.leave(LeaveReason::Left);
     shard.publish(&slot);
     Ok(Confirm::Left { room_id })
 }

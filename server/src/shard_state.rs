@@ -21,6 +21,7 @@ use std::task::Waker;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tickforge_protocol::ids::RoomId;
 use tickforge_protocol::message::{RejectCode, RoomInfo};
+use tickforge_protocol::value::ValueMap;
 
 /// What every shard shares (control plane only).
 #[derive(Clone, Debug)]
@@ -85,15 +86,17 @@ impl ShardState {
         format!("s-{}-{n}", self.id)
     }
 
-    /// Creates a room of `game` on this shard; the tick schedule picks it
-    /// up at its next look.
+    /// Creates a room of `game` with `options` on this shard; the tick
+    /// schedule picks it up at its next look.
     ///
     /// # Errors
-    /// `overloaded` at the rooms limit or while draining.
+    /// `overloaded` at the rooms limit or while draining; `refused` when
+    /// the game refuses the options; `internal` when it panicked.
     pub(crate) fn create_room(
         &self,
         game: Arc<dyn Game>,
         config: RoomConfig,
+        options: ValueMap,
     ) -> Result<Rc<RoomSlot>, (RejectCode, String)> {
         if self.draining.get() {
             return Err((RejectCode::Overloaded, "server shutting down".into()));
@@ -106,8 +109,16 @@ impl ShardState {
         self.next_room.set(n + 1);
         let id = RoomId(format!("r-{}-{n}", self.id));
         let seed = n ^ ((self.id as u64) << 48) ^ unix_now_us();
-        let room = Room::new(id.clone(), game, config, seed);
-        self.shared.directory.insert(self.id, room.info(), room.is_private());
+        let mut room = Room::create(id.clone(), game, config, seed, options).inspect_err(|(code, _)| {
+            if *code == RejectCode::Internal {
+                ShardMetrics::inc(&self.metrics().room_panics);
+            }
+        })?;
+        // The game's create hook may have set metadata: listed from the start.
+        room.metadata_update();
+        let stats = room.take_game_stats();
+        self.count_game(&stats);
+        self.shared.directory.insert(self.id, room.info(), room.is_private(), room.options().clone());
         let slot = RoomSlot::new(room);
         self.rooms.borrow_mut().insert(id, slot.clone());
         ShardMetrics::gauge(&self.metrics().rooms, 1);
@@ -154,28 +165,53 @@ impl ShardState {
         self.rooms.borrow().values().cloned().collect()
     }
 
-    /// The fullest public room of `game` on this shard with a free seat.
-    pub(crate) fn fullest_open_room(&self, game: &str) -> Option<Rc<RoomSlot>> {
-        self.rooms
+    /// The public rooms of `game` made with `options` on this shard with
+    /// a free seat, fullest first (ties by id, so the order is stable),
+    /// at most `max`.
+    pub(crate) fn open_rooms(&self, game: &str, options: &ValueMap, max: usize) -> Vec<Rc<RoomSlot>> {
+        let mut open: Vec<(usize, RoomId, Rc<RoomSlot>)> = self
+            .rooms
             .borrow()
             .values()
-            .filter(|s| {
+            .filter_map(|s| {
                 let r = s.room.borrow();
-                r.game_name() == game && !r.is_private() && r.has_free_seat()
+                let fits = r.game_name() == game && !r.is_private() && r.has_free_seat() && r.options() == options;
+                fits.then(|| (r.player_count(), r.id().clone(), s.clone()))
             })
-            .max_by_key(|s| s.room.borrow().player_count())
-            .cloned()
+            .collect();
+        open.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1 .0.cmp(&b.1 .0)));
+        open.into_iter().take(max).map(|(_, _, s)| s).collect()
     }
 
-    /// Publishes a room's player count to the directory.
+    /// Publishes a room's player count (and its metadata, once changed) to
+    /// the directory, and its game's counters to the metrics.
     pub(crate) fn publish(&self, slot: &RoomSlot) {
-        let room = slot.room.borrow();
-        self.shared.directory.update(room.id(), room.player_count() as u32, room.spectator_count() as u32);
+        let mut room = slot.room.borrow_mut();
+        let metadata = room.metadata_update();
+        let (players, spectators) = (room.player_count() as u32, room.spectator_count() as u32);
+        self.shared.directory.update(room.id(), players, spectators, metadata);
+        let stats = room.take_game_stats();
+        self.count_game(&stats);
     }
 
-    /// The public rooms of every shard (optionally of one game).
-    pub(crate) fn list_rooms(&self, game: Option<&str>) -> Vec<RoomInfo> {
-        self.shared.directory.list(game)
+    /// Adds a room's game counters to this shard's metrics.
+    fn count_game(&self, stats: &crate::game::GameStats) {
+        if stats.is_empty() {
+            return;
+        }
+        let m = self.metrics();
+        for (counter, &n) in m.game_hooks_slow.iter().zip(&stats.slow_hooks) {
+            ShardMetrics::add(counter, u64::from(n));
+        }
+        ShardMetrics::add(&m.game_events, stats.events_sent);
+        ShardMetrics::add(&m.game_events_dropped, stats.events_dropped);
+        ShardMetrics::add(&m.room_panics, u64::from(stats.panics));
+    }
+
+    /// The public rooms of every shard (optionally of one game, and
+    /// matching a metadata filter).
+    pub(crate) fn list_rooms(&self, game: Option<&str>, filter: Option<&ValueMap>) -> Vec<RoomInfo> {
+        self.shared.directory.list(game, filter)
     }
 
     /// Marks hand-offs to other shards as possible (the mesh is up).

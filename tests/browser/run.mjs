@@ -620,6 +620,34 @@ async function main() {
       }
     });
 
+    await check("a game the page does not know (lines) is a table of its entities", async () => {
+      const d = await open(ctxB, `${base}/?game=lines`, pageErrors);
+      try {
+        await waitText(d, "status", "t === 'connected'", 10_000);
+        const joined = await d.evaluate(() => ({ ...window.__tickforge.joined }));
+        assert(joined.game === "lines", `joined ${joined.game}`);
+        assert(await d.locator("#table-view").isVisible(), "#table-view is hidden");
+        assert(!(await d.locator("#stage").isVisible()), "the canvas is shown too");
+        await d.waitForFunction(() => document.querySelectorAll("#entities tbody tr").length >= 1, null, {
+          timeout: 5000,
+        });
+        const head = await d.locator("#entities thead").textContent();
+        for (const c of ["id", "kind", "side", "col", "row", "wins", "hover_col"]) {
+          assert(head.includes(c), `no column ${c} in ${head}`);
+        }
+        const here = await d.locator("#entities tr.here").getAttribute("data-id");
+        assert(Number(here) === joined.entity_id, `the marked row is ${here}, not ${joined.entity_id}`);
+        // The room ticks on and nothing the page sent was refused.
+        const t0 = Number(await text(d, "#tick"));
+        await waitText(d, "tick", `Number(t) >= ${t0 + 10}`, 5000);
+        assert(!(await d.locator("#error").isVisible()), `error shown: ${await text(d, "#error-text")}`);
+        const rows = await d.locator("#entities tbody tr").count();
+        return `${rows} rows in ${joined.room_id}: ${head}`;
+      } finally {
+        await d.close();
+      }
+    });
+
     for (const [page, form] of [
       [() => a, "bin"],
       [() => b, "json"],

@@ -23,7 +23,8 @@ fn main() -> anyhow::Result<()> {
     let players: u32 = args.next().map_or(Ok(8), |a| a.parse()).map_err(|e| anyhow::anyhow!("players: {e}"))?;
     let ticks: u32 = args.next().map_or(Ok(9_000), |a| a.parse()).map_err(|e| anyhow::anyhow!("ticks: {e}"))?;
     let hz = 30;
-    let mut room = Room::new(RoomId("r-bench".into()), Arc::new(Arena::default()), RoomConfig::new(hz, players), 1);
+    let mut room = Room::new(RoomId("r-bench".into()), Arc::new(Arena::default()), RoomConfig::new(hz, players), 1)
+        .map_err(|(_, why)| anyhow::anyhow!(why))?;
     let mut seats = Vec::new();
     for _ in 0..players {
         let outbox = Outbox::new(Format::Bin, 64);

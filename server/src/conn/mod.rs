@@ -18,6 +18,7 @@
 
 pub(crate) mod limits;
 
+use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
 use crate::outbox::Outbox;
 use crate::requests::{self, Reply, Requester, Session};
@@ -261,7 +262,7 @@ impl Connection {
     /// The peer sent everything it will (EOF): what is pending goes out
     /// within the close linger.
     pub(crate) fn on_eof(&mut self, now: Instant) {
-        self.leave("disconnected");
+        self.leave(LeaveReason::Disconnected);
         let linger = now + CLOSE_LINGER;
         self.phase = match self.phase {
             Phase::Open | Phase::Closing { .. } if !self.outbox.has_pending() => Phase::Done,
@@ -273,7 +274,7 @@ impl Connection {
 
     /// The socket failed: nothing more can be sent or read.
     pub(crate) fn on_io_error(&mut self) {
-        self.leave("disconnected");
+        self.leave(LeaveReason::Disconnected);
         self.phase = Phase::Done;
     }
 
@@ -295,7 +296,7 @@ impl Connection {
         self.outbox.shrink();
         match self.phase {
             Phase::Closing { deadline, .. } | Phase::Flushing { deadline } if now >= deadline => {
-                self.leave("disconnected");
+                self.leave(LeaveReason::Disconnected);
                 self.phase = Phase::Done;
                 return;
             }
@@ -329,7 +330,7 @@ impl Connection {
             self.counted = true;
             self.metrics().close_label("peer_gone");
         }
-        self.leave("disconnected");
+        self.leave(LeaveReason::Disconnected);
         self.phase = Phase::Done;
     }
 
@@ -338,10 +339,10 @@ impl Connection {
     /// when the server shuts down), else freed with `reason`; a spectator
     /// stops watching. The connection's task is woken: it drives the
     /// socket itself from now on.
-    fn leave(&mut self, reason: &str) {
+    fn leave(&mut self, reason: LeaveReason) {
         if let Some(seat) = self.seat.take() {
             let slot = seat.slot().clone();
-            let hold = reason != CloseReason::ShuttingDown.label() && !self.shard.refusing();
+            let hold = reason != LeaveReason::Closed(CloseReason::ShuttingDown.label()) && !self.shard.refusing();
             if seat.disconnect(reason, hold) {
                 ShardMetrics::inc(&self.metrics().seats_held);
             }
@@ -391,7 +392,7 @@ impl Connection {
                     // tungstenite queued its answer (or this completes our
                     // own close): send it, then drop the socket.
                     self.count(&CloseReason::Normal);
-                    self.leave(CloseReason::Normal.label());
+                    self.leave(LeaveReason::Closed(CloseReason::Normal.label()));
                     self.phase = Phase::Flushing { deadline: now + CLOSE_LINGER };
                 }
                 Ok(_) => {} // ping (tungstenite answers), pong, raw frame
@@ -441,7 +442,7 @@ impl Connection {
         }
         self.count(&reason);
         debug!(reason = %reason, code = reason.code(), "closing connection");
-        self.leave(reason.label());
+        self.leave(LeaveReason::Closed(reason.label()));
         // No frame is queued after this one.
         self.outbox.close(reason.clone());
         let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: Utf8Bytes::from(reason.reason_text()) };
@@ -634,7 +635,7 @@ impl Connection {
 impl Drop for Connection {
     /// However the connection ends (a panic included), its seat is given back.
     fn drop(&mut self) {
-        self.leave("disconnected");
+        self.leave(LeaveReason::Disconnected);
     }
 }
 

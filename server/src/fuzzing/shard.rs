@@ -460,7 +460,7 @@ impl Shard {
         self.elapsed += self.state.config().empty_room_grace;
         self.dispose();
         assert!(self.state.all_rooms().is_empty(), "rooms left after the empty-room grace");
-        assert!(self.state.shared.directory.list(None).is_empty(), "the directory lists rooms that are gone");
+        assert!(self.state.shared.directory.list(None, None).is_empty(), "the directory lists rooms that are gone");
     }
 
     /// What the runtime does after anything touched the connections: each

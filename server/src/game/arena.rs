@@ -7,12 +7,18 @@
 //! simulation state (bit-exact on clients) and the binary delta's dead
 //! reckoning predicts straight-line motion exactly: an NPC walking to its
 //! target or a projectile in flight costs no bytes until it turns.
+//!
+//! Every random draw comes from the room's RNG ([`Ctx::rng`]), in the same
+//! order as before the game API had hooks, so a room's bytes depend only on
+//! its seed and its players' inputs. Arena takes any options and sets no
+//! metadata.
 
-use super::{Game, GameRng, GameRoom, PlayerInput};
+use super::{Ctx, Game, GameRng, GameRoom, PlayerInfo, PlayerInput, Refusal};
 use tickforge_protocol::ids::{EntityId, PlayerId, Tick};
 use tickforge_protocol::message::InputData;
 use tickforge_protocol::schema::{step_per_tick, FieldDef, FieldType, Schema};
 use tickforge_protocol::snapshot::Entity;
+use tickforge_protocol::value::ValueMap;
 
 /// Quantization of positions and velocities: 1/16 unit (and unit/s).
 pub const SCALE: u32 = 16;
@@ -105,8 +111,9 @@ impl Game for Arena {
         &self.schema
     }
 
-    fn new_room(&self, seed: u64, tick_hz: u32) -> Box<dyn GameRoom> {
-        Box::new(ArenaRoom::new(seed, tick_hz, self.npcs_per_room))
+    fn create(&self, ctx: &mut Ctx<'_>, _options: &ValueMap) -> Result<Box<dyn GameRoom>, Refusal> {
+        let hz = ctx.tick_hz();
+        Ok(Box::new(ArenaRoom::new(ctx.rng(), hz, self.npcs_per_room)))
     }
 }
 
@@ -140,7 +147,6 @@ struct Seat {
 #[derive(Debug)]
 pub struct ArenaRoom {
     tick_hz: u32,
-    rng: GameRng,
     next_id: u32,
     /// Sorted by id: ids only grow and new bodies are appended.
     bodies: Vec<Body>,
@@ -154,31 +160,19 @@ fn quantize(v: f64) -> i32 {
 }
 
 impl ArenaRoom {
-    /// A room with `npcs` NPCs, seeded.
+    /// A room with `npcs` NPCs placed with `rng` (the room's).
     #[must_use]
-    pub fn new(seed: u64, tick_hz: u32, npcs: u32) -> Self {
-        let mut room = Self {
-            tick_hz: tick_hz.max(1),
-            rng: GameRng::new(seed),
-            next_id: 1,
-            bodies: Vec::new(),
-            seats: Vec::new(),
-            hits: Vec::new(),
-        };
+    pub fn new(rng: &mut GameRng, tick_hz: u32, npcs: u32) -> Self {
+        let mut room =
+            Self { tick_hz: tick_hz.max(1), next_id: 1, bodies: Vec::new(), seats: Vec::new(), hits: Vec::new() };
         for _ in 0..npcs {
-            let (x, y) = room.random_point();
+            let (x, y) = random_point(rng);
             let id = room.spawn(kind::NPC, x, y);
             let at = room.bodies.len() - 1;
-            room.retarget(at);
+            room.retarget(rng, at);
             debug_assert_eq!(room.bodies[at].id, id);
         }
         room
-    }
-
-    fn random_point(&mut self) -> (i32, i32) {
-        let x = (self.rng.unit() * f64::from(WORLD_Q)) as i32;
-        let y = (self.rng.unit() * f64::from(WORLD_Q)) as i32;
-        (x, y)
     }
 
     fn spawn(&mut self, kind: u8, x: i32, y: i32) -> EntityId {
@@ -203,8 +197,8 @@ impl ArenaRoom {
     }
 
     /// Points NPC `at` at a new random target at NPC speed.
-    fn retarget(&mut self, at: usize) {
-        let target = self.random_point();
+    fn retarget(&mut self, rng: &mut GameRng, at: usize) {
+        let target = random_point(rng);
         let b = &mut self.bodies[at];
         b.target = target;
         let (dx, dy) = (f64::from(target.0 - b.x), f64::from(target.1 - b.y));
@@ -252,7 +246,7 @@ impl ArenaRoom {
         }
     }
 
-    fn move_bodies(&mut self) {
+    fn move_bodies(&mut self, rng: &mut GameRng) {
         let hz = self.tick_hz;
         for i in 0..self.bodies.len() {
             let b = &mut self.bodies[i];
@@ -274,7 +268,7 @@ impl ArenaRoom {
                     // arrival is also "this step would not bring it closer".
                     if remaining <= dist2(sx, sy) || after >= remaining {
                         (b.x, b.y) = (tx.clamp(0, WORLD_Q), ty.clamp(0, WORLD_Q));
-                        self.retarget(i);
+                        self.retarget(rng, i);
                     } else {
                         b.x = (b.x + sx).clamp(0, WORLD_Q);
                         b.y = (b.y + sy).clamp(0, WORLD_Q);
@@ -298,7 +292,7 @@ impl ArenaRoom {
 
     /// Finds projectiles that passed within the hit radius of a target this
     /// tick (along their last step, so fast ones cannot tunnel through).
-    fn resolve_hits(&mut self) {
+    fn resolve_hits(&mut self, rng: &mut GameRng) {
         let hz = self.tick_hz;
         let radius = HIT_RADIUS * f64::from(SCALE);
         let radius2 = radius * radius;
@@ -329,11 +323,11 @@ impl ArenaRoom {
             target.hp = (target.hp - HIT_DAMAGE).max(0);
             if target.hp == 0 {
                 respawned.push(t);
-                let (x, y) = self.random_point();
+                let (x, y) = random_point(rng);
                 let target = &mut self.bodies[t];
                 (target.x, target.y, target.hp) = (x, y, FULL_HP);
                 if target.kind == kind::NPC {
-                    self.retarget(t);
+                    self.retarget(rng, t);
                 }
             }
             if let Some(o) = self.index_of(owner) {
@@ -345,6 +339,13 @@ impl ArenaRoom {
             self.bodies.retain(|b| !removed.contains(&b.id));
         }
     }
+}
+
+/// A uniform point in the world.
+fn random_point(rng: &mut GameRng) -> (i32, i32) {
+    let x = (rng.unit() * f64::from(WORLD_Q)) as i32;
+    let y = (rng.unit() * f64::from(WORLD_Q)) as i32;
+    (x, y)
 }
 
 /// The squared length of the vector (`dx`, `dy`), exact: quantized
@@ -365,26 +366,44 @@ fn segment_distance2(a: (f64, f64), b: (f64, f64), c: (f64, f64)) -> f64 {
     dx * dx + dy * dy
 }
 
-impl GameRoom for ArenaRoom {
-    fn add_player(&mut self, player: PlayerId) -> EntityId {
-        let (x, y) = self.random_point();
+impl ArenaRoom {
+    /// Spawns `player`'s avatar at a random point; returns its id.
+    pub fn add_player(&mut self, rng: &mut GameRng, player: PlayerId) -> EntityId {
+        let (x, y) = random_point(rng);
         let avatar = self.spawn(kind::PLAYER, x, y);
         self.seats.push(Seat { player, avatar, last_fire: None });
         avatar
     }
 
-    fn remove_player(&mut self, player: PlayerId) {
+    /// Removes `player`'s avatar.
+    pub fn remove_player(&mut self, player: PlayerId) {
         if let Some(seat) = self.seats.iter().position(|s| s.player == player) {
             let avatar = self.seats.swap_remove(seat).avatar;
             self.bodies.retain(|b| b.id != avatar);
         }
     }
 
-    fn step(&mut self, tick: Tick, inputs: &[PlayerInput]) {
+    /// One tick: inputs, movement, hits, expiry.
+    pub fn step_with(&mut self, rng: &mut GameRng, tick: Tick, inputs: &[PlayerInput]) {
         self.apply_inputs(tick.0, inputs);
-        self.move_bodies();
-        self.resolve_hits();
+        self.move_bodies(rng);
+        self.resolve_hits(rng);
         self.expire_projectiles(tick.0);
+    }
+}
+
+impl GameRoom for ArenaRoom {
+    fn join(&mut self, ctx: &mut Ctx<'_>, player: &PlayerInfo, _options: &ValueMap) -> Result<EntityId, Refusal> {
+        Ok(self.add_player(ctx.rng(), player.id))
+    }
+
+    fn leave(&mut self, _ctx: &mut Ctx<'_>, player: PlayerId, _why: super::LeaveReason) {
+        self.remove_player(player);
+    }
+
+    fn step(&mut self, ctx: &mut Ctx<'_>, inputs: &[PlayerInput]) {
+        let tick = ctx.tick();
+        self.step_with(ctx.rng(), tick, inputs);
     }
 
     fn write_snapshot(&self, out: &mut Vec<Entity>) {
@@ -400,6 +419,12 @@ impl GameRoom for ArenaRoom {
 mod tests {
     use super::*;
 
+    /// A room and its RNG, as a room's context would hold them.
+    fn arena(seed: u64, hz: u32, npcs: u32) -> (ArenaRoom, GameRng) {
+        let mut rng = GameRng::new(seed);
+        (ArenaRoom::new(&mut rng, hz, npcs), rng)
+    }
+
     fn snapshot(room: &ArenaRoom) -> Vec<Entity> {
         let mut out = Vec::new();
         room.write_snapshot(&mut out);
@@ -408,11 +433,11 @@ mod tests {
 
     #[test]
     fn rooms_are_reproducible_from_their_seed() {
-        let mut a = ArenaRoom::new(7, 30, 16);
-        let mut b = ArenaRoom::new(7, 30, 16);
+        let (mut a, mut ra) = arena(7, 30, 16);
+        let (mut b, mut rb) = arena(7, 30, 16);
         for t in 1..200 {
-            a.step(Tick(t), &[]);
-            b.step(Tick(t), &[]);
+            a.step_with(&mut ra, Tick(t), &[]);
+            b.step_with(&mut rb, Tick(t), &[]);
         }
         assert_eq!(snapshot(&a), snapshot(&b));
         assert_eq!(snapshot(&a).len(), 16);
@@ -423,11 +448,11 @@ mod tests {
     #[test]
     fn npcs_keep_wandering_inside_the_world() {
         for hz in [10, 30, 128] {
-            let mut room = ArenaRoom::new(11, hz, 16);
+            let (mut room, mut rng) = arena(11, hz, 16);
             let mut targets_reached = 0;
             for t in 1..=u64::from(hz) * 120 {
                 let before: Vec<_> = room.bodies.iter().map(|b| b.target).collect();
-                room.step(Tick(t), &[]);
+                room.step_with(&mut rng, Tick(t), &[]);
                 targets_reached += room.bodies.iter().zip(&before).filter(|(b, t)| b.target != **t).count();
                 for b in &room.bodies {
                     assert!((0..=WORLD_Q).contains(&b.x) && (0..=WORLD_Q).contains(&b.y), "{hz} Hz tick {t}: {b:?}");
@@ -439,18 +464,18 @@ mod tests {
 
     #[test]
     fn a_player_moves_at_its_speed_and_stays_in_the_world() {
-        let mut room = ArenaRoom::new(1, 30, 0);
-        let avatar = room.add_player(PlayerId(1));
+        let (mut room, mut rng) = arena(1, 30, 0);
+        let avatar = room.add_player(&mut rng, PlayerId(1));
         let input =
             PlayerInput { player: PlayerId(1), data: InputData { move_x: 127, move_y: -128, buttons: 0 }.into() };
         let x0 = room.bodies[0].x;
-        room.step(Tick(1), &[input]);
+        room.step_with(&mut rng, Tick(1), &[input]);
         let b = &room.bodies[room.index_of(avatar).unwrap()];
         assert_eq!(b.vx, 3200);
         assert_eq!(b.vy, -3200);
         assert_eq!(b.x, (x0 + 107).min(WORLD_Q));
         for t in 2..400 {
-            room.step(Tick(t), &[input]);
+            room.step_with(&mut rng, Tick(t), &[input]);
         }
         let b = &room.bodies[0];
         assert_eq!((b.x, b.y), (WORLD_Q, 0));
@@ -459,51 +484,51 @@ mod tests {
     /// PROTOCOL.md section 10: bit 0 of `buttons` fires, bits 1 to 7 do nothing.
     #[test]
     fn only_bit_0_of_buttons_fires() {
-        let mut room = ArenaRoom::new(1, 30, 0);
-        room.add_player(PlayerId(1));
+        let (mut room, mut rng) = arena(1, 30, 0);
+        room.add_player(&mut rng, PlayerId(1));
         let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
         let press =
             |buttons| PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons }.into() };
-        room.step(Tick(1), &[press(0xfe)]);
+        room.step_with(&mut rng, Tick(1), &[press(0xfe)]);
         assert_eq!(projectiles(&room), 0);
-        room.step(Tick(2), &[press(InputData::FIRE)]);
+        room.step_with(&mut rng, Tick(2), &[press(InputData::FIRE)]);
         assert_eq!(projectiles(&room), 1);
     }
 
     #[test]
     fn fire_spawns_projectiles_with_a_cooldown_and_a_life() {
-        let mut room = ArenaRoom::new(1, 30, 0);
-        room.add_player(PlayerId(1));
+        let (mut room, mut rng) = arena(1, 30, 0);
+        room.add_player(&mut rng, PlayerId(1));
         let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 }.into() };
         let projectiles = |r: &ArenaRoom| r.bodies.iter().filter(|b| b.kind == kind::PROJECTILE).count();
-        room.step(Tick(1), &[fire]);
+        room.step_with(&mut rng, Tick(1), &[fire]);
         assert_eq!(projectiles(&room), 1);
         let p = room.bodies.iter().find(|b| b.kind == kind::PROJECTILE).unwrap();
         assert_eq!((p.vx, p.vy), (6400, 0), "a still player fires along +x");
         for t in 2..9 {
-            room.step(Tick(t), &[fire]);
+            room.step_with(&mut rng, Tick(t), &[fire]);
         }
         assert_eq!(projectiles(&room), 1, "250 ms cooldown at 30 Hz is 8 ticks");
-        room.step(Tick(9), &[fire]);
+        room.step_with(&mut rng, Tick(9), &[fire]);
         assert_eq!(projectiles(&room), 2);
         let idle = PlayerInput { player: PlayerId(1), data: InputData::default().into() };
         for t in 10..60 {
-            room.step(Tick(t), &[idle]);
+            room.step_with(&mut rng, Tick(t), &[idle]);
         }
         assert_eq!(projectiles(&room), 0, "projectiles live one second");
     }
 
     #[test]
     fn a_hit_damages_the_target_and_scores_for_the_owner() {
-        let mut room = ArenaRoom::new(3, 30, 0);
-        let shooter = room.add_player(PlayerId(1));
-        let target = room.add_player(PlayerId(2));
+        let (mut room, mut rng) = arena(3, 30, 0);
+        let shooter = room.add_player(&mut rng, PlayerId(1));
+        let target = room.add_player(&mut rng, PlayerId(2));
         let (s, t) = (room.index_of(shooter).unwrap(), room.index_of(target).unwrap());
         (room.bodies[s].x, room.bodies[s].y) = (1600, 1600);
         (room.bodies[t].x, room.bodies[t].y) = (1600 + 20 * 16, 1600);
         let fire = PlayerInput { player: PlayerId(1), data: InputData { move_x: 0, move_y: 0, buttons: 1 }.into() };
         for t in 1..6 {
-            room.step(Tick(t), &[fire]);
+            room.step_with(&mut rng, Tick(t), &[fire]);
         }
         let (s, t) = (room.index_of(shooter).unwrap(), room.index_of(target).unwrap());
         assert_eq!(room.bodies[t].hp, 90);
@@ -514,8 +539,8 @@ mod tests {
     #[test]
     fn the_schema_is_valid_and_leaving_removes_the_avatar() {
         assert_eq!(Arena::default().schema().validate(), Ok(()));
-        let mut room = ArenaRoom::new(1, 30, 2);
-        let avatar = room.add_player(PlayerId(5));
+        let (mut room, mut rng) = arena(1, 30, 2);
+        let avatar = room.add_player(&mut rng, PlayerId(5));
         assert!(room.index_of(avatar).is_some());
         room.remove_player(PlayerId(5));
         assert!(room.index_of(avatar).is_none());

@@ -75,7 +75,7 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
         Route::Healthz => ok("text/plain; charset=utf-8", b"ok\n"),
         Route::Metrics => ok("text/plain; version=0.0.4; charset=utf-8", shard.shared.metrics.render().as_bytes()),
         Route::Rooms => {
-            let rooms = shard.list_rooms(None);
+            let rooms = shard.list_rooms(None, None);
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
             ok("application/json", &body)
         }

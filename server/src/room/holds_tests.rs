@@ -16,7 +16,7 @@ fn room(max_players: u32, max_spectators: u32) -> Room {
     let mut config = RoomConfig::new(30, max_players);
     config.reconnect_grace_us = GRACE_US;
     config.max_spectators = max_spectators;
-    Room::new(RoomId("r-0-9".into()), Arc::new(Arena::default()), config, 7)
+    Room::new(RoomId("r-0-9".into()), Arc::new(Arena::default()), config, 7).expect("arena takes no options")
 }
 
 /// Every message queued in `outbox`, decoded; ticks as their header only.
@@ -50,11 +50,11 @@ fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
     room.input(me, InputSeq(40), None, tickforge_protocol::message::InputData { move_x: 100, move_y: 0, buttons: 0 });
     room.tick(1_000_000);
     room.ack(me, Tick(1));
-    assert!(room.disconnect(SeatKey::Player { player: me, epoch: 0 }, "disconnected", true));
+    assert!(room.disconnect(SeatKey::Player { player: me, epoch: 0 }, LeaveReason::Disconnected, true));
     assert_eq!((room.player_count(), room.held_count()), (1, 1));
     assert_eq!(room.outboxes().count(), 0, "a held seat has no connection to drive");
     // Neutral input while held.
-    assert_eq!(room.players[0].input, InputValues::default());
+    assert_eq!(room.players[0].input, room.game.input_schema().neutral());
     room.tick(1_000_000 + TICK_US);
     // Resume on a new connection: same player and entity, a new token.
     let b = Outbox::new(Format::Json, 64);
@@ -72,7 +72,7 @@ fn a_dropped_seat_is_held_with_neutral_input_then_resumed_with_a_full_state() {
     assert_eq!(baselines(&msgs), vec![None]);
     assert!(matches!(&msgs[0], ServerMsg::Tick(t) if t.input_seq == InputSeq(1)));
     // The old epoch no longer touches the seat.
-    assert!(!room.disconnect(SeatKey::Player { player: me, epoch: 0 }, "disconnected", true));
+    assert!(!room.disconnect(SeatKey::Player { player: me, epoch: 0 }, LeaveReason::Disconnected, true));
     assert!(room.holds(key));
 }
 
@@ -84,7 +84,7 @@ fn the_grace_frees_the_seat_and_tells_the_others() {
     let other = Outbox::new(Format::Json, 64);
     room.join(other.clone(), None).unwrap();
     drain(&other);
-    room.disconnect(SeatKey::Player { player: dropped.player_id, epoch: 0 }, "disconnected", true);
+    room.disconnect(SeatKey::Player { player: dropped.player_id, epoch: 0 }, LeaveReason::Disconnected, true);
     let start = 5_000_000;
     room.tick(start); // the grace starts here
     room.tick(start + GRACE_US - 1);
@@ -105,11 +105,15 @@ fn the_grace_frees_the_seat_and_tells_the_others() {
 fn no_hold_without_a_grace_when_asked_not_to_or_once_closed() {
     let mut room = room(4, 4);
     let p = room.join(Outbox::new(Format::Bin, 8), None).unwrap();
-    assert!(!room.disconnect(SeatKey::Player { player: p.player_id, epoch: 0 }, "shutting_down", false));
+    assert!(!room.disconnect(
+        SeatKey::Player { player: p.player_id, epoch: 0 },
+        LeaveReason::Closed("shutting_down"),
+        false
+    ));
     assert_eq!(room.player_count(), 0);
     room.config.reconnect_grace_us = 0;
     let p = room.join(Outbox::new(Format::Bin, 8), None).unwrap();
-    assert!(!room.disconnect(SeatKey::Player { player: p.player_id, epoch: 0 }, "disconnected", true));
+    assert!(!room.disconnect(SeatKey::Player { player: p.player_id, epoch: 0 }, LeaveReason::Disconnected, true));
     assert_eq!(room.player_count(), 0);
 }
 
@@ -217,10 +221,10 @@ proptest! {
                     if let Some(key @ SeatKey::Player { player, .. }) = conns[i].1.take() {
                         if room.holds(key) {
                             if matches!(op, Op::Drop(_)) {
-                                prop_assert!(room.disconnect(key, "disconnected", true));
+                                prop_assert!(room.disconnect(key, LeaveReason::Disconnected, true));
                                 seats.get_mut(&player).unwrap().holder = None;
                             } else {
-                                prop_assert!(room.leave(player, "left"));
+                                prop_assert!(room.leave(player, LeaveReason::Left));
                                 seats.remove(&player);
                             }
                         }

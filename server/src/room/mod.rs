@@ -19,11 +19,18 @@
 //! seat's epoch, so that a connection that lost its seat to a resume can
 //! no longer touch it. Spectators receive the ticks like players, without
 //! a seat or an avatar.
+//!
+//! The game runs behind its hooks (see [`crate::game`]): a room calls them
+//! as players join and leave, as it ticks, as a player sends a game
+//! message, and as it closes; `game.rs` holds the game-facing half (game
+//! messages, event delivery, metadata). A held seat is still the player's
+//! for the game (in [`crate::game::Ctx::players`], its input neutral):
+//! the game's leave hook runs when the seat is freed.
 
 use crate::auth::Identity;
-use crate::game::{Game, GameRoom, PlayerInput};
+use crate::game::host::{GameHost, Hook, HookError};
+use crate::game::{Game, GameLimits, LeaveReason, PlayerInfo, PlayerInput};
 use crate::outbox::Outbox;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use tickforge_protocol::codec::{Format, TickHeader};
@@ -33,7 +40,9 @@ use tickforge_protocol::ids::{EntityId, InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::input::{InputError, InputValues, RawInput};
 use tickforge_protocol::message::{Indication, Joined, RejectCode, RoomInfo, ServerMsg, Watching};
 use tickforge_protocol::snapshot::{Snapshot, SnapshotRing};
+use tickforge_protocol::value::ValueMap;
 
+mod game;
 #[cfg(test)]
 mod holds_tests;
 pub mod schedule;
@@ -61,6 +70,8 @@ pub struct RoomConfig {
     /// A player whose writer has not taken this many ticks in a row is
     /// closed as too slow (default 5 s of ticks).
     pub max_skipped_ticks: u32,
+    /// The bounds on the game's names, values, metadata and events.
+    pub game_limits: GameLimits,
     /// How long a seat whose connection ended is held for `resume`,
     /// microseconds (default 10 s; 0: a seat is freed at once). The hold
     /// starts at the room's next tick after the connection ended.
@@ -82,6 +93,7 @@ impl RoomConfig {
             baseline_ticks: SnapshotRing::capacity_for(tick_hz),
             max_ack_lag_ticks: 5 * u64::from(tick_hz),
             max_skipped_ticks: 5 * tick_hz,
+            game_limits: GameLimits::default(),
             reconnect_grace_us: 10_000_000,
             max_spectators: 32,
         }
@@ -204,6 +216,8 @@ pub struct TickReport {
     pub seats_expired: usize,
     /// The game step panicked with this message; the room is now closed.
     pub panicked: Option<String>,
+    /// Game event deliveries made this tick (one per recipient).
+    pub events: usize,
 }
 
 /// A room on a shard.
@@ -211,7 +225,11 @@ pub struct Room {
     id: RoomId,
     game_name: String,
     game: Arc<dyn Game>,
-    sim: Box<dyn GameRoom>,
+    host: GameHost,
+    /// The options it was created with (`join_or_create` matches them).
+    options: ValueMap,
+    /// The metadata version last published to the directory.
+    metadata_published: u64,
     config: RoomConfig,
     players: Vec<Player>,
     next_player: u32,
@@ -227,6 +245,8 @@ pub struct Room {
     plain: Delta,
     encoded: Vec<Encoded>,
     closed: Option<String>,
+    /// Events taken from the game, being delivered (a reused buffer).
+    events: Vec<crate::game::context::OutEvent>,
 }
 
 impl std::fmt::Debug for Room {
@@ -241,15 +261,46 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
-    /// A room of `game`, its simulation seeded with `seed`.
-    #[must_use]
-    pub fn new(id: RoomId, game: Arc<dyn Game>, config: RoomConfig, seed: u64) -> Self {
-        let sim = game.new_room(seed, config.tick_hz);
-        Self {
+    /// A room of `game` with no options, its simulation seeded with `seed`.
+    ///
+    /// # Errors
+    /// As [`Room::create`].
+    pub fn new(id: RoomId, game: Arc<dyn Game>, config: RoomConfig, seed: u64) -> Result<Self, (RejectCode, String)> {
+        Self::create(id, game, config, seed, ValueMap::new())
+    }
+
+    /// A room of `game` made with `options` ([`Game::create`]), its
+    /// simulation seeded with `seed`; its seats are the fewer of
+    /// `config.max_players` and the game's own bound.
+    ///
+    /// # Errors
+    /// `refused` with the game's reason for options it does not take;
+    /// `internal` when the game panicked.
+    pub fn create(
+        id: RoomId,
+        game: Arc<dyn Game>,
+        mut config: RoomConfig,
+        seed: u64,
+        options: ValueMap,
+    ) -> Result<Self, (RejectCode, String)> {
+        let limits = config.game_limits.clone();
+        let host =
+            GameHost::create(&*game, id.clone(), config.tick_hz, seed, &options, limits).map_err(|e| match e {
+                HookError::Refused(reason) => (RejectCode::Refused, reason),
+                HookError::Panicked(panic) => {
+                    (RejectCode::Internal, format!("game {} failed creating a room: {panic}", game.name()))
+                }
+            })?;
+        if let Some(seats) = host.seats() {
+            config.max_players = config.max_players.min(seats.max(1));
+        }
+        Ok(Self {
             id,
             game_name: game.name().to_owned(),
             game,
-            sim,
+            host,
+            options,
+            metadata_published: 0,
             ring: SnapshotRing::new(config.baseline_ticks),
             config,
             players: Vec::new(),
@@ -264,7 +315,8 @@ impl Room {
             plain: Delta::default(),
             encoded: Vec::new(),
             closed: None,
-        }
+            events: Vec::new(),
+        })
     }
 
     /// The room's id.
@@ -308,7 +360,7 @@ impl Room {
             max_players: self.config.max_players,
             tick_hz: self.config.tick_hz,
             spectators: self.spectators.len() as u32,
-            metadata: Default::default(),
+            metadata: self.host.metadata().0.clone(),
         }
     }
 
@@ -396,14 +448,32 @@ impl Room {
     }
 
     /// Seats a player whose connection writes through `outbox` (signed in
-    /// as `identity`, when identities are on); the others get
-    /// `player_joined`. The caller sends the returned `joined`, which holds
-    /// the seat's first resume token (empty without a reconnect grace).
+    /// as `identity`, when identities are on), with no options (see
+    /// [`Room::join_as`]).
+    ///
+    /// # Errors
+    /// As [`Room::join_as`].
+    pub fn join(&mut self, outbox: Rc<Outbox>, identity: Option<&Identity>) -> Result<Joined, (RejectCode, String)> {
+        self.join_as(outbox, identity, &ValueMap::new())
+    }
+
+    /// Seats a player whose connection writes through `outbox`: its
+    /// `user_id` and `name` (from `identity`, when identities are on) and
+    /// the `options` of its join go to the game's join hook, which may
+    /// refuse; then the others get `player_joined`. The caller sends the
+    /// returned `joined`, which holds the seat's first resume token (empty
+    /// without a reconnect grace).
     ///
     /// # Errors
     /// `room_full` with no free seat; `not_found` once the room closed;
-    /// `overloaded` when player ids are exhausted.
-    pub fn join(&mut self, outbox: Rc<Outbox>, identity: Option<&Identity>) -> Result<Joined, (RejectCode, String)> {
+    /// `overloaded` when player ids are exhausted; `refused` with the
+    /// game's reason; `internal` when the game panicked (the room closes).
+    pub fn join_as(
+        &mut self,
+        outbox: Rc<Outbox>,
+        identity: Option<&Identity>,
+        options: &ValueMap,
+    ) -> Result<Joined, (RejectCode, String)> {
         if let Some(why) = &self.closed {
             return Err((RejectCode::NotFound, format!("room {} is closed: {why}", self.id)));
         }
@@ -416,21 +486,30 @@ impl Room {
         }
         let id = PlayerId(self.next_player);
         self.next_player += 1;
-        let entity = self.sim.add_player(id);
-        let notice = ServerMsg::Ind {
-            body: Indication::PlayerJoined {
-                player_id: id,
-                user_id: identity.map(|i| i.user_id.clone()),
-                name: identity.and_then(|i| i.name.clone()),
-            },
+        let info = PlayerInfo {
+            id,
+            user_id: identity.map(|i| i.user_id.clone()),
+            name: identity.and_then(|i| i.name.clone()),
         };
-        self.notify(&notice);
+        let entity = match self.host.join(self.tick, &info, options) {
+            Ok(entity) => entity,
+            Err(HookError::Refused(reason)) => return Err((RejectCode::Refused, reason)),
+            Err(HookError::Panicked(panic)) => {
+                self.fail(Hook::Join, &panic);
+                return Err((
+                    RejectCode::Internal,
+                    format!("game {} failed seating a player; room closed", self.game_name),
+                ));
+            }
+        };
+        let PlayerInfo { user_id, name, .. } = info;
+        self.notify(&ServerMsg::Ind { body: Indication::PlayerJoined { player_id: id, user_id, name } });
         let token = new_resume_token();
         self.players.push(Player {
             id,
             entity,
             outbox,
-            input: InputValues::default(),
+            input: self.game.input_schema().neutral(),
             input_seq: InputSeq(0),
             seq_restarted: false,
             last_ack: None,
@@ -521,7 +600,7 @@ impl Room {
     /// for a `resume`, its avatar idle; else it is freed as by
     /// [`Room::leave`] with `reason`. A stale key (the seat was resumed
     /// elsewhere since) changes nothing. Returns whether the seat is held.
-    pub fn disconnect(&mut self, key: SeatKey, reason: &str, hold: bool) -> bool {
+    pub fn disconnect(&mut self, key: SeatKey, reason: LeaveReason, hold: bool) -> bool {
         let SeatKey::Player { player, epoch } = key else {
             self.unwatch(key);
             return false;
@@ -534,7 +613,7 @@ impl Room {
             return false;
         }
         p.held = Some(Held { until_us: None });
-        p.input = InputValues::default();
+        p.input = self.game.input_schema().neutral();
         self.held += 1;
         self.notify(&ServerMsg::Ind { body: Indication::PlayerDisconnected { player_id: player } });
         true
@@ -574,17 +653,21 @@ impl Room {
         Ok((watching, SeatKey::Spectator { id }))
     }
 
-    /// Removes a player (left, disconnected, closed); the others get
-    /// `player_left` with `reason`. Returns whether it was here.
-    pub fn leave(&mut self, player: PlayerId, reason: &str) -> bool {
+    /// Frees a player's seat (left, disconnected, closed): the game's
+    /// leave hook, then the others get `player_left` with the reason.
+    /// Returns whether it was here.
+    pub fn leave(&mut self, player: PlayerId, reason: LeaveReason) -> bool {
         let Some(at) = self.players.iter().position(|p| p.id == player) else { return false };
         if self.players.remove(at).held.is_some() {
             self.held -= 1;
         }
         if self.closed.is_none() {
-            self.sim.remove_player(player);
+            if let Err(panic) = self.host.leave(self.tick, player, reason) {
+                self.fail(Hook::Leave, &panic);
+            }
         }
-        let notice = ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.to_owned() } };
+        let notice =
+            ServerMsg::Ind { body: Indication::PlayerLeft { player_id: player, reason: reason.as_str().to_owned() } };
         self.notify(&notice);
         true
     }
@@ -666,7 +749,7 @@ impl Room {
             }
         }
         for &player in &expired {
-            self.leave(player, "disconnected");
+            self.leave(player, LeaveReason::Disconnected);
         }
         expired.len()
     }
@@ -683,21 +766,19 @@ impl Room {
         self.inputs.clear();
         self.inputs.extend(self.players.iter().map(|p| PlayerInput { player: p.id, data: p.input }));
 
-        let (sim, inputs) = (&mut self.sim, &self.inputs);
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sim.step(tick, inputs))) {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            self.close(&format!("game error: {message}"));
-            return TickReport { tick, panicked: Some(message), ..TickReport::default() };
+        if let Err(panic) = self.host.step(tick, &self.inputs) {
+            self.fail(Hook::Step, &panic);
+            return TickReport { tick, panicked: Some(panic), ..TickReport::default() };
         }
 
         let mut snapshot = self.spare.take().unwrap_or_default();
         snapshot.tick = tick;
         snapshot.entities.clear();
-        self.sim.write_snapshot(&mut snapshot.entities);
+        if let Err(panic) = self.host.write_snapshot(&mut snapshot.entities) {
+            self.spare = Some(snapshot);
+            self.fail(Hook::Snapshot, &panic);
+            return TickReport { tick, panicked: Some(panic), ..TickReport::default() };
+        }
         if !snapshot.is_well_formed() {
             // A game bug, not a reason to send clients a state they cannot
             // apply: sort, and keep one entity of each id.
@@ -710,6 +791,8 @@ impl Room {
         }
 
         let fanned = self.fan_out(now_us);
+        // A tick's events follow its state.
+        let events = self.deliver_events();
         self.prune_baselines();
         TickReport {
             tick,
@@ -720,6 +803,7 @@ impl Room {
             closed_slow: fanned.closed_slow,
             seats_expired,
             panicked: None,
+            events,
         }
     }
 
@@ -802,12 +886,18 @@ impl Room {
         }
     }
 
-    /// Closes the room: every player gets `room_closing` with `reason` and
-    /// leaves; no more ticks are taken.
+    /// Closes the room: the game's dispose hook (unless it panicked
+    /// before), the events it sent, then every player gets `room_closing`
+    /// with `reason` and leaves; no more ticks are taken.
     pub fn close(&mut self, reason: &str) {
         if self.closed.is_some() {
             return;
         }
+        if let Err(panic) = self.host.dispose(self.tick) {
+            // Closing anyway: the reason stays the one asked for.
+            tracing::warn!(room = %self.id, %panic, "game panicked in dispose");
+        }
+        self.deliver_events();
         self.closed = Some(reason.to_owned());
         let notice = ServerMsg::Ind { body: Indication::RoomClosing { reason: reason.to_owned() } };
         self.held = 0;
@@ -830,7 +920,7 @@ mod tests {
     use tickforge_protocol::session::{ClientSession, Event};
 
     fn room(max_players: u32) -> Room {
-        Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(30, max_players), 42)
+        Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(30, max_players), 42).unwrap()
     }
 
     /// Joins a player and hands its `joined` to a fresh client session.
@@ -950,6 +1040,59 @@ mod tests {
         }
     }
 
+    /// Arena's exact bytes: every frame 8 players of both formats receive
+    /// over 20 s of WORKLOAD.md's inputs (players acking 1 to 4 ticks
+    /// behind, one joining late and one leaving), hashed. Any change to
+    /// arena's behaviour or its encoding changes the digest: the refactor
+    /// of the game API (issue 14) must not.
+    #[test]
+    fn arena_bytes_are_pinned() {
+        let mut room = room(8);
+        let mut seats: Vec<(Rc<Outbox>, PlayerId)> = Vec::new();
+        for i in 0..7 {
+            let outbox = Outbox::new(if i % 2 == 0 { Format::Bin } else { Format::Json }, 1024);
+            let joined = room.join(outbox.clone(), None).unwrap();
+            seats.push((outbox, joined.player_id));
+        }
+        // FNV-1a over every frame, in order, with its player's index.
+        let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        let (mut frames, mut total) = (0usize, 0usize);
+        for t in 1..=600u32 {
+            if t == 100 {
+                let outbox = Outbox::new(Format::Bin, 1024);
+                let joined = room.join(outbox.clone(), None).unwrap();
+                seats.push((outbox, joined.player_id));
+            }
+            if t == 300 {
+                let (_, gone) = seats.remove(1);
+                room.leave(gone, LeaveReason::Left);
+            }
+            let t_s = f64::from(t) / 30.0;
+            for (i, (_, id)) in seats.iter().enumerate() {
+                let back = 1 + (i as u64 % 4);
+                let ack = Some(Tick(u64::from(t).saturating_sub(back))).filter(|a| a.0 > 0);
+                room.input(*id, InputSeq(t), ack, workload_input(i, t_s));
+            }
+            room.tick(1_763_740_000_000_000 + u64::from(t) * 33_333);
+            for (i, (outbox, _)) in seats.iter().enumerate() {
+                while let Some(item) = outbox.try_next() {
+                    let (OutboxItem::Control(bytes) | OutboxItem::Tick(bytes)) = item;
+                    eat(&[i as u8]);
+                    eat(&bytes);
+                    frames += 1;
+                    total += bytes.len();
+                }
+            }
+        }
+        eprintln!("arena: {frames} frames, {total} bytes, digest {digest:#018x}");
+        assert_eq!((frames, total, digest), (4435, 2_057_469, 0xf81c_d03e_be37_c7fb));
+    }
+
     /// Regression: an ack of a tick never sent used to pin the player to
     /// full states until the room reached that tick.
     #[test]
@@ -1000,8 +1143,8 @@ mod tests {
         let (_b_box, _b, b_id) = join(&mut room, Format::Json);
         let err = room.join(Outbox::new(Format::Json, 4), None).unwrap_err();
         assert_eq!(err, (RejectCode::RoomFull, "room r-0-1 has 2 of 2 players".to_owned()));
-        assert!(room.leave(b_id, "left"));
-        assert!(!room.leave(b_id, "left"));
+        assert!(room.leave(b_id, LeaveReason::Left));
+        assert!(!room.leave(b_id, LeaveReason::Left));
         let mut seen = Vec::new();
         while let Some(OutboxItem::Control(bytes)) = a_box.try_next() {
             a.handle_message(&bytes).unwrap();
@@ -1038,16 +1181,18 @@ mod tests {
 
     #[test]
     fn a_panicking_game_closes_only_its_room() {
+        use crate::game::{Ctx, GameRoom, PlayerInfo, PlayerInput, Refusal};
+        use tickforge_protocol::ids::EntityId;
+        use tickforge_protocol::snapshot::Entity;
         struct Boom;
         impl GameRoom for Boom {
-            fn add_player(&mut self, _: PlayerId) -> EntityId {
-                EntityId(0)
+            fn join(&mut self, _: &mut Ctx<'_>, _: &PlayerInfo, _: &ValueMap) -> Result<EntityId, Refusal> {
+                Ok(EntityId(0))
             }
-            fn remove_player(&mut self, _: PlayerId) {}
-            fn step(&mut self, _: Tick, _: &[PlayerInput]) {
+            fn step(&mut self, _: &mut Ctx<'_>, _: &[PlayerInput]) {
                 panic!("boom");
             }
-            fn write_snapshot(&self, _: &mut Vec<tickforge_protocol::snapshot::Entity>) {}
+            fn write_snapshot(&self, _: &mut Vec<Entity>) {}
         }
         struct BoomGame(tickforge_protocol::schema::Schema);
         impl Game for BoomGame {
@@ -1057,23 +1202,24 @@ mod tests {
             fn schema(&self) -> &tickforge_protocol::schema::Schema {
                 &self.0
             }
-            fn new_room(&self, _: u64, _: u32) -> Box<dyn GameRoom> {
-                Box::new(Boom)
+            fn create(&self, _: &mut Ctx<'_>, _: &ValueMap) -> Result<Box<dyn GameRoom>, Refusal> {
+                Ok(Box::new(Boom))
             }
         }
         let game = Arc::new(BoomGame(Arena::default().schema().clone()));
-        let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1);
+        let mut room = Room::new(RoomId("r-0-2".into()), game, RoomConfig::default(), 1).unwrap();
         let outbox = Outbox::new(Format::Json, 8);
         room.join(outbox.clone(), None).unwrap();
         let report = room.tick(0);
         assert_eq!(report.panicked.as_deref(), Some("boom"));
-        assert_eq!(room.closed(), Some("game error: boom"));
+        assert_eq!(room.closed(), Some("game error in step: boom"));
         assert!(!room.has_player(PlayerId(1)));
         let Some(OutboxItem::Control(bytes)) = outbox.try_next() else { panic!("room_closing expected") };
         assert_eq!(
             codec::decode_server(Format::Json, &bytes).unwrap(),
-            ServerMsg::Ind { body: Indication::RoomClosing { reason: "game error: boom".into() } }
+            ServerMsg::Ind { body: Indication::RoomClosing { reason: "game error in step: boom".into() } }
         );
+        assert_eq!(room.take_game_stats().panics, 1);
         let mut other = self::room(8);
         assert!(other.tick(0).panicked.is_none(), "another room ticks on");
     }

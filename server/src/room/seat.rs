@@ -10,12 +10,14 @@
 //! connection drops it.
 
 use super::{Room, SeatKey};
+use crate::game::LeaveReason;
 use crate::outbox::Outbox;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tickforge_protocol::ids::{InputSeq, PlayerId, RoomId, Tick};
 use tickforge_protocol::input::{InputError, RawInput};
 use tickforge_protocol::message::{Joined, RejectCode, Watching};
+use tickforge_protocol::value::{Value, ValueMap};
 
 /// A room on a shard, shared by its tick schedule, its players' seats and
 /// the shard's room map.
@@ -42,17 +44,19 @@ pub struct Seat {
 
 impl Seat {
     /// Seats the connection writing through `outbox` (signed in as
-    /// `identity`) in the room of `slot`; the `joined` holds the seat's
-    /// resume token.
+    /// `identity`) in the room of `slot` with join `options` (see
+    /// [`Room::join_as`]); the `joined` holds the seat's resume token.
     ///
     /// # Errors
-    /// As [`Room::join`]: `room_full`, `not_found` (closed), `overloaded`.
+    /// As [`Room::join_as`]: `room_full`, `not_found` (closed), `overloaded`,
+    /// `refused`, `internal`.
     pub fn take(
         slot: &Rc<RoomSlot>,
         outbox: Rc<Outbox>,
         identity: Option<&crate::auth::Identity>,
+        options: &ValueMap,
     ) -> Result<(Self, Joined), (RejectCode, String)> {
-        let joined = slot.room.borrow_mut().join(outbox, identity)?;
+        let joined = slot.room.borrow_mut().join_as(outbox, identity, options)?;
         let key = SeatKey::Player { player: joined.player_id, epoch: 0 };
         Ok((Self { slot: slot.clone(), key }, joined))
     }
@@ -144,9 +148,26 @@ impl Seat {
         }
     }
 
+    /// A `game_message` to the room's game (see [`Room::game_message`]).
+    ///
+    /// # Errors
+    /// As [`Room::game_message`]; `not_in_room` for a spectator or a seat
+    /// resumed elsewhere.
+    pub fn game_message(&self, name: &str, data: &Value) -> Result<Value, (RejectCode, String)> {
+        match self.key {
+            SeatKey::Player { player, .. } if self.is_held() => {
+                self.slot.room.borrow_mut().game_message(player, name, data)
+            }
+            SeatKey::Player { .. } => Err((RejectCode::NotInRoom, "game_message from a seat resumed elsewhere".into())),
+            SeatKey::Spectator { .. } => {
+                Err((RejectCode::NotInRoom, "game_message while watching (a spectator has no seat)".into()))
+            }
+        }
+    }
+
     /// Gives the seat back (`leave_room`): the others get `player_left`
     /// with `reason`; a spectator stops watching. Returns the room's id.
-    pub fn leave(self, reason: &str) -> RoomId {
+    pub fn leave(self, reason: LeaveReason) -> RoomId {
         let mut room = self.slot.room.borrow_mut();
         match self.key {
             SeatKey::Player { player, .. } if room.holds(self.key) => {
@@ -161,7 +182,7 @@ impl Seat {
     /// The connection ended without `leave_room`: the seat is held for a
     /// `resume` when `hold` (see [`Room::disconnect`]), else freed with
     /// `reason`. Returns whether it is held.
-    pub fn disconnect(self, reason: &str, hold: bool) -> bool {
+    pub fn disconnect(self, reason: LeaveReason, hold: bool) -> bool {
         self.slot.room.borrow_mut().disconnect(self.key, reason, hold)
     }
 }

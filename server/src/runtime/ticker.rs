@@ -25,6 +25,7 @@
 
 use super::ring::Received;
 use super::shard::{ConnCell, Shard};
+use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
 use crate::monitor::RoomStats;
 use crate::outbox::Outbox;
@@ -169,7 +170,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                     // operator wants the player out), then its
                     // connection, if any, is closed.
                     let outbox = room.outbox_of(PlayerId(player)).cloned();
-                    if room.leave(PlayerId(player), "disconnected by an operator") {
+                    if room.leave(PlayerId(player), LeaveReason::ByOperator) {
                         info!(shard = shard.state.id, room = %room.id(), player, "disconnected by an operator");
                     }
                     if let Some(outbox) = outbox {
@@ -181,16 +182,16 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                     room.close(&reason);
                 }
             }
-            let (closed, players) = {
+            let (closed, players, wants_publish) = {
                 let room = t.slot.room.borrow();
                 let seen = (room.player_count(), room.spectator_count());
                 if seen != t.seen {
                     t.seen = seen;
                     t.stats.set_players(room.player_ids().map(|p| p.0), u32::try_from(seen.1).unwrap_or(u32::MAX));
                 }
-                (room.closed().is_some(), room.player_count())
+                (room.closed().is_some(), room.player_count(), room.wants_publish())
             };
-            if players != t.published {
+            if players != t.published || wants_publish {
                 ShardMetrics::gauge(&metrics.players, players as i64 - t.published as i64);
                 t.published = players;
                 shard.state.publish(&t.slot);
@@ -291,13 +292,11 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
                 let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
                 metrics.tick(took_us, t.period_ns / 1000);
                 t.stats.record_tick(report.tick.0, took_us);
-                ShardMetrics::add(&metrics.messages_out, report.sent as u64);
+                // A game's panic (`report.panicked`) is logged by its room
+                // and counted with its other game figures when the room is
+                // published, below.
+                ShardMetrics::add(&metrics.messages_out, (report.sent + report.events) as u64);
                 ShardMetrics::add(&metrics.seats_expired, report.seats_expired as u64);
-                if let Some(panic) = report.panicked {
-                    ShardMetrics::inc(&metrics.room_panics);
-                    let room = t.slot.room.borrow();
-                    warn!(shard = shard.state.id, room = %room.id(), %panic, "game panicked; room closed");
-                }
             }
             Err(_) => {
                 // Not the game (its panics are caught by the room): a bug

@@ -257,18 +257,11 @@ fn input_outside_the_input_schema_gets_one_error_a_second() {
 #[test]
 fn contract_requests_not_served_yet_are_unsupported() {
     use tickforge_protocol::ids::RoomId;
-    use tickforge_protocol::value::{Value, ValueMap};
+    use tickforge_protocol::value::ValueMap;
     let server = TestServer::start();
     let mut c = connect(&server, Format::Json);
-    let map = || -> Option<ValueMap> { Some([("mode", "ctf")].into_iter().collect()) };
     let room = || RoomId("r-0-1".into());
-    let bodies = [
-        Request::GameMessage { name: "chat".into(), data: Value::from("gg") },
-        Request::ListRooms { game: None, filter: map() },
-        Request::CreateRoom { game: "arena".into(), max_players: None, tick_hz: None, private: false, options: map() },
-        Request::JoinRoom { room_id: room(), reservation: Some("rsv".into()) },
-        Request::JoinOrCreate { game: "arena".into(), options: map() },
-    ];
+    let bodies = [Request::JoinRoom { room_id: room(), reservation: Some("rsv".into()) }];
     for body in bodies {
         let name = body.name();
         let id = c.request(body);

@@ -499,7 +499,8 @@ fn bot_input(index: usize, t: u32) -> InputData {
 /// ticks, inputs and acks are lost at random.
 fn arena_sessions(rng: &mut Rng) -> Vec<Json> {
     let hz = 30;
-    let mut room = Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(hz, 12), 0x5eed);
+    let mut room = Room::new(RoomId("r-0-1".into()), Arc::new(Arena::default()), RoomConfig::new(hz, 12), 0x5eed)
+        .expect("arena takes any options");
     let mut bots: Vec<(PlayerId, Rc<Outbox>)> = Vec::new();
     let join_bot = |room: &mut Room, bots: &mut Vec<(PlayerId, Rc<Outbox>)>| {
         let outbox = Outbox::new(Format::Bin, 1024);
@@ -539,7 +540,7 @@ fn arena_sessions(rng: &mut Rng) -> Vec<Json> {
         }
         if t == 120 {
             let (id, _) = bots.remove(1);
-            room.leave(id, "left");
+            room.leave(id, tickforge_server::game::LeaveReason::Left);
         }
         if t == 200 {
             join_bot(&mut room, &mut bots);

@@ -12,7 +12,8 @@ mod binary;
 mod cluster;
 /// `--config FILE`: flags from TOML, bad keys and values.
 mod config_file;
-/// A second game registered by the test proves the `Game` trait.
+/// Games beyond arena: games registered by tests, the built-in `lines`,
+/// options, metadata and filters, game messages and events, their bounds.
 mod games;
 /// HTTP routes and statuses; handshake refusals.
 mod http;

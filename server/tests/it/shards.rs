@@ -119,3 +119,49 @@ fn a_join_is_not_handed_to_a_shard_at_its_connection_limit() {
     assert!(matches!(guest.call(Request::Ping { client_time_us: 1 }), Confirm::Pong { .. }));
     assert_eq!(metric(&server.metrics(), "tickforge_handoffs_out_total"), 0);
 }
+
+/// `join_or_create` with options finds the room made with equal options on
+/// another shard (through the directory), and passes over one made with
+/// other options there; filters see the metadata of every shard's rooms.
+#[test]
+fn join_or_create_matches_options_across_shards() {
+    use tickforge_protocol::value::{Value, ValueMap};
+    let server = TestServer::with(|c| c.shards = 2);
+    let opts = |v: &str| -> Option<ValueMap> { Some([("variant", Value::from(v))].into_iter().collect()) };
+    let mut owner = connect(&server, Format::Json);
+    let id = owner.request(Request::JoinOrCreate { game: "lines".into(), options: opts("connect4") });
+    let Ok(Confirm::Joined(room)) = owner.answer(id) else { panic!("joined") };
+    let home = shard_of_room(&room.room_id.0);
+    let mut guest = None;
+    for _ in 0..64 {
+        let mut c = connect(&server, Format::Bin);
+        if shard_of(&mut c) != home {
+            guest = Some(c);
+            break;
+        }
+    }
+    let Some(mut guest) = guest else { panic!("64 connections all landed on shard {home}") };
+    let filter = Some([("variant", Value::from("connect4"))].into_iter().collect());
+    let Confirm::RoomList { rooms } = guest.call(Request::ListRooms { game: None, filter }) else { panic!("list") };
+    assert_eq!(rooms.iter().map(|r| &r.room_id).collect::<Vec<_>>(), [&room.room_id], "listed from the other shard");
+    // Other options: a new room, on the guest's own shard.
+    let mut third = None;
+    for _ in 0..64 {
+        let mut c = connect(&server, Format::Bin);
+        if shard_of(&mut c) != home {
+            third = Some(c);
+            break;
+        }
+    }
+    let mut third = third.expect("a third connection on the other shard");
+    let id = third.request(Request::JoinOrCreate { game: "lines".into(), options: opts("gomoku") });
+    let Ok(Confirm::Joined(other)) = third.answer(id) else { panic!("joined") };
+    assert_ne!(other.room_id, room.room_id);
+    assert_ne!(shard_of_room(&other.room_id.0), home);
+    // Equal options: handed over to the owner's room.
+    let id = guest.request(Request::JoinOrCreate { game: "lines".into(), options: opts("connect4") });
+    match guest.answer(id) {
+        Ok(Confirm::Joined(j)) => assert_eq!(j.room_id, room.room_id),
+        other => panic!("{other:?}"),
+    }
+}
