@@ -3,8 +3,9 @@
 # need (each step is idempotent and skips what is already there), then runs
 # the Rust tests, the RFC 6455 conformance suite (its harness is in
 # tests/autobahn; a plain clone needs nothing beside it, which
-# scripts/clone-check.sh proves), the loadgen smoke run and the browser
-# test. Exits non-zero on the first failing group.
+# scripts/clone-check.sh proves), the loadgen smoke run, the browser
+# test, a short run of every fuzz target and the short form of the fault
+# scenarios. Exits non-zero on the first failing group.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the Rust tests only
@@ -60,5 +61,11 @@ scripts/browser-test.sh
 
 step "Deployment files (hadolint, compose schema, Kubernetes schemas)"
 scripts/deploy-check.sh
+
+step "Fuzzing: every target of both fuzz crates for 15 s (scripts/fuzz.sh; nightly, cargo-fuzz)"
+scripts/fuzz.sh 15
+
+step "Network and process faults, short form (scripts/faults.sh; namespaces skipped loudly where unavailable)"
+scripts/faults.sh --short
 
 step "All tests passed"

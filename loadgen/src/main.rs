@@ -222,7 +222,8 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     // the OS error twice. Its message alone says it all.
     let mut report = tickforge_loadgen::run(cfg).map_err(|e: LoadError| anyhow::anyhow!("{e}"))?;
     report.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
-    print!("{}", report.table());
+    // The files first: a stdout that cannot be written (a full disk, a
+    // closed pipe) must not lose the report with it.
     if let Some(path) = &cli.json {
         report.write_json(path).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -231,6 +232,13 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     }
     if let Some(path) = &cli.plot {
         report.write_plot(path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        out.write_all(report.table().as_bytes())
+            .and_then(|()| out.flush())
+            .context("printing the report table to stdout")?;
     }
     let mut ok = true;
     if let Some(max_ms) = cli.max_p99_ms {

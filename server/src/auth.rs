@@ -56,6 +56,14 @@ impl AuthSecret {
     }
 }
 
+impl AuthSecret {
+    /// The secret's bytes (the fuzz checks sign with it).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Who a verified token names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {

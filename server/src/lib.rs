@@ -52,6 +52,9 @@ pub mod cluster;
 pub mod config;
 mod conn;
 pub mod directory;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod game;
 pub mod http;
 pub mod metrics;

@@ -55,11 +55,14 @@ function assert(cond, message) {
 }
 
 /** The loadgen's room as the page last read it (the fullest arena room). */
+// The loadgen's room: an arena room made for PLAYERS seats (the loadgen
+// asks for --players-per-room of them), not one the page tests before
+// left behind (their seats are held for the reconnect grace).
 const loadgenRoom = (page) =>
-  page.evaluate(() => {
+  page.evaluate((n) => {
     const rooms = window.__monitor.last?.rooms ?? [];
-    return rooms.filter((r) => r.game === "arena").sort((a, b) => b.players - a.players)[0] ?? null;
-  });
+    return rooms.filter((r) => r.game === "arena" && r.max_players === n).sort((a, b) => b.players - a.players)[0] ?? null;
+  }, PLAYERS);
 
 async function main() {
   const wsUrl = `${base.replace(/^http/, "ws")}/ws`;
@@ -100,7 +103,7 @@ async function main() {
     await check(`it shows the room the loadgen fills (${PLAYERS} players)`, async () => {
       try {
         await page.waitForFunction(
-          (n) => (window.__monitor.last?.rooms ?? []).some((r) => r.game === "arena" && r.players >= n),
+          (n) => (window.__monitor.last?.rooms ?? []).some((r) => r.game === "arena" && r.max_players === n && r.players >= n),
           PLAYERS,
           { timeout: 30_000 },
         );

@@ -105,3 +105,25 @@ fn gates_pick_the_exit_status_and_reports_are_written() {
     assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_unwritable_stdout_is_an_error_and_the_json_report_is_still_written() {
+    let _one = crate::one_run();
+    let server = FakeServer::start(Behaviour::default());
+    let json = std::env::temp_dir().join(format!("tickforge-loadgen-full-{}.json", std::process::id()));
+    let url = server.url();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tickforge-loadgen"))
+        .args(["--url", url.as_str(), "--clients", "2", "--duration", "1s", "--warmup", "0s", "--quiet"])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("printing the report table to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["params"]["clients"], 2);
+    std::fs::remove_file(json).unwrap();
+}

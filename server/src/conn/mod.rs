@@ -45,7 +45,7 @@ pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Data frames up to this size are taken without tungstenite (see
 /// [`Wire::take_simple_frame`]): every input and request in practice.
-const SIMPLE_FRAME_MAX: usize = 1024;
+pub(crate) const SIMPLE_FRAME_MAX: usize = 1024;
 
 thread_local! {
     /// The payload of the frame being handled, unmasked (one per shard

@@ -59,6 +59,20 @@ impl Answer {
 /// Answers `head`; `have_permit` is false when the shard is at its
 /// connection limit (an upgrade is then answered 503).
 pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answer {
+    let mut answer = answer_any(shard, head, have_permit);
+    // A HEAD gets the head of what a GET would get, whatever its status
+    // (RFC 9110 9.3.2): never a body, not even a refusal's.
+    if head.method == "HEAD" {
+        if let Answer::Plain { bytes, .. } = &mut answer {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                bytes.truncate(end + 4);
+            }
+        }
+    }
+    answer
+}
+
+fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answer {
     let config = shard.config();
     let Some(route) = route(&head.path, config.echo) else {
         return Answer::plain(error(404, &format!("no such path: {}", head.path), &[]));
@@ -90,7 +104,7 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
         return Answer::plain(error(405, &why, &[("Allow", "GET, HEAD")]));
     }
     let ok = |ty: &str, body: &[u8]| response(200, ty, &[], body);
-    let mut reply = match route {
+    let reply = match route {
         Route::Page => match super::web::asset(&head.path) {
             Some((ty, bytes)) => ok(ty, bytes),
             None => error(404, &format!("no such path: {}", head.path), &[]),
@@ -156,10 +170,5 @@ pub(crate) fn answer(shard: &ShardState, head: &RequestHead, have_permit: bool) 
             }
         }
     };
-    if head_only {
-        if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            reply.truncate(end + 4);
-        }
-    }
     Answer::plain(reply)
 }

@@ -28,6 +28,8 @@ mod js_corpus;
 mod lifecycle;
 /// The operator's monitor: /monitor.json and the admin actions.
 mod monitor;
+/// Findings of the fuzzers and fault scripts (RELIABILITY.md), one test each.
+mod regression;
 /// Reconnection: held seats, resume, takeover, grace expiry, drain.
 mod resume;
 /// Requests, rooms, ticks, inputs, acks and deltas, in both formats.
