@@ -50,6 +50,9 @@ scripts/smoke.sh
 step "Loadgen smoke run of lines, the turn-based game (random inputs over its input schema)"
 SMOKE_GAME=lines SMOKE_PLAYERS_PER_ROOM=2 scripts/smoke.sh
 
+step "Cluster under load (Redis, three nodes, 1,000 clients at one node, zero errors)"
+scripts/cluster-load.sh
+
 step "JavaScript client (clients/js: corpus, real and fake servers, package)"
 scripts/js-test.sh
 

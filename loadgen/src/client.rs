@@ -244,6 +244,14 @@ pub(crate) struct Client {
     /// When its socket was dropped, until the first tick after the resume
     /// (monotonic ns).
     dropped_ns: Option<u64>,
+    /// The node it plays on, when a `redirect` sent it away from `--url`.
+    pub(crate) target: Option<std::sync::Arc<crate::net::Target>>,
+    /// A `redirect` just received: (url, room, reservation), to follow.
+    pub(crate) redirect: Option<Box<(String, RoomId, String)>>,
+    /// The reservation its next join presents (after a redirect).
+    pub(crate) reservation: Option<(RoomId, String)>,
+    /// When its first room request was sent (monotonic ns; 0: not yet).
+    pub(crate) join_sent_ns: u64,
     /// When it drops its socket next (monotonic ns; 0: never).
     pub(crate) next_drop_ns: u64,
     /// State messages in the current read.
@@ -293,11 +301,30 @@ impl Client {
             reconnecting: false,
             resumed: false,
             dropped_ns: None,
+            target: None,
+            redirect: None,
+            reservation: None,
+            join_sent_ns: 0,
             next_drop_ns: 0,
             ticks_in_read: 0,
             read_ns: 0,
             prev_read_ns: 0,
         }
+    }
+
+    /// Forgets the connection to follow a redirect: a new one (to another
+    /// node) joins with the reservation.
+    pub(crate) fn leave_for_redirect(&mut self) {
+        self.reader = Reader::default();
+        self.tx.clear();
+        self.tls = None;
+        self.head.clear();
+        self.handshake = None;
+        self.tx_blocked = false;
+        self.session = None;
+        self.end = None;
+        self.close_seen = false;
+        self.joined = None;
     }
 
     /// Forgets the connection (dropped at `now_ns`, no close frame) but not
@@ -502,6 +529,11 @@ impl Client {
                             self.input_schema = Some(Box::new(j.input_schema));
                         }
                         self.joined = Some(j.room_id);
+                    }
+                    Event::Confirmed { body: Confirm::Redirect { url, room_id, reservation }, .. }
+                        if self.phase == Phase::Joining && self.reservation.is_none() =>
+                    {
+                        self.redirect = Some(Box::new((url, room_id, reservation)));
                     }
                     Event::Rejected { code, .. } if self.phase == Phase::Joining => {
                         if self.reconnecting {

@@ -18,6 +18,10 @@ pub struct LoadConfig {
     /// a room with exactly this many seats, the others join it by id.
     /// Default 8.
     pub players_per_room: usize,
+    /// Each client asks `join_or_create` on its own instead of groups of
+    /// [`Self::players_per_room`] creating and joining rooms: the server
+    /// (the cluster) picks and sizes the rooms, and may redirect.
+    pub join_or_create: bool,
     /// Inputs per second each client sends (one per tick period). Default 30.
     pub input_hz: u32,
     /// The tick rate asked for in `create_room`; `None` = the server's default.
@@ -84,6 +88,7 @@ impl Default for LoadConfig {
             url: "ws://127.0.0.1:7700/ws".into(),
             clients: 100,
             players_per_room: 8,
+            join_or_create: false,
             input_hz: 30,
             tick_hz: None,
             game: "arena".into(),

@@ -44,6 +44,10 @@ struct Cli {
     /// Players per room (the first of each group creates the room).
     #[arg(long, default_value_t = 8)]
     players_per_room: usize,
+    /// Each client asks join_or_create on its own (the server, or the
+    /// cluster, picks and sizes rooms; --players-per-room is ignored).
+    #[arg(long)]
+    join_or_create: bool,
     /// Inputs per second per client.
     #[arg(long, default_value_t = 30)]
     input_hz: u32,
@@ -186,7 +190,9 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     let mut cfg = LoadConfig::default();
     cfg.url = cli.url.clone();
     cfg.clients = cli.clients;
-    cfg.players_per_room = cli.players_per_room;
+    // With join_or_create every client is a group of its own.
+    cfg.players_per_room = if cli.join_or_create { 1 } else { cli.players_per_room };
+    cfg.join_or_create = cli.join_or_create;
     cfg.input_hz = cli.input_hz;
     cfg.tick_hz = cli.tick_hz;
     cfg.game = cli.game.clone();

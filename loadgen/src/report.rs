@@ -178,6 +178,9 @@ pub struct Clients {
     pub joined: u64,
     /// Still in their room at the end of the measured window.
     pub completed: u64,
+    /// Joins answered with a `redirect` to another node of a cluster, and
+    /// followed.
+    pub redirected: u64,
 }
 
 /// What the loadgen itself cost over the measured window.
@@ -227,6 +230,11 @@ pub struct Report {
     pub input_latency_us: Latency,
     /// Connect start until the WebSocket is open, µs (whole run).
     pub handshake_latency_us: Latency,
+    /// Room request until `joined` on the node the client reached, µs.
+    pub join_latency_us: Latency,
+    /// Room request until `joined` through a redirect (the new
+    /// connection, its handshake and the reserved join included), µs.
+    pub join_redirected_latency_us: Latency,
     /// How late the loadgen served its input slots, µs: its own scheduling
     /// delay, part of the input latency of those slots (not of the tick
     /// latency, which is stamped by the kernel).
@@ -349,6 +357,7 @@ impl Report {
                 connected: stats.connected,
                 joined: stats.joined,
                 completed: stats.completed,
+                redirected: stats.redirected,
             },
             params,
             machine,
@@ -358,6 +367,8 @@ impl Report {
             tick_latency_us: Latency::of(&stats.tick_latency),
             input_latency_us: Latency::of(&stats.input_latency),
             handshake_latency_us: Latency::of(&stats.handshake_latency),
+            join_latency_us: Latency::of(&stats.join_latency),
+            join_redirected_latency_us: Latency::of(&stats.join_latency_redirected),
             loadgen_lag_us: Latency::of(&stats.loadgen_lag),
             bytes_per_client_tick: per_tick(stats.ws_bytes),
             payload_bytes_per_tick: per_tick(stats.state_payload_bytes),
@@ -462,8 +473,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "clients: {} connected, {} joined, {} to the end",
-            self.clients.connected, self.clients.joined, self.clients.completed
+            "clients: {} connected, {} joined ({} redirected), {} to the end",
+            self.clients.connected, self.clients.joined, self.clients.redirected, self.clients.completed
         );
         let _ = writeln!(
             s,
@@ -474,6 +485,8 @@ impl Report {
             ("tick", &self.tick_latency_us),
             ("input (from its slot)", &self.input_latency_us),
             ("handshake", &self.handshake_latency_us),
+            ("join", &self.join_latency_us),
+            ("join (redirected)", &self.join_redirected_latency_us),
             ("loadgen lag", &self.loadgen_lag_us),
         ] {
             let ms = |v: u64| v as f64 / 1000.0;

@@ -136,6 +136,13 @@ pub(crate) struct CoreStats {
     pub(crate) resumes_refused: u64,
     pub(crate) state_errors_after_resume: u64,
     pub(crate) slots_skipped_by_drops: u64,
+    /// Joins answered with a `redirect` to another node (followed).
+    pub(crate) redirected: u64,
+    /// From the room request to `joined`, µs: on the node of `--url`, and
+    /// through a redirect (the close, the new connection and its handshake
+    /// and the `join_room` with the reservation included).
+    pub(crate) join_latency: Histogram<u64>,
+    pub(crate) join_latency_redirected: Histogram<u64>,
     pub(crate) errors: Errors,
 }
 
@@ -172,6 +179,9 @@ impl CoreStats {
             resumes_refused: 0,
             state_errors_after_resume: 0,
             slots_skipped_by_drops: 0,
+            redirected: 0,
+            join_latency: histogram(),
+            join_latency_redirected: histogram(),
             errors: Errors::default(),
         }
     }
@@ -182,6 +192,9 @@ impl CoreStats {
         let _ = self.tick_latency.add(&other.tick_latency);
         let _ = self.input_latency.add(&other.input_latency);
         let _ = self.handshake_latency.add(&other.handshake_latency);
+        let _ = self.join_latency.add(&other.join_latency);
+        let _ = self.join_latency_redirected.add(&other.join_latency_redirected);
+        self.redirected += other.redirected;
         let _ = self.loadgen_lag.add(&other.loadgen_lag);
         let _ = self.full_state.add(&other.full_state);
         self.full_state_sum += other.full_state_sum;

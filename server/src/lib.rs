@@ -222,16 +222,17 @@ impl Drop for ServerHandle {
 pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
     config.validate()?;
     let shards = config.shards;
-    // Phase 1 of the cluster: the node joins the directory and heartbeats
-    // its capacity; publishing rooms and serving the shard inboxes is wired
-    // with the request path (until then requests to it are refused).
-    let cluster = match config.cluster.clone() {
+    // The node joins the directory (in the background: nothing here waits
+    // on Redis); each shard publishes its rooms and answers other nodes'
+    // requests through its inbox.
+    let (cluster, link) = match config.cluster.clone() {
         Some(c) => {
-            let (cluster, _inboxes) = cluster::Cluster::start(c, shards)?;
+            let (cluster, inboxes) = cluster::Cluster::start(c, shards)?;
             cluster.set_capacity(u32::try_from(config.connections_per_shard() * shards).unwrap_or(u32::MAX));
-            Some(cluster)
+            let link = cluster::serve::ClusterLink::new(cluster.clone(), inboxes);
+            (Some(cluster), Some(link))
         }
-        None => None,
+        None => (None, None),
     };
     let tls = match &config.tls {
         Some(source) => {
@@ -247,7 +248,8 @@ pub fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
     };
     let metrics = Metrics::new(shards);
     let stop = Arc::new(AtomicBool::new(false));
-    let running = runtime::start(config, metrics.clone(), stop.clone(), directory::Directory::default(), tls.clone())?;
+    let directory = directory::Directory::default();
+    let running = runtime::start(config, metrics.clone(), stop.clone(), directory, tls.clone(), link)?;
     let addr = running.addr;
     let shard_word = if shards == 1 { "shard" } else { "shards" };
     let (http, ws) = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };

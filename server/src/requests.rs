@@ -44,6 +44,9 @@ pub(crate) struct Requester<'a> {
     pub(crate) session: &'a mut Session,
     /// Its seat, when it is in a room.
     pub(crate) seat: &'a mut Option<Seat>,
+    /// Whether a join may pick a room of another node (a `redirect`):
+    /// false once another node could not give a seat for this request.
+    pub(crate) remote: bool,
 }
 
 /// The answer to a request.
@@ -59,6 +62,8 @@ pub(crate) enum Reply {
         /// The shard hosting the room.
         shard: usize,
     },
+    /// The answer waits on another node of the cluster (a seat there).
+    Later(crate::cluster::serve::Later),
 }
 
 impl From<Result<Confirm, (RejectCode, String)>> for Reply {
@@ -85,7 +90,7 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
         Request::CreateRoom { game, max_players, tick_hz, private, options } => {
             create_room(shard, who, &game, max_players, tick_hz, private, options.unwrap_or_default()).into()
         }
-        Request::JoinRoom { room_id, reservation: None } => join_room(shard, who, &room_id, may_move),
+        Request::JoinRoom { room_id, reservation } => join_room(shard, who, &room_id, reservation.as_deref(), may_move),
         Request::JoinOrCreate { game, options } => {
             join_or_create(shard, who, &game, &options.unwrap_or_default(), may_move)
         }
@@ -94,18 +99,6 @@ pub(crate) fn handle(shard: &ShardState, who: Requester<'_>, body: Request, may_
         Request::WatchRoom { room_id } => watch_room(shard, who, &room_id, may_move),
         Request::Ping { client_time_us } => Reply::Cfm(Confirm::Pong { client_time_us, server_time_us: unix_now_us() }),
         Request::GameMessage { name, data } => game_message(shard, &who, &name, &data).into(),
-        // Reservations are in the contract but not served yet.
-        other => {
-            Reply::Rej(RejectCode::Unsupported, format!("{} is not supported by this server yet", not_yet(&other)))
-        }
-    }
-}
-
-/// What of a request this server does not serve yet, for the reason text.
-fn not_yet(body: &Request) -> &'static str {
-    match body {
-        Request::JoinRoom { .. } => "join_room with a reservation",
-        other => other.name(),
     }
 }
 
@@ -182,6 +175,7 @@ fn join(
     slot: &Rc<RoomSlot>,
     options: &ValueMap,
 ) -> Result<Confirm, (RejectCode, String)> {
+    crate::cluster::serve::check_unreserved_seat(shard, slot)?;
     let taken = Seat::take(slot, who.outbox.clone(), who.session.user.as_ref(), options);
     // Published either way: a refusing or failing join hook may have
     // changed metadata or counted something.
@@ -217,12 +211,28 @@ fn create_room(
     join(shard, who, &slot, &options)
 }
 
-fn join_room(shard: &ShardState, who: Requester<'_>, room_id: &RoomId, may_move: bool) -> Reply {
+fn join_room(
+    shard: &ShardState,
+    who: Requester<'_>,
+    room_id: &RoomId,
+    reservation: Option<&str>,
+    may_move: bool,
+) -> Reply {
     if let Err((code, reason)) = not_in_a_room(who.seat) {
         return Reply::Rej(code, reason);
     }
     if let Some(slot) = shard.room(room_id) {
+        if let Some(token) = reservation {
+            if let Err((code, reason)) = crate::cluster::serve::redeem(shard, room_id, token) {
+                return Reply::Rej(code, reason);
+            }
+        }
         return join(shard, who, &slot, &ValueMap::new()).into();
+    }
+    if reservation.is_none() && who.remote {
+        if let Some(later) = crate::cluster::serve::join_elsewhere(shard, room_id) {
+            return Reply::Later(later);
+        }
     }
     match shard.shared.directory.get(room_id) {
         Some(entry) if entry.shard != shard.id && may_move && shard.is_full(entry.shard) => Reply::Rej(
@@ -251,22 +261,30 @@ fn join_or_create(shard: &ShardState, who: Requester<'_>, name: &str, options: &
     // one wins a tie.
     let local = shard.open_rooms(name, options, JOIN_OR_CREATE_TRIES);
     let local_players = local.first().map(|s| s.room.borrow().player_count() as u32);
-    if let Some((other, _, remote_players)) = shard.shared.directory.fullest_open_elsewhere(name, options, shard.id) {
+    let other_shard = shard.shared.directory.fullest_open_elsewhere(name, options, shard.id);
+    if who.remote {
+        // The fullest room of the cluster, or a new room on a less-loaded node.
+        let best_here = local_players.max(other_shard.as_ref().map(|o| o.2));
+        if let Some(later) = crate::cluster::serve::join_or_create_elsewhere(shard, name, options, best_here) {
+            return Reply::Later(later);
+        }
+    }
+    if let Some((other, _, remote_players)) = other_shard {
         let better = local_players.is_none_or(|l| remote_players > l);
         if may_move && better && shard.can_hand_off() && !shard.is_full(other) {
             return Reply::HandOff { shard: other };
         }
     }
     // A room whose game refuses this player is passed over for the next.
-    let Requester { outbox, session, seat } = who;
+    let Requester { outbox, session, seat, remote } = who;
     for slot in &local {
-        let who = Requester { outbox, session: &mut *session, seat: &mut *seat };
+        let who = Requester { outbox, session: &mut *session, seat: &mut *seat, remote };
         match join(shard, who, slot, options) {
             Err((RejectCode::Refused, _)) => {}
             result => return result.into(),
         }
     }
-    let who = Requester { outbox, session, seat };
+    let who = Requester { outbox, session, seat, remote };
     let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
     match shard.create_room(game, config, options.clone()) {
         Ok(slot) => join(shard, who, &slot, options).into(),
@@ -290,6 +308,22 @@ fn game_message(
     let reply = seat.game_message(name, data);
     shard.publish(seat.slot());
     Ok(Confirm::GameReply { data: reply? })
+}
+
+/// A new public room of `name` with `options` and the server's defaults (a
+/// room another node asked for).
+///
+/// # Errors
+/// As [`ShardState::create_room`]; `not_found` for an unknown game.
+pub(crate) fn new_public_room(
+    shard: &ShardState,
+    name: &str,
+    options: &ValueMap,
+) -> Result<Rc<RoomSlot>, (RejectCode, String)> {
+    let game = game(shard, name)?;
+    let limits = &shard.config().limits;
+    let config = room_config(shard, shard.config().tick_hz, limits.default_players_per_room, false);
+    shard.create_room(game, config, options.clone())
 }
 
 /// Where a room is, for a request naming it: here, on another shard (the

@@ -6,6 +6,7 @@
 //! All of it is shard-local (`Rc`, `Cell`, `RefCell`); what crosses shards
 //! is [`Shared`].
 
+use crate::cluster::serve::ShardCluster;
 use crate::config::ServerConfig;
 use crate::directory::Directory;
 use crate::game::Game;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) stop: Arc<AtomicBool>,
     /// The TLS configuration, on a TLS port (reloadable).
     pub(crate) tls: Option<Arc<crate::tls::TlsAcceptor>>,
+    /// The cluster this node is in (`--cluster`).
+    pub(crate) cluster: Option<crate::cluster::serve::ClusterLink>,
     /// The operator's monitor (`/monitor.json`, admin actions).
     pub(crate) monitor: Monitor,
 }
@@ -51,12 +54,16 @@ pub(crate) struct ShardState {
     /// waker (a new room may be due before whatever it sleeps for).
     new_rooms: RefCell<Vec<(Rc<RoomSlot>, u64)>>,
     ticker: RefCell<Option<Waker>>,
+    /// This shard's part of the cluster (`--cluster`).
+    pub(crate) cluster: Option<ShardCluster>,
 }
 
 impl ShardState {
     /// A shard's state.
     pub(crate) fn new(id: usize, shared: Shared) -> Self {
+        let cluster = shared.cluster.as_ref().map(ShardCluster::new);
         Self {
+            cluster,
             id,
             shared,
             rooms: RefCell::new(HashMap::new()),
@@ -107,7 +114,11 @@ impl ShardState {
         }
         let n = self.next_room.get();
         self.next_room.set(n + 1);
-        let id = RoomId(format!("r-{}-{n}", self.id));
+        // In a cluster, room ids carry the node's tag: unique cluster-wide.
+        let id = match &self.cluster {
+            Some(k) => RoomId(format!("r-{}-{}-{n}", k.cluster.node_tag(), self.id)),
+            None => RoomId(format!("r-{}-{n}", self.id)),
+        };
         let seed = n ^ ((self.id as u64) << 48) ^ unix_now_us();
         let mut room = Room::create(id.clone(), game, config, seed, options).inspect_err(|(code, _)| {
             if *code == RejectCode::Internal {
@@ -119,6 +130,9 @@ impl ShardState {
         let stats = room.take_game_stats();
         self.count_game(&stats);
         self.shared.directory.insert(self.id, room.info(), room.is_private(), room.options().clone());
+        if let Some(k) = &self.cluster {
+            k.cluster.publish_room(self.id, ShardCluster::record(&room, 0));
+        }
         let slot = RoomSlot::new(room);
         self.rooms.borrow_mut().insert(id, slot.clone());
         ShardMetrics::gauge(&self.metrics().rooms, 1);
@@ -151,6 +165,9 @@ impl ShardState {
     pub(crate) fn remove_room(&self, id: &RoomId) {
         if self.rooms.borrow_mut().remove(id).is_some() {
             self.shared.directory.remove(id);
+            if let Some(k) = &self.cluster {
+                k.cluster.remove_room(id);
+            }
             ShardMetrics::gauge(&self.metrics().rooms, -1);
         }
     }
@@ -175,7 +192,11 @@ impl ShardState {
             .values()
             .filter_map(|s| {
                 let r = s.room.borrow();
-                let fits = r.game_name() == game && !r.is_private() && r.has_free_seat() && r.options() == options;
+                let fits = r.game_name() == game
+                    && !r.is_private()
+                    && r.has_free_seat()
+                    && r.options() == options
+                    && self.has_unreserved_seat(&r);
                 fits.then(|| (r.player_count(), r.id().clone(), s.clone()))
             })
             .collect();
@@ -192,6 +213,16 @@ impl ShardState {
         self.shared.directory.update(room.id(), players, spectators, metadata);
         let stats = room.take_game_stats();
         self.count_game(&stats);
+        if let Some(k) = &self.cluster {
+            k.cluster.publish_room(self.id, ShardCluster::record(&room, k.held(room.id())));
+        }
+    }
+
+    /// Whether `room` has a seat that no reservation holds (always, outside
+    /// a cluster).
+    pub(crate) fn has_unreserved_seat(&self, room: &Room) -> bool {
+        let held = crate::cluster::serve::held_in(self, room.id());
+        room.player_count() as u32 + held < room.config().max_players
     }
 
     /// Adds a room's game counters to this shard's metrics.
@@ -209,9 +240,13 @@ impl ShardState {
     }
 
     /// The public rooms of every shard (optionally of one game, and
-    /// matching a metadata filter).
+    /// matching a metadata filter); in a cluster, of every live node.
     pub(crate) fn list_rooms(&self, game: Option<&str>, filter: Option<&ValueMap>) -> Vec<RoomInfo> {
-        self.shared.directory.list(game, filter)
+        let local = self.shared.directory.list(game, filter);
+        match &self.cluster {
+            Some(k) => crate::cluster::serve::list_rooms(&k.cluster, game, filter, local),
+            None => local,
+        }
     }
 
     /// Marks hand-offs to other shards as possible (the mesh is up).

@@ -78,6 +78,8 @@ let wanted = params.get("watch")
     : { type: "join_or_create", game };
 /** Seats taken back with `resume` since the page loaded. */
 let resumes = 0;
+/** Joins redirected to another server of the cluster since the page loaded. */
+let redirects = 0;
 let closingOnPurpose = false;
 let rttMs = null;
 let serverVersion = null;
@@ -257,6 +259,12 @@ function listen(c) {
   };
   c.on("joined", mine(onJoined));
   c.on("watching", mine(onWatching));
+  // A cluster's server sent the join to the server holding the seat; the
+  // client follows (connects there, joins with the reservation).
+  c.on("redirect", mine((r) => {
+    redirects += 1;
+    log(`room ${r.room_id} is on ${r.url}: following the redirect`);
+  }));
   c.on("left", mine((ev) => {
     log(`left room ${ev.room_id}${ev.reason === "left" ? "" : ` (${ev.reason})`}`);
     resetRoom();
@@ -704,6 +712,10 @@ window.__tickforge = {
   },
   get joined() {
     return joined();
+  },
+  /** Joins a cluster redirected to another server since the page loaded. */
+  get redirects() {
+    return redirects;
   },
   get watching() {
     return watching();

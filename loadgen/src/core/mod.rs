@@ -136,6 +136,8 @@ pub(crate) struct Core {
     ctx: Ctx,
     rooms: HashMap<usize, RoomSlot>,
     waiting: HashMap<usize, Vec<u32>>,
+    /// The nodes redirects sent clients to, by URL (parsed and resolved once).
+    targets: HashMap<String, Arc<Target>>,
     /// Clients on the prompt path (checked by the sweep).
     setup: Vec<u32>,
     fired: Vec<u32>,
@@ -206,6 +208,7 @@ impl Core {
             ctx,
             rooms: HashMap::new(),
             waiting: HashMap::new(),
+            targets: HashMap::new(),
             setup: Vec::new(),
             fired: Vec::new(),
             reads: Vec::new(),

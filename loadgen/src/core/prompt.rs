@@ -215,7 +215,8 @@ impl Core {
         let source = (!cfg.source_ips.is_empty()).then(|| cfg.source_ips[index % cfg.source_ips.len()]);
         let c = &mut self.clients[local as usize];
         c.started_ns = now;
-        match net::start_connect(self.plan.target.addr, source) {
+        let addr = c.target.as_ref().map_or(self.plan.target.addr, |t| t.addr);
+        match net::start_connect(addr, source) {
             Ok(fd) => {
                 c.fd = Some(fd);
                 c.phase = Phase::Connecting;
@@ -312,9 +313,12 @@ impl Core {
                     self.fail_room(index)?;
                     return self.close(local);
                 }
-                let hs = Handshake::new(&self.plan.target, self.plan.cfg.format);
+                let plan = Arc::clone(&self.plan);
+                let redirected = self.clients[local as usize].target.clone();
+                let target = redirected.as_deref().unwrap_or(&plan.target);
+                let hs = Handshake::new(target, plan.cfg.format);
                 let c = &mut self.clients[local as usize];
-                if let Some((config, name)) = &self.plan.target.tls {
+                if let Some((config, name)) = &target.tls {
                     // wss: the ClientHello now; rustls holds the upgrade
                     // request until the handshake is done.
                     match crate::tls::ClientTls::new(config, name.clone()) {
@@ -391,7 +395,51 @@ impl Core {
         if let Some(room) = c.joined.take() {
             return self.on_joined(local, room, now);
         }
+        if let Some(redirect) = c.redirect.take() {
+            return self.follow_redirect(local, *redirect, now);
+        }
         self.arm_poll(local, libc::POLLIN)
+    }
+
+    /// `redirect`: the seat is on another node. The socket is dropped, and
+    /// a new connection to `url` joins with the reservation.
+    fn follow_redirect(
+        &mut self,
+        local: u32,
+        (url, room, token): (String, RoomId, String),
+        now: u64,
+    ) -> io::Result<()> {
+        self.ctx.stats.redirected += 1;
+        let target = match self.targets.get(&url) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let tls = self.plan.target.tls.as_ref().map(|(config, _)| Arc::clone(config));
+                let parsed = net::Target::parse_with(&url, || {
+                    tls.ok_or_else(|| crate::LoadError::Config("a redirect to wss:// needs --ca or --insecure".into()))
+                });
+                match parsed {
+                    Ok(t) => {
+                        let t = Arc::new(t);
+                        self.targets.insert(url, Arc::clone(&t));
+                        t
+                    }
+                    Err(_) => {
+                        self.ctx.error(|e| *e.join_failed.entry("bad_redirect".into()).or_default() += 1);
+                        let index = self.clients[local as usize].index;
+                        self.fail_room(index)?;
+                        return self.begin_close(local, now);
+                    }
+                }
+            }
+        };
+        let c = &mut self.clients[local as usize];
+        // A poll of the old socket may still complete: ignore it.
+        c.gen = c.gen.wrapping_add(1);
+        c.fd = None;
+        c.leave_for_redirect();
+        c.target = Some(target);
+        c.reservation = Some((room, token));
+        self.connect_client(local, now)
     }
 
     fn on_handshake(&mut self, local: u32, fd: RawFd, now: u64) -> io::Result<()> {
@@ -439,7 +487,8 @@ impl Core {
                 let rest = c.head.split_off(head_len);
                 c.head = Vec::new();
                 c.handshake = None;
-                if !c.reconnecting {
+                // Counted once per client: not again after a redirect.
+                if !c.reconnecting && c.join_sent_ns == 0 {
                     self.ctx.stats.connected += 1;
                     let _ = self.ctx.stats.handshake_latency.record((now.saturating_sub(c.started_ns) / 1000).max(1));
                 }
@@ -463,8 +512,13 @@ impl Core {
         let index = self.clients[local as usize].index;
         let (group, leader) = (index / cfg.players_per_room, index % cfg.players_per_room == 0);
         let resume = self.clients[local as usize].resume.clone().filter(|_| self.clients[local as usize].reconnecting);
+        let reservation = self.clients[local as usize].reservation.take();
         let body = if let Some((room_id, resume_token)) = resume {
             Request::Resume { room_id, resume_token }
+        } else if let Some((room_id, token)) = reservation {
+            Request::JoinRoom { room_id, reservation: Some(token) }
+        } else if leader && cfg.join_or_create {
+            Request::JoinOrCreate { game: cfg.game.clone(), options: None }
         } else if leader {
             Request::CreateRoom {
                 game: cfg.game.clone(),
@@ -488,6 +542,9 @@ impl Core {
             }
         };
         let c = &mut self.clients[local as usize];
+        if c.join_sent_ns == 0 {
+            c.join_sent_ns = now;
+        }
         let Some(session) = c.session.as_mut() else { return self.close(local) };
         let mut payload = std::mem::take(&mut self.ctx.scratch);
         session.request(body, &mut payload);
@@ -549,6 +606,13 @@ impl Core {
             return Ok(());
         }
         self.ctx.stats.joined += 1;
+        let took_us = (now.saturating_sub(c.join_sent_ns) / 1000).max(1);
+        let joins = if c.target.is_some() {
+            &mut self.ctx.stats.join_latency_redirected
+        } else {
+            &mut self.ctx.stats.join_latency
+        };
+        let _ = joins.record(took_us);
         let (index, group) = (c.index, c.index / ppr);
         if c.decoder {
             self.ctx.stats.decoders += 1;

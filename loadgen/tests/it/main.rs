@@ -11,6 +11,12 @@ mod run;
 mod timing;
 // wss:// runs against the real server on a TLS port.
 mod wss;
+// Redirects followed across three real servers in a cluster on a real Redis.
+mod cluster;
+// The server tests' real redis-server, started on a free port.
+#[path = "../../../server/tests/it/redis.rs"]
+#[allow(dead_code, reason = "shared with the server's tests, which also restart it and query it")]
+mod redis;
 
 /// Whole runs take this lock: their cores pin to the first CPU of the
 /// test's affinity mask, and two runs at once would share it, which the

@@ -58,6 +58,7 @@ mod node;
 pub mod records;
 pub mod requests;
 pub mod reservations;
+pub(crate) mod serve;
 pub mod view;
 mod wake;
 mod writer;

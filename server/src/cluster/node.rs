@@ -387,6 +387,13 @@ impl Cluster {
         }
     }
 
+    /// This node's players now (in its published rooms, however recently
+    /// changed: not the view's copy, which is up to a refresh old).
+    #[must_use]
+    pub fn local_players(&self) -> u32 {
+        lock(&self.inner.local).rooms.values().map(|(_, r)| r.players).sum()
+    }
+
     /// Sets the players this node can hold (its connection limit).
     pub fn set_capacity(&self, capacity: u32) {
         lock(&self.inner.local).capacity = capacity;

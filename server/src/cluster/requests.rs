@@ -29,7 +29,9 @@ pub trait SeatOwner {
     /// `overloaded` (too many reservations, draining).
     fn reserve(&self, room_id: &RoomId, ttl: Duration) -> Result<Reservation, Refusal>;
 
-    /// Creates a public room of `game` with `options` on this shard; the
+    /// A public room of `game` with `options` on this shard for a player
+    /// another node sends (asked when that node saw no open room here):
+    /// the shard may pick an open room it has, else it creates one; the
     /// caller then reserves a seat in it.
     ///
     /// # Errors

@@ -18,6 +18,7 @@
 
 pub(crate) mod limits;
 
+use crate::cluster::serve::{Later, Settled};
 use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
 use crate::outbox::Outbox;
@@ -27,6 +28,7 @@ use crate::shard_state::ShardState;
 use crate::ws::{self, Pipe, Wire};
 use limits::{RateLimit, Throttle, Verdict};
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tickforge_protocol::codec::{self, Format};
 use tickforge_protocol::ids::RequestId;
@@ -120,6 +122,9 @@ pub(crate) struct Connection {
     pinged: bool,
     last_tx_progress: Instant,
     handoff: Option<HandOff>,
+    /// A request whose answer waits on another node of the cluster, with
+    /// the request kept to answer it here if that node gives no seat.
+    later: Option<Box<(RequestId, Request, Later)>>,
 }
 
 impl Connection {
@@ -154,6 +159,7 @@ impl Connection {
             pinged: false,
             last_tx_progress: now,
             handoff: None,
+            later: None,
         }
     }
 
@@ -186,7 +192,11 @@ impl Connection {
     /// Whether to read from the socket.
     pub(crate) fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Open => self.handoff.is_none() && self.wire.rx_pending().len() < RX_HIGH_WATER,
+            // While a request waits on another node, the next ones wait
+            // in the socket: requests are answered in order.
+            Phase::Open => {
+                self.handoff.is_none() && self.later.is_none() && self.wire.rx_pending().len() < RX_HIGH_WATER
+            }
             Phase::Closing { .. } => true,
             Phase::Flushing { .. } | Phase::Done => false,
         }
@@ -466,7 +476,7 @@ impl Connection {
             }
             // Hand-offs are taken before replying; one here is a bug, not
             // a reason to take the shard down.
-            Reply::HandOff { .. } => {
+            Reply::HandOff { .. } | Reply::Later(_) => {
                 self.metrics().reject(RejectCode::Internal);
                 self.push(&ServerMsg::Rej { id, code: RejectCode::Internal, reason: "misrouted request".into() });
             }
@@ -602,21 +612,28 @@ impl Connection {
     /// Answers a request (the rate limit passed). `may_move`: a join of a
     /// room on another shard hands the connection over instead.
     fn answer(&mut self, id: RequestId, body: Request, may_move: bool, now: Instant) {
+        self.answer_as(id, body, may_move, true, now);
+    }
+
+    /// As [`Connection::answer`]; `remote`: a join may pick a room of
+    /// another node.
+    fn answer_as(&mut self, id: RequestId, body: Request, may_move: bool, remote: bool, now: Instant) {
         self.sync(now);
         let is_hello = matches!(body, Request::Hello { .. });
+        let in_cluster = remote && self.shard.cluster.is_some();
         let kept = match &body {
             Request::JoinRoom { .. }
             | Request::JoinOrCreate { .. }
             | Request::Resume { .. }
             | Request::WatchRoom { .. }
-                if may_move =>
+                if may_move || in_cluster =>
             {
                 Some(body.clone())
             }
             _ => None,
         };
         let had_seat = self.seat.is_some();
-        let who = Requester { outbox: &self.outbox, session: &mut self.session, seat: &mut self.seat };
+        let who = Requester { outbox: &self.outbox, session: &mut self.session, seat: &mut self.seat, remote };
         let reply = requests::handle(&self.shard, who, body, may_move);
         if had_seat != self.seat.is_some() {
             // Joined or left: whoever drives the socket changes.
@@ -627,8 +644,28 @@ impl Connection {
                 Some(body) => self.handoff = Some(HandOff { target: shard, request: Box::new((id, body)) }),
                 None => self.reply(id, Reply::Rej(RejectCode::Internal, "misrouted request".into()), false, now),
             },
+            Reply::Later(later) => match kept {
+                Some(body) => self.later = Some(Box::new((id, body, later))),
+                None => self.reply(id, Reply::Rej(RejectCode::Internal, "misrouted request".into()), false, now),
+            },
             reply => self.reply(id, reply, is_hello, now),
         }
+    }
+}
+
+impl Connection {
+    /// Polls the request waiting on another node (with the driver's
+    /// waker: the cluster's threads wake it); true once it was answered.
+    pub(crate) fn poll_later(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let Some(later) = self.later.as_mut() else { return false };
+        let Poll::Ready(settled) = later.2 .0.as_mut().poll(cx) else { return false };
+        let Some(later) = self.later.take() else { return false };
+        let (id, body, _) = *later;
+        match settled {
+            Settled::Answer(result) => self.reply(id, result.into(), false, now),
+            Settled::Local => self.answer_as(id, body, true, false, now),
+        }
+        true
     }
 }
 
@@ -661,6 +698,7 @@ mod tests {
             directory: Directory::default(),
             stop: Arc::new(AtomicBool::new(false)),
             tls: None,
+            cluster: None,
             monitor: crate::monitor::Monitor::new(1, false, 0),
         };
         Rc::new(ShardState::new(0, shared))

@@ -166,10 +166,19 @@ pub fn answer_head(raw: &[u8]) -> Answered {
     match parse_head(raw) {
         Ok(None) => Answered::Incomplete,
         Err(e) => Answered::Plain(check_response(&http::error(400, &e.to_string(), &[]), false)),
-        Ok(Some((head, _))) => match routes::answer(&shard, &head, true) {
+        Ok(Some((head, head_len))) => match routes::answer(&shard, &head, true) {
             Answer::Plain { bytes, status } => {
                 let checked = check_response(&bytes, head.method == "HEAD");
                 assert_eq!(checked, status, "the status counted is the status sent");
+                Answered::Plain(status)
+            }
+            Answer::Matchmake { len } => {
+                // What came with the head, as much as the body's length:
+                // without a cluster (as here) the answer waits on no node.
+                let rest = raw.get(head_len..).unwrap_or_default();
+                let body = &rest[..rest.len().min(len)];
+                let (status, bytes) = futures_lite::future::block_on(crate::cluster::serve::matchmake(&shard, body));
+                assert_eq!(check_response(&bytes, false), status, "the status counted is the status sent");
                 Answered::Plain(status)
             }
             Answer::Upgrade { accepted, .. } => {
@@ -190,6 +199,7 @@ fn shard_state(config: ServerConfig) -> Rc<ShardState> {
         tls: None,
         // With the admin actions on: the fuzzers reach their routes too.
         monitor: crate::monitor::Monitor::new(1, true, crate::shard_state::unix_now_us()),
+        cluster: None,
     };
     Rc::new(ShardState::new(0, shared))
 }

@@ -12,6 +12,10 @@ use std::borrow::Cow;
 /// The largest request head accepted, bytes; a longer one is answered 400.
 pub const MAX_HEAD: usize = 8 * 1024;
 
+/// The largest `POST /matchmake` body accepted, bytes; a longer one is
+/// answered 400.
+pub const MAX_BODY: usize = 4 * 1024;
+
 /// Headers accepted in a request head; more is answered 400.
 pub const MAX_HEADERS: usize = 48;
 
@@ -153,6 +157,8 @@ pub enum Route {
     Metrics,
     /// `/rooms`.
     Rooms,
+    /// `/matchmake` (POST): a seat in the cluster.
+    Matchmake,
     /// `/monitor.json`: what the monitor page shows.
     MonitorJson,
     /// `POST /monitor/...`: the monitor's admin actions.
@@ -170,6 +176,7 @@ pub fn route(path: &str, echo: bool) -> Option<Route> {
         "/healthz" => Some(Route::Healthz),
         "/metrics" => Some(Route::Metrics),
         "/rooms" => Some(Route::Rooms),
+        "/matchmake" => Some(Route::Matchmake),
         "/monitor.json" => Some(Route::MonitorJson),
         p if p.starts_with("/monitor/") => Some(Route::MonitorAction),
         "/ws" => Some(Route::Ws),

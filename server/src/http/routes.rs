@@ -22,6 +22,31 @@ pub(crate) enum Answer {
         /// The session the connection starts with.
         session: Session,
     },
+    /// `POST /matchmake`: read a body of `len` bytes, then answer it with
+    /// [`crate::cluster::serve::matchmake`].
+    Matchmake {
+        /// The body's length (`Content-Length`, at most [`super::MAX_BODY`]).
+        len: usize,
+    },
+}
+
+/// The length of a request's body, from `Content-Length`.
+///
+/// # Errors
+/// Why the body is refused (answered 400): chunked, no length, a bad one,
+/// over [`super::MAX_BODY`].
+fn body_length(head: &RequestHead) -> Result<usize, String> {
+    if head.header("Transfer-Encoding").is_some() {
+        return Err("a chunked body is not accepted: send Content-Length".into());
+    }
+    let Some(value) = head.header("Content-Length") else {
+        return Err("POST /matchmake needs a JSON body with Content-Length".into());
+    };
+    let len: usize = value.parse().map_err(|_| format!("bad Content-Length: {value:?}"))?;
+    if len > super::MAX_BODY {
+        return Err(format!("body of {len} bytes is over the {} byte limit", super::MAX_BODY));
+    }
+    Ok(len)
 }
 
 impl Answer {
@@ -52,6 +77,19 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
     let Some(route) = route(&head.path, config.echo) else {
         return Answer::plain(error(404, &format!("no such path: {}", head.path), &[]));
     };
+    if route == Route::Matchmake {
+        if head.method != "POST" {
+            let why = format!("{} is not allowed on /matchmake: use POST", head.method);
+            return Answer::plain(error(405, &why, &[("Allow", "POST")]));
+        }
+        if shard.refusing() {
+            return Answer::plain(error(503, "draining: shutting down", &[]));
+        }
+        return match body_length(head) {
+            Ok(len) => Answer::Matchmake { len },
+            Err(why) => Answer::plain(error(400, &why, &[])),
+        };
+    }
     let is_ws = matches!(route, Route::Ws | Route::Echo);
     if route == Route::MonitorAction {
         if head.method != "POST" {
@@ -72,13 +110,25 @@ fn answer_any(shard: &ShardState, head: &RequestHead, have_permit: bool) -> Answ
             None => error(404, &format!("no such path: {}", head.path), &[]),
         },
         Route::Healthz if shard.refusing() => error(503, "draining: shutting down", &[]),
-        Route::Healthz => ok("text/plain; charset=utf-8", b"ok\n"),
-        Route::Metrics => ok("text/plain; version=0.0.4; charset=utf-8", shard.shared.metrics.render().as_bytes()),
+        Route::Healthz => match shard.cluster.as_ref().map(|k| k.cluster.health()) {
+            Some(crate::cluster::Health::Degraded(why)) => {
+                ok("text/plain; charset=utf-8", format!("degraded: {why}\n").as_bytes())
+            }
+            _ => ok("text/plain; charset=utf-8", b"ok\n"),
+        },
+        Route::Metrics => {
+            let mut text = shard.shared.metrics.render();
+            if let Some(k) = &shard.cluster {
+                text.push_str(&k.cluster.stats().render());
+            }
+            ok("text/plain; version=0.0.4; charset=utf-8", text.as_bytes())
+        }
         Route::Rooms => {
             let rooms = shard.list_rooms(None, None);
             let body = serde_json::to_vec(&serde_json::json!({ "rooms": rooms })).unwrap_or_default();
             ok("application/json", &body)
         }
+        Route::Matchmake => error(405, "use POST", &[("Allow", "POST")]),
         Route::MonitorJson => {
             let shared = &shard.shared;
             let view = shared.monitor.render(unix_now_us(), &shared.metrics, env!("CARGO_PKG_VERSION"));

@@ -120,6 +120,14 @@ async fn http_phase(shard: &Rc<Shard>, stream: TcpStream, have_permit: bool) -> 
             answer(shard, &mut io, &bytes, status).await;
             None
         }
+        Answer::Matchmake { len } => {
+            let (status, bytes) = match read_body(&mut io, rest, len, deadline).await {
+                Some(body) => crate::cluster::serve::matchmake(&shard.state, &body).await,
+                None => (400, http::error(400, &format!("the {len}-byte body did not arrive in time"), &[])),
+            };
+            answer(shard, &mut io, &bytes, status).await;
+            None
+        }
         Answer::Upgrade { accepted, echo, session } => {
             if !write_within(shard, &mut io, &ws::switching_protocols(&accepted)).await {
                 return None;
@@ -131,6 +139,26 @@ async fn http_phase(shard: &Rc<Shard>, stream: TcpStream, have_permit: bool) -> 
             Some((stream, cell))
         }
     }
+}
+
+/// Reads a request body of `len` bytes (`have`: what came with the head)
+/// by `deadline`; `None` when it does not all arrive.
+async fn read_body(io: &mut HttpIo, mut have: Vec<u8>, len: usize, deadline: Instant) -> Option<Vec<u8>> {
+    let read = async {
+        while have.len() < len {
+            match io.read_some(&mut have).await {
+                Ok(1..) => {}
+                _ => return None,
+            }
+        }
+        have.truncate(len);
+        Some(have)
+    };
+    let timed = async {
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        None
+    };
+    futures_lite::future::or(read, timed).await
 }
 
 /// Reads a request head by `deadline` (through TLS: its handshake first);
@@ -364,6 +392,10 @@ async fn drive(shard: &Rc<Shard>, cell: &Rc<ConnCell>, stream: &mut TcpStream) -
         };
         let wake = poll_fn(|cx| {
             if outbox.take_notified() {
+                return Poll::Ready(Wake::Notified);
+            }
+            // A request waiting on another node of the cluster.
+            if cell.conn.borrow_mut().poll_later(cx, Instant::now()) {
                 return Poll::Ready(Wake::Notified);
             }
             outbox.set_waker(cx.waker(), true);

@@ -48,6 +48,7 @@ pub(crate) fn start(
     stop: Arc<AtomicBool>,
     directory: crate::directory::Directory,
     tls: Option<Arc<crate::tls::TlsAcceptor>>,
+    cluster: Option<crate::cluster::serve::ClusterLink>,
 ) -> Result<Running, StartError> {
     let shards = config.shards;
     let (addr, fds) = listen::bind_listeners(config.listen, shards)?;
@@ -58,7 +59,7 @@ pub(crate) fn start(
         PoolPlacement::Unbound(shards)
     };
     let monitor = crate::monitor::Monitor::new(shards, config.admin_token.is_some(), crate::shard_state::unix_now_us());
-    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls, monitor };
+    let shared = Shared { config: Arc::new(config), metrics, directory, stop, tls, monitor, cluster };
     let listeners = Arc::new(listen::Listeners(Mutex::new(fds)));
     let mesh = relocate::mesh(shards);
     let threads = LocalExecutorPoolBuilder::new(placement)

@@ -203,6 +203,7 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(shard = id, ring = shard.ring.borrow().setup(), "shard {id} serving on {addr}");
 
+    crate::cluster::serve::spawn_tasks(&state);
     let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));
     let ticker = glommio::spawn_local(ticker::run(shard.clone()));
     let sweep = glommio::spawn_local(sweep_loop(shard.clone()));

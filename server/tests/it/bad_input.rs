@@ -252,24 +252,14 @@ fn input_outside_the_input_schema_gets_one_error_a_second() {
     assert!(metric(&server.metrics(), "tickforge_inputs_dropped_total") >= 40);
 }
 
-/// Requests and fields of the contract this server does not serve yet are
-/// refused as `unsupported`, with a reason; the connection stays usable.
+/// Empty options and filters are the same as none. (Every request of the
+/// contract is served now; a reservation outside a cluster is `not_found`:
+/// `cluster_nodes::a_reservation_at_a_server_without_a_cluster_is_not_found`.)
 #[test]
-fn contract_requests_not_served_yet_are_unsupported() {
-    use tickforge_protocol::ids::RoomId;
+fn empty_options_and_filters_are_the_same_as_none() {
     use tickforge_protocol::value::ValueMap;
     let server = TestServer::start();
     let mut c = connect(&server, Format::Json);
-    let room = || RoomId("r-0-1".into());
-    let bodies = [Request::JoinRoom { room_id: room(), reservation: Some("rsv".into()) }];
-    for body in bodies {
-        let name = body.name();
-        let id = c.request(body);
-        let (code, reason) = c.answer(id).unwrap_err();
-        assert_eq!(code, RejectCode::Unsupported, "{name}: {reason}");
-        assert!(reason.contains("not supported") && reason.contains(name), "{name}: {reason}");
-    }
-    // Empty options and filters are the same as none.
     let empty = Some(ValueMap::new());
     assert!(matches!(c.call(Request::ListRooms { game: None, filter: empty.clone() }), Confirm::RoomList { .. }));
     assert!(matches!(c.call(Request::JoinOrCreate { game: "arena".into(), options: empty }), Confirm::Joined(_)));

@@ -10,6 +10,9 @@ mod bad_input;
 mod binary;
 /// The cluster module against a real Redis: views, reservations, outages.
 mod cluster;
+/// Three `tickforge` processes and a real Redis: listing, redirects, seat
+/// reservations, join_or_create across nodes, a killed node, a lost Redis.
+mod cluster_nodes;
 /// `--config FILE`: flags from TOML, bad keys and values.
 mod config_file;
 /// Games beyond arena: games registered by tests, the built-in `lines`,
