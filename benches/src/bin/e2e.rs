@@ -860,7 +860,8 @@ fn section(o: &Opts, outcomes: &[Outcome], failures: &[String]) -> String {
     s
 }
 
-/// The README's figures table: the binary rows of this run, in brief.
+/// The README's figures table: the binary rows of this run (plain, then
+/// over TLS, marked `wss`), in brief.
 fn summary(o: &Opts, outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     let date = outcomes.first().and_then(|o| o.report["machine"]["date"].as_str()).unwrap_or("?");
@@ -889,9 +890,10 @@ fn summary(o: &Opts, outcomes: &[Outcome]) -> String {
         let floor = out.floor.as_ref().ok();
         let limited =
             if r["loadgen_limits"].as_array().is_some_and(|v| !v.is_empty()) { " (loadgen-limited)" } else { "" };
+        let tls = if out.scenario.tls { " wss" } else { "" };
         let _ = writeln!(
             s,
-            "| {clients}{limited} | {} | {:.1} % | {} | {} | {} | {} | {:.1} |",
+            "| {clients}{tls}{limited} | {} | {:.1} % | {} | {} | {} | {} | {:.1} |",
             ms(r, &["tick_latency_us", "p99"]),
             100.0 * f(r, &["ticks_per_sec"]) / (ASKED_HZ * clients as f64),
             r["errors_total"],
