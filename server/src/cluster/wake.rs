@@ -39,7 +39,7 @@ pub(crate) struct MailboxSender<T> {
     shared: Arc<(Mutex<MailboxState<T>>, usize)>,
 }
 
-/// The receiving side of a [`mailbox`]: awaited on one executor.
+/// The receiving side of a `mailbox`: awaited on one executor.
 #[derive(Debug)]
 pub struct MailboxReceiver<T> {
     shared: Arc<(Mutex<MailboxState<T>>, usize)>,

@@ -1,5 +1,5 @@
 //! HTTP/1.1 on the server's one port, before any WebSocket: parsing a
-//! request head (httparse), routing, and the plain answers ([`routes`]).
+//! request head (httparse), routing, and the plain answers (`routes`).
 //! WebSocket upgrades are checked in [`crate::ws`]; everything here is pure
 //! (bytes in, bytes out): the runtime reads and writes the socket.
 
