@@ -127,8 +127,7 @@ impl ShardState {
         })?;
         // The game's create hook may have set metadata: listed from the start.
         room.metadata_update();
-        let stats = room.take_game_stats();
-        self.count_game(&stats);
+        self.count_game(&mut room);
         self.shared.directory.insert(self.id, room.info(), room.is_private(), room.options().clone());
         if let Some(k) = &self.cluster {
             k.cluster.publish_room(self.id, ShardCluster::record(&room, 0));
@@ -211,8 +210,7 @@ impl ShardState {
         let metadata = room.metadata_update();
         let (players, spectators) = (room.player_count() as u32, room.spectator_count() as u32);
         self.shared.directory.update(room.id(), players, spectators, metadata);
-        let stats = room.take_game_stats();
-        self.count_game(&stats);
+        self.count_game(&mut room);
         if let Some(k) = &self.cluster {
             k.cluster.publish_room(self.id, ShardCluster::record(&room, k.held(room.id())));
         }
@@ -225,8 +223,10 @@ impl ShardState {
         room.player_count() as u32 + held < room.config().max_players
     }
 
-    /// Adds a room's game counters to this shard's metrics.
-    fn count_game(&self, stats: &crate::game::GameStats) {
+    /// Moves a room's game counters (slow hooks, events, panics) into this
+    /// shard's metrics: after every tick, and when the room is published.
+    pub(crate) fn count_game(&self, room: &mut Room) {
+        let stats = room.take_game_stats();
         if stats.is_empty() {
             return;
         }

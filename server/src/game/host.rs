@@ -258,9 +258,4 @@ impl GameHost {
     pub(crate) fn take_stats(&mut self) -> GameStats {
         std::mem::take(&mut self.state.stats)
     }
-
-    /// Whether counters wait to be taken.
-    pub(crate) fn has_stats(&self) -> bool {
-        !self.state.stats.is_empty()
-    }
 }

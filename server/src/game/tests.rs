@@ -359,7 +359,7 @@ fn metadata_is_set_by_the_game_and_bounded() {
     assert!(h.room_mut().metadata_update().is_none());
     h.ticks(10);
     assert_eq!(h.metadata().get("ten"), Some(&Value::Int(10)));
-    assert!(h.room().wants_publish());
+    assert!(h.room().metadata_changed());
     let meta = |v: Value| Value::Map([("mode".to_owned(), v)].into());
     assert_eq!(h.message(a, "meta", meta(Value::from("ctf"))), Ok(Value::Null));
     let (_, reason) = h.message(a, "meta", meta(Value::from("x".repeat(60)))).unwrap_err();

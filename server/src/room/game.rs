@@ -37,11 +37,11 @@ impl Room {
         self.ring.latest()
     }
 
-    /// Whether the directory needs writing for this room beyond its player
-    /// count: its metadata changed, or game counters wait.
+    /// Whether the game changed its metadata since the directory last took
+    /// it ([`Room::metadata_update`]).
     #[must_use]
-    pub fn wants_publish(&self) -> bool {
-        self.host.metadata().1 != self.metadata_published || self.host.has_stats()
+    pub fn metadata_changed(&self) -> bool {
+        self.host.metadata().1 != self.metadata_published
     }
 
     /// The metadata, once after each change (for the directory).

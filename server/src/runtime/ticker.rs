@@ -182,19 +182,24 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                     room.close(&reason);
                 }
             }
-            let (closed, players, wants_publish) = {
+            let (closed, players, metadata_changed) = {
                 let room = t.slot.room.borrow();
                 let seen = (room.player_count(), room.spectator_count());
                 if seen != t.seen {
                     t.seen = seen;
                     t.stats.set_players(room.player_ids().map(|p| p.0), u32::try_from(seen.1).unwrap_or(u32::MAX));
                 }
-                (room.closed().is_some(), room.player_count(), room.wants_publish())
+                (room.closed().is_some(), room.player_count(), room.metadata_changed())
             };
-            if players != t.published || wants_publish {
+            // The directory (a lock shared by every shard, and the
+            // cluster's record) is written only when what it lists changed;
+            // the game's counters go to this shard's metrics every tick.
+            if players != t.published || metadata_changed {
                 ShardMetrics::gauge(&metrics.players, players as i64 - t.published as i64);
                 t.published = players;
                 shard.state.publish(&t.slot);
+            } else {
+                shard.state.count_game(&mut t.slot.room.borrow_mut());
             }
             let dispose = closed || {
                 if players == 0 {
