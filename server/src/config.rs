@@ -123,6 +123,12 @@ pub struct Limits {
     /// Default 10 s; then it is closed 1008 (too slow). Its room never
     /// waits for it meanwhile: it skips ticks.
     pub send_stall: Duration,
+    /// Bytes the kernel may hold unsent per socket (`TCP_NOTSENT_LOWAT`).
+    /// Default 4 KiB; 0 leaves the kernel's own (megabytes). Past it the
+    /// bytes wait in the connection's queue, where a room skips ticks for
+    /// a slow reader instead of queueing seconds of them behind each other
+    /// (and behind a close frame and its reason).
+    pub send_backlog: usize,
     /// Consecutive undecodable messages before closing with 1007. Default 5.
     pub max_decode_errors: u32,
     /// Spectators per room (`watch_room`). Default 32; beyond it
@@ -176,6 +182,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(5),
             control_queue: 256,
             send_stall: Duration::from_secs(10),
+            send_backlog: 4 * 1024,
             max_decode_errors: 5,
             max_spectators_per_room: 32,
             slow_client: Duration::from_secs(5),
@@ -251,6 +258,9 @@ impl ServerConfig {
         }
         if l.control_queue == 0 {
             return bad("--max-control-queue", "must be at least 1".into());
+        }
+        if l.send_backlog > i32::MAX as usize {
+            return bad("--send-backlog", format!("{} is more than {} bytes", l.send_backlog, i32::MAX));
         }
         if l.max_decode_errors == 0 {
             return bad("--max-decode-errors", "must be at least 1".into());

@@ -70,6 +70,9 @@ struct Cli {
     /// A socket accepting no bytes this long while data waits is closed 1008.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     send_stall: Duration,
+    /// Unsent bytes the kernel may hold per socket (TCP_NOTSENT_LOWAT; 0: the kernel's own).
+    #[arg(long, default_value = "4k", value_parser = parse_byte_size)]
+    send_backlog: usize,
     /// A player this far behind its room (acks, untaken ticks) is closed 1008.
     #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     slow_client: Duration,
@@ -213,6 +216,7 @@ impl Cli {
         l.handshake_timeout = self.handshake_timeout;
         l.control_queue = self.max_control_queue;
         l.send_stall = self.send_stall;
+        l.send_backlog = self.send_backlog;
         l.slow_client = self.slow_client;
         l.max_decode_errors = self.max_decode_errors;
         l.game.max_name_bytes = self.max_game_name;

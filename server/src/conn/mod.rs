@@ -39,8 +39,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketContext};
 use tungstenite::{Message, Utf8Bytes};
 
-/// How long a connection waits for the peer's close frame (and for its
-/// last bytes to drain) after sending its own, before dropping the socket.
+/// How long a connection's last bytes get to drain once the close handshake
+/// is done or the peer has gone, before dropping the socket.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Data frames up to this size are taken without tungstenite (see
@@ -62,11 +62,11 @@ enum Phase {
     /// Messages flow both ways.
     Open,
     /// Our close frame is written; the peer's close (or its EOF) is
-    /// awaited until `deadline`. With `discard` (a fault in the byte
-    /// stream), what arrives is read and dropped, so that the socket is not
-    /// closed with unread input (a RST, which would make the peer's kernel
-    /// discard our close frame), and our write side is shut once the close
-    /// frame has left.
+    /// awaited until `deadline`, reading all the while, so that the socket
+    /// is not closed with unread input (a RST, which would make the peer's
+    /// kernel discard our close frame); our write side is shut once the
+    /// close frame has left. With `discard` (a fault in the byte stream),
+    /// what arrives is dropped unparsed.
     Closing { deadline: Instant, discard: bool },
     /// Nothing more to read (the peer's EOF, or the close handshake is
     /// complete): what is pending goes out until `deadline`.
@@ -112,7 +112,7 @@ pub(crate) struct Connection {
     phase: Phase,
     /// The close was counted in the metrics.
     counted: bool,
-    /// Our write side was shut (after a fault's close frame left).
+    /// Our write side was shut (after our close frame left).
     shut_write: bool,
     decode_errors: u32,
     inputs: RateLimit,
@@ -202,12 +202,12 @@ impl Connection {
         }
     }
 
-    /// Whether to shut the socket's write side now (once: after a fault's
-    /// close frame has left).
+    /// Whether to shut the socket's write side now (once: after our close
+    /// frame has left). The peer's kernel then holds the close frame and
+    /// our FIN behind it while its input is still read here: nothing is
+    /// left unread when the socket is dropped, so no reset discards them.
     pub(crate) fn wants_shutdown_write(&mut self) -> bool {
-        let due = matches!(self.phase, Phase::Closing { discard: true, .. })
-            && !self.shut_write
-            && !self.outbox.has_pending();
+        let due = matches!(self.phase, Phase::Closing { .. }) && !self.shut_write && !self.outbox.has_pending();
         if due {
             self.shut_write = true;
         }
@@ -436,7 +436,7 @@ impl Connection {
     }
 
     /// Closes after a fault in the byte stream: nothing more is parsed;
-    /// input is discarded until the peer closes (or the close linger ends).
+    /// input is discarded until the peer closes (or the close's wait ends).
     fn fail(&mut self, reason: CloseReason, now: Instant) {
         self.close(reason, now);
         if let Phase::Closing { deadline, .. } = self.phase {
@@ -452,15 +452,36 @@ impl Connection {
         }
         self.count(&reason);
         debug!(reason = %reason, code = reason.code(), "closing connection");
+        let wait = self.close_wait(&reason);
         self.leave(LeaveReason::Closed(reason.label()));
         // No frame is queued after this one.
         self.outbox.close(reason.clone());
         let frame = CloseFrame { code: CloseCode::from(reason.code()), reason: Utf8Bytes::from(reason.reason_text()) };
         let mut pipe = Pipe { wire: &mut self.wire, tx: &*self.outbox };
         if self.ctx.close(&mut pipe, Some(frame)).is_ok() && self.ctx.flush(&mut pipe).is_ok() {
-            self.phase = Phase::Closing { deadline: now + CLOSE_LINGER, discard: false };
+            self.phase = Phase::Closing { deadline: now + wait, discard: false };
         } else {
-            self.phase = Phase::Flushing { deadline: now + CLOSE_LINGER };
+            self.phase = Phase::Flushing { deadline: now + wait };
+        }
+    }
+
+    /// How long a close waits for the peer's answer: the send-stall bound
+    /// (at least the close linger). The close frame may queue behind bytes
+    /// the kernel still holds for a slow peer or a slow link, which nothing
+    /// here can see; dropping the socket before the peer has read up to it
+    /// would let the peer's next input meet a closed socket, and the
+    /// kernel's reset would discard the close frame and its reason. A peer
+    /// that answers (or hangs up) ends the wait at once; one cut off for a
+    /// while (a lost route, a phone in a tunnel) still gets the close frame
+    /// if it comes back within the wait.
+    /// A server shutting down waits the linger only: the process ends with
+    /// the drain, and a drain should not last for the peers that do not
+    /// answer.
+    fn close_wait(&self, reason: &CloseReason) -> Duration {
+        if *reason == CloseReason::ShuttingDown {
+            CLOSE_LINGER
+        } else {
+            self.shard.config().limits.send_stall.max(CLOSE_LINGER)
         }
     }
 
@@ -745,9 +766,13 @@ mod tests {
         let close = sent(&conn);
         assert_eq!(close[0].0, 0x8);
         assert_eq!(u16::from_be_bytes([close[0].1[0], close[0].1[1]]), 1008);
-        assert!(!conn.is_done(), "waits for the peer's close within the linger");
+        assert!(!conn.is_done(), "waits for the peer's close");
+        assert!(conn.wants_shutdown_write(), "our write side shuts once the close frame has left");
+        assert!(!conn.wants_shutdown_write(), "once");
         conn.housekeeping(t0 + Duration::from_secs(30) + CLOSE_LINGER);
-        assert!(conn.is_done());
+        assert!(!conn.is_done(), "the close frame may still be in the kernel, behind others");
+        conn.housekeeping(t0 + Duration::from_secs(30) + ServerConfig::default().limits.send_stall);
+        assert!(conn.is_done(), "the send-stall bound ends the wait");
     }
 
     #[test]
@@ -772,6 +797,40 @@ mod tests {
         assert!(conn.outbox().close_reason().is_none());
         conn.housekeeping(t0 + Duration::from_secs(10));
         assert!(matches!(conn.outbox().close_reason(), Some(CloseReason::TooSlow { .. })));
+    }
+
+    #[test]
+    fn a_close_waits_for_the_peer_up_to_the_send_stall_reading_all_the_while() {
+        let shard = shard(|c| c.limits.send_stall = Duration::from_secs(10));
+        let t0 = Instant::now();
+        let ping = br#"{"type":"req","id":1,"body":{"type":"ping","client_time_us":5}}"#;
+        // A peer behind a slow link: its input goes on arriving, and is
+        // read, while the close frame waits behind what it was sent.
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        conn.on_bytes(&frame(0x1, ping), t0);
+        conn.close(CloseReason::Normal, t0);
+        assert!(!conn.wants_shutdown_write(), "not before the close frame has left");
+        for s in 1..10 {
+            let now = t0 + Duration::from_secs(s);
+            assert!(conn.wants_read(), "input is read while closing");
+            conn.on_bytes(&frame(0x1, ping), now);
+            conn.on_sent(1, now);
+            conn.housekeeping(now);
+            assert!(!conn.is_done(), "still waiting at {s} s");
+        }
+        let left = conn.outbox().pending().len();
+        conn.on_sent(left, t0 + Duration::from_secs(9));
+        assert!(conn.wants_shutdown_write(), "the write side shuts once the close frame has left");
+        conn.housekeeping(t0 + Duration::from_secs(10));
+        assert!(conn.is_done(), "the send-stall bound ends the wait");
+
+        // A peer that answers ends it at once.
+        let mut conn = Connection::new(&shard, Format::Json, false, Vec::new(), Session::default(), t0);
+        conn.close(CloseReason::Normal, t0);
+        let left = conn.outbox().pending().len();
+        conn.on_sent(left, t0);
+        conn.on_bytes(&frame(0x8, &1000u16.to_be_bytes()), t0 + Duration::from_millis(5));
+        assert!(conn.is_done(), "the close handshake is complete");
     }
 
     #[test]

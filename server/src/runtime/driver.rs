@@ -90,11 +90,33 @@ impl Drop for OpenConnection<'_> {
 
 async fn serve_inner(shard: &Rc<Shard>, stream: TcpStream, have_permit: bool) {
     let _ = stream.set_nodelay(true);
+    set_send_backlog(&stream, shard.state.config().limits.send_backlog);
     // Boxed: the HTTP phase lives for one request head, and its locals
     // (the TLS handshake's among them) would otherwise size every
     // connection's task for its whole life.
     let Some((stream, cell)) = Box::pin(http_phase(shard, stream, have_permit)).await else { return };
     run_websocket(shard, stream, cell).await;
+}
+
+/// Bounds the bytes the kernel holds unsent for this socket
+/// (`TCP_NOTSENT_LOWAT`): a slow reader's backlog stays in its outbox, where
+/// ticks are skipped, not queued. 0 keeps the kernel's default. A failure
+/// only loses the bound (the socket works as before), so it is logged.
+fn set_send_backlog(stream: &TcpStream, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    // Validated to fit (`--send-backlog`).
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt on the stream's open socket, with a pointer to a
+    // live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(stream.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT, (&raw const value).cast(), len)
+    };
+    if rc != 0 {
+        debug!(error = %io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
+    }
 }
 
 /// The request head and its answer; for a WebSocket upgrade, the 101 and

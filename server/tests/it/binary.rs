@@ -12,6 +12,8 @@ fn a_bad_flag_is_one_line_naming_it_and_exit_2() {
         (&["--shards", "abc"][..], "--shards"),
         (&["--tick-hz", "5"][..], "--tick-hz"),
         (&["--max-message-size", "lots"][..], "--max-message-size"),
+        (&["--send-backlog", "4g"][..], "--send-backlog"),
+        (&["--send-backlog", "4096m"][..], "--send-backlog"),
         (&["--shards", "4", "--max-connections", "5000"][..], "--max-connections"),
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
