@@ -78,6 +78,7 @@ mod ws;
 
 pub use config::LoadConfig;
 pub use report::Report;
+pub use tls::insecure_client_config;
 
 use crate::core::{Core, Plan, CLOSE_GRACE};
 use indicatif::{ProgressBar, ProgressStyle};

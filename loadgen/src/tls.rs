@@ -56,6 +56,17 @@ pub(crate) fn client_config(ca: Option<&Path>, insecure: bool) -> Result<Arc<Cli
     Ok(Arc::new(config))
 }
 
+/// The `--insecure` client settings, for other tools that talk to a server
+/// with a certificate they made a moment before (`--tls-self-signed`): any
+/// certificate is taken. Never use it against a server you do not run.
+///
+/// # Panics
+/// Never: ring supports the default protocol versions.
+#[must_use]
+pub fn insecure_client_config() -> Arc<ClientConfig> {
+    client_config(None, true).expect("ring supports TLS 1.2 and 1.3")
+}
+
 /// `--insecure`: any certificate is taken (signatures are still checked
 /// against the certificate presented, so the handshake is a real one).
 #[derive(Debug)]
