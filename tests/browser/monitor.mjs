@@ -132,6 +132,18 @@ async function main() {
       const t1 = Number(await tickCell());
       assert(t1 > t0, `the tick cell stayed ${t0}`);
       await page.waitForFunction(() => document.querySelectorAll("#chart-players polyline").length === 1, null, { timeout: 10_000 });
+      // A room's rate needs it in the mark before the newest (samples
+      // every 2 s): a room a few seconds old may still show 0.
+      try {
+        await page.waitForFunction(
+          (id) => (window.__monitor.last?.rooms ?? []).some((r) => r.room_id === id && r.bytes_out_per_s > 0),
+          room.room_id,
+          { timeout: 10_000 },
+        );
+      } catch (e) {
+        const now = await loadgenRoom(page);
+        throw new Error(`bytes out ${now?.bytes_out_per_s} after 10 s: ${e.message.split("\n")[0]}`);
+      }
       const r = await loadgenRoom(page);
       assert(r.bytes_out_per_s > 0, `bytes out ${r.bytes_out_per_s}`);
       assert(r.tick_p99_us !== null, "no tick p99");
