@@ -315,34 +315,33 @@ impl Client {
     /// Forgets the connection to follow a redirect: a new one (to another
     /// node) joins with the reservation.
     pub(crate) fn leave_for_redirect(&mut self) {
+        self.forget_socket();
+        self.session = None;
+        self.joined = None;
+    }
+
+    /// Forgets everything tied to the socket (its bytes both ways, TLS,
+    /// handshake, how it ended); the session and seat stay.
+    fn forget_socket(&mut self) {
         self.reader = Reader::default();
         self.tx.clear();
         self.tls = None;
         self.head.clear();
         self.handshake = None;
         self.tx_blocked = false;
-        self.session = None;
         self.end = None;
         self.close_seen = false;
-        self.joined = None;
     }
 
     /// Forgets the connection (dropped at `now_ns`, no close frame) but not
     /// the seat: what the next connection resumes. Inputs in flight are
     /// lost with the socket (not timed).
     pub(crate) fn drop_connection(&mut self, now_ns: u64) {
-        self.reader = Reader::default();
-        self.tx.clear();
-        self.tls = None;
-        self.head.clear();
-        self.handshake = None;
-        self.tx_blocked = false;
+        self.forget_socket();
         self.last_tick = None;
         self.answered_seq = self.sent_seq;
         self.dropped_ns = Some(now_ns);
         self.reconnecting = true;
-        self.end = None;
-        self.close_seen = false;
         self.joined = None;
     }
 

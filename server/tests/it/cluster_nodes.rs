@@ -5,8 +5,7 @@
 use crate::redis::Redis;
 use crate::util::{connect_to, http, Client, WAIT};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tickforge_protocol::codec::Format;
 use tickforge_protocol::ids::RoomId;
@@ -33,18 +32,8 @@ impl Node {
         cmd.args(["--listen", &addr.to_string(), "--shards", "1", "--no-pin", "--cluster", &redis.url()])
             .args(["--public-url", &format!("ws://{addr}/ws"), "--node-id", name])
             .args(["--cluster-flush", "50ms"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl in the child before exec (async-signal-safe): the
-        // node dies with the test thread that started it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+            .args(extra);
+        crate::redis::quiet_child_of_this_test(&mut cmd);
         let child = cmd.spawn().expect("tickforge starts");
         let node = Self { addr, child };
         wait_for(&format!("{name} healthy"), WAIT, || node.healthz() == "ok");

@@ -8,9 +8,8 @@
 //! says it skipped.
 
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// One redis-server process of this test.
@@ -61,19 +60,13 @@ impl Redis {
     /// Spawns on `self.port`; true once it accepts connections.
     fn spawn(&mut self) -> bool {
         let mut cmd = Command::new(&self.binary);
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl in the child before exec, async-signal-safe: the
-        // server dies with the test thread that started it, even on a crash.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]).args([
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]);
+        quiet_child_of_this_test(&mut cmd);
         let mut child = cmd.spawn().expect("redis-server spawns");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -128,4 +121,20 @@ impl Drop for Redis {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Makes `cmd` a quiet child that dies with the test thread that spawns it
+/// (even on a crash of the test): no stdio, `PR_SET_PDEATHSIG`.
+pub(crate) fn quiet_child_of_this_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: prctl in the child before exec is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
 }
