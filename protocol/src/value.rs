@@ -35,8 +35,10 @@ use bincode::de::{Decoder, DecoderImpl};
 use bincode::enc::Encoder;
 use bincode::error::{DecodeError as BinDecodeError, EncodeError as BinEncodeError};
 use bincode::{Decode, Encode};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use thiserror::Error;
@@ -234,9 +236,14 @@ impl Value {
     /// [`ValueError::Malformed`] for text that is not JSON, otherwise the
     /// bound that was passed.
     pub fn from_json(text: &[u8]) -> Result<Self, ValueError> {
-        let json: serde_json::Value =
-            serde_json::from_slice(text).map_err(|e| ValueError::Malformed(e.to_string().into()))?;
-        Self::from_json_value(json)
+        let failure = RefCell::new(None);
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let read = JsonSeed { level: 0, failure: &failure }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+        match read {
+            Ok(value) if value.json_len() > MAX_SIZE => Err(ValueError::TooLarge { max: MAX_SIZE }),
+            Ok(value) => Ok(value),
+            Err(e) => Err(failure.into_inner().unwrap_or_else(|| ValueError::Malformed(e.to_string().into()))),
+        }
     }
 
     /// Converts parsed JSON into a value, enforcing every bound (the size
@@ -530,10 +537,179 @@ impl Serialize for Value {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Parsed JSON first (bounded by the message size and serde_json's
-        // own recursion limit), then converted with every bound checked.
-        let json = serde_json::Value::deserialize(deserializer)?;
-        Self::from_json_value(json).map_err(serde::de::Error::custom)
+        let failure = RefCell::new(None);
+        let value = JsonSeed { level: 0, failure: &failure }.deserialize(deserializer)?;
+        if value.json_len() > MAX_SIZE {
+            return Err(de::Error::custom(ValueError::TooLarge { max: MAX_SIZE }));
+        }
+        Ok(value)
+    }
+}
+
+/// Reads a value at nesting `level` straight from a self-describing
+/// deserializer (JSON), bound by bound as it goes; the first bound passed
+/// is kept in `failure` (the deserializer's error only carries its text).
+///
+/// Not through `serde_json::Value`: with serde_json's `raw_value` feature
+/// on (the workspace uses it), its map reader gives an object whose first
+/// key is serde_json's private raw-value token a meaning of its own, so
+/// `{"$serde_json::private::RawValue":0}` was refused while the same map
+/// with another key before it was taken (and written back in key order,
+/// unreadable), and a string under that key was parsed as JSON.
+struct JsonSeed<'a> {
+    level: usize,
+    failure: &'a RefCell<Option<ValueError>>,
+}
+
+impl JsonSeed<'_> {
+    /// `bound` as the deserializer's error, kept (the first one) in `failure`.
+    fn fail<E: de::Error>(&self, bound: ValueError) -> E {
+        let text = bound.to_string();
+        self.failure.borrow_mut().get_or_insert(bound);
+        E::custom(text)
+    }
+
+    fn check<E: de::Error>(&self, checked: Result<(), ValueError>) -> Result<(), E> {
+        checked.map_err(|bound| self.fail(bound))
+    }
+
+    fn child(&self) -> JsonSeed<'_> {
+        JsonSeed { level: self.level + 1, failure: self.failure }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for JsonSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        // An integer literal past i64 reads as the nearest float (as a
+        // JavaScript sender means it: JSON.stringify(1e20) has no dot).
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
+        if f.is_finite() {
+            Ok(Value::Float(f))
+        } else {
+            Err(self.fail(ValueError::NonFinite))
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        self.check(check_string(s))?;
+        Ok(Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        self.check(check_string(&s))?;
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.check(check_level(self.level + 1))?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.child())? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == BYTES_KEY {
+                // `{"$bytes":"<base64>"}` alone is bytes (a leaf, no level).
+                let text = map.next_value::<BytesText>()?.0;
+                let alone = out.is_empty() && map.next_key::<IgnoredAny>()?.is_none();
+                let Some(text) = text.filter(|_| alone) else { return Err(self.fail(ValueError::ReservedKey)) };
+                // Longer base64 than the whole value may take: no decoding.
+                if text.len() > MAX_SIZE {
+                    return Err(self.fail(ValueError::TooLarge { max: MAX_SIZE }));
+                }
+                return BASE64.decode(text.as_bytes()).map(Value::Bytes).map_err(|_| self.fail(ValueError::BadBase64));
+            }
+            if out.is_empty() {
+                self.check(check_level(self.level + 1))?;
+            }
+            self.check(check_string(&key))?;
+            let value = map.next_value_seed(self.child())?;
+            out.insert(key, value);
+        }
+        if out.is_empty() {
+            self.check(check_level(self.level + 1))?;
+        }
+        Ok(Value::Map(out))
+    }
+}
+
+/// The value under `"$bytes"`: its text when it is a string, else `None`
+/// (whatever it is, read and dropped).
+struct BytesText(Option<String>);
+
+impl<'de> Deserialize<'de> for BytesText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = BytesText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("base64 text")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<BytesText, E> {
+                Ok(BytesText(Some(s.to_owned())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<BytesText, E> {
+                Ok(BytesText(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<BytesText, E> {
+                Ok(BytesText(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<BytesText, E> {
+                Ok(BytesText(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<BytesText, E> {
+                Ok(BytesText(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<BytesText, E> {
+                Ok(BytesText(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BytesText, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(BytesText(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BytesText, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(BytesText(None))
+            }
+        }
+        deserializer.deserialize_any(Text)
     }
 }
 
@@ -761,7 +937,7 @@ impl Serialize for ValueMap {
 
 impl<'de> Deserialize<'de> for ValueMap {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::from_value(Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+        Self::from_value(Value::deserialize(deserializer)?).map_err(de::Error::custom)
     }
 }
 
@@ -849,6 +1025,50 @@ mod tests {
         assert_eq!(Value::from_bin(&list), Err(ValueError::TooLarge { max: MAX_SIZE }));
         let string = [4, 0xfc, 0, 0, 0, 1];
         assert!(matches!(Value::from_bin(&string), Err(ValueError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn serde_jsons_raw_value_token_is_an_ordinary_key() {
+        // Found by the decode_value fuzz target: through serde_json::Value
+        // (raw_value on), this key first in an object meant "raw JSON".
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let map = |v: Value| Value::Map([(TOKEN.to_owned(), v)].into());
+        assert_eq!(Value::from_json(br#"{"$serde_json::private::RawValue":0}"#), Ok(map(Value::Int(0))));
+        // A string under it stays a string (it was parsed as JSON).
+        let text = br#"{"$serde_json::private::RawValue":"[1,2]"}"#;
+        assert_eq!(Value::from_json(text), Ok(map(Value::from("[1,2]"))));
+        assert_eq!(serde_json::from_slice::<Value>(text).unwrap(), map(Value::from("[1,2]")));
+        // The fuzzer's input: taken, written back in key order, read back.
+        let found = Value::from_json(br#"{"r\ff":"","$serde_json::private::RawValue":0}"#).unwrap();
+        let mut json = Vec::new();
+        found.write_json(&mut json);
+        assert!(json.starts_with(br#"{"$serde_json"#), "{}", String::from_utf8_lossy(&json));
+        assert_eq!(Value::from_json(&json), Ok(found));
+    }
+
+    #[test]
+    fn json_bounds_are_kept_typed_through_the_reader() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            Value::from_json(format!(r#"{{"a":{deep}}}"#).as_bytes()),
+            Err(ValueError::TooDeep { max: MAX_DEPTH })
+        );
+        let long = "x".repeat(MAX_STRING + 1);
+        assert_eq!(
+            Value::from_json(format!(r#"{{"{long}":1}}"#).as_bytes()),
+            Err(ValueError::StringTooLong { len: MAX_STRING + 1, max: MAX_STRING })
+        );
+        assert_eq!(Value::from_json(br#"{"a":1,"$bytes":"AA=="}"#), Err(ValueError::ReservedKey));
+        assert_eq!(Value::from_json(br#"{"$bytes":"AA==","$bytes":"AA=="}"#), Err(ValueError::ReservedKey));
+        assert_eq!(Value::from_json(br#"{"$bytes":[1,{"a":2}]}"#), Err(ValueError::ReservedKey));
+        assert_eq!(Value::from_json(br#"{"$bytes":"AQID"}"#), Ok(Value::Bytes(vec![1, 2, 3])));
+        assert!(matches!(Value::from_json(br#"{"a":1} x"#), Err(ValueError::Malformed(_))));
+        assert!(matches!(Value::from_json(br#"{"a":1e400}"#), Err(ValueError::Malformed(_))));
+        assert!(matches!(Value::from_json(b"[1,"), Err(ValueError::Malformed(_))));
+        let empty_deep = "[".repeat(MAX_DEPTH) + "{}" + &"]".repeat(MAX_DEPTH);
+        assert_eq!(Value::from_json(empty_deep.as_bytes()), Err(ValueError::TooDeep { max: MAX_DEPTH }));
+        let big = format!("[{}]", vec!["\"x\""; MAX_SIZE / 4 + 1].join(","));
+        assert_eq!(Value::from_json(big.as_bytes()), Err(ValueError::TooLarge { max: MAX_SIZE }));
     }
 
     #[test]
