@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tickforge_protocol::CloseReason;
@@ -286,6 +286,9 @@ enum Wake {
 /// slab, never in this future (whose size every connection's task keeps
 /// for its whole life).
 async fn run_websocket(shard: &Rc<Shard>, mut stream: TcpStream, cell: Rc<ConnCell>) {
+    // Should the task panic, the connection still leaves the shard's slab
+    // and its socket the tick ring's files (or the ring would hold it open).
+    let _forget = Forget(shard, Rc::downgrade(&cell));
     let ending = {
         let handoff = drive(shard, &cell, &mut stream).await;
         shard.remove(&cell);
@@ -486,6 +489,18 @@ async fn park(cell: &ConnCell, stream: &mut TcpStream) {
     })
     .await;
     cell.parked.set(false);
+}
+
+/// Removes its connection from the shard when dropped, if it is still
+/// there (weak: the connection's end takes the cell whole).
+struct Forget<'a>(&'a Shard, Weak<ConnCell>);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.1.upgrade() {
+            self.0.remove(&cell);
+        }
+    }
 }
 
 /// One non-blocking `send(2)`: how many bytes the socket took (0 when its

@@ -6,7 +6,7 @@
 use super::driver;
 use super::listen::Listeners;
 use super::relocate::{self, LocalMesh, SharedMesh};
-use super::ring::Ring;
+use super::ring::{Ring, Socket};
 use super::ticker;
 use super::tls::{Inbound, ShardTls, TlsLink};
 use crate::conn::Connection;
@@ -30,12 +30,16 @@ use tracing::{debug, error, info, warn};
 /// beyond these, extra connections are dropped without an answer.
 const OVERFLOW_ANSWERS: u64 = 64;
 
+/// Registered-file slots of the tick ring beyond the connection limit.
+const HANDIN_SLOTS: u64 = 64;
+
 /// A WebSocket connection on this shard: its socket's fd (the driver
 /// task's stream owns it), its state, and who drives its socket now.
 #[derive(Debug)]
 pub(crate) struct ConnCell {
-    /// The socket (owned by the connection's task).
-    pub(crate) fd: RawFd,
+    /// The socket (owned by the connection's task), as the tick ring
+    /// names it.
+    pub(crate) socket: Socket,
     /// The connection's state.
     pub(crate) conn: RefCell<Connection>,
     /// Its room's tick pass drives the socket (the task waits).
@@ -121,21 +125,39 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// Registers a connection whose task owns socket `fd`.
+    /// Registers a connection whose task owns socket `fd`, and the socket
+    /// in the tick ring's file table (the slot of its key).
     pub(crate) fn insert(&self, fd: RawFd, tls: Option<Box<TlsLink>>, conn: Connection) -> Rc<ConnCell> {
         let outbox = conn.outbox().clone();
-        let cell = Rc::new(ConnCell { fd, conn: RefCell::new(conn), parked: Cell::new(false), tls: RefCell::new(tls) });
-        let key = self.conns.borrow_mut().insert(cell.clone());
+        let mut conns = self.conns.borrow_mut();
+        let entry = conns.vacant_entry();
+        let key = entry.key();
+        // The ring is borrowed only inside a tick pass, which never awaits,
+        // so a task that runs finds it free.
+        let socket = match self.ring.try_borrow_mut() {
+            Ok(mut ring) => ring.register(key, fd),
+            Err(_) => Socket { fd, fixed: None },
+        };
+        let cell =
+            Rc::new(ConnCell { socket, conn: RefCell::new(conn), parked: Cell::new(false), tls: RefCell::new(tls) });
+        entry.insert(cell.clone());
         outbox.set_key(key);
         cell
     }
 
-    /// Forgets a connection (its task is ending).
+    /// Forgets a connection (its task is ending, or moving it to another
+    /// shard), and its socket's slot in the tick ring: the ring holds a
+    /// reference to a registered socket, which must go before the fd is
+    /// closed or handed off. Twice is harmless.
     pub(crate) fn remove(&self, cell: &ConnCell) {
         let key = cell.conn.borrow().outbox().key();
         let mut conns = self.conns.borrow_mut();
         if conns.get(key).is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), cell)) {
             conns.remove(key);
+            match self.ring.try_borrow_mut() {
+                Ok(mut ring) => ring.unregister(cell.socket),
+                Err(_) => error!(shard = self.state.id, "a socket's ring slot was not emptied: the ring was busy"),
+            }
         }
     }
 
@@ -177,7 +199,12 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
         stop.store(true, Ordering::Relaxed);
         return;
     };
-    let ring = match Ring::new() {
+    let limit = shared.config.connections_per_shard() as u64;
+    // A slot per connection the shard admits, and some for the hand-ins
+    // served over the limit (see `driver::serve_arrived`); a connection
+    // beyond them is named by its fd.
+    let file_slots = u32::try_from(limit + HANDIN_SLOTS).unwrap_or(u32::MAX);
+    let ring = match Ring::new(file_slots) {
         Ok(ring) => ring,
         Err(e) => {
             error!("shard {id}: cannot set up its io_uring ring: {e}; stopping the server");
@@ -185,7 +212,6 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
             return;
         }
     };
-    let limit = shared.config.connections_per_shard() as u64;
     let state = Rc::new(ShardState::new(id, shared));
     let shard = Rc::new(Shard {
         state: state.clone(),
@@ -201,7 +227,10 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
     state.enable_handoffs();
     relocate::start(&shard, receivers);
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    info!(shard = id, ring = shard.ring.borrow().setup(), "shard {id} serving on {addr}");
+    {
+        let ring = shard.ring.borrow();
+        info!(shard = id, ring = ring.setup(), file_slots = ring.file_slots(), "shard {id} serving on {addr}");
+    }
 
     crate::cluster::serve::spawn_tasks(&state);
     let accept = glommio::spawn_local(accept_loop(shard.clone(), listener));

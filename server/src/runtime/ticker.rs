@@ -23,7 +23,7 @@
 //!
 //! [`Connection`]: crate::conn::Connection
 
-use super::ring::Received;
+use super::ring::{Received, Socket};
 use super::shard::{ConnCell, Shard};
 use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
@@ -38,7 +38,6 @@ use std::cell::Ref;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::{pending, poll_fn};
-use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -78,7 +77,7 @@ struct PassBuffers {
     due: Vec<usize>,
     cells: Vec<Rc<ConnCell>>,
     reading: Vec<usize>,
-    fds: Vec<RawFd>,
+    fds: Vec<Socket>,
     received: Vec<Received>,
     sending: Vec<Rc<Outbox>>,
     senders: Vec<usize>,
@@ -265,7 +264,7 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     for (i, cell) in b.cells.iter().enumerate() {
         if cell.conn.borrow().wants_read() {
             b.reading.push(i);
-            b.fds.push(cell.fd);
+            b.fds.push(cell.socket);
         }
     }
     let (cells, reading) = (&b.cells, &b.reading);
@@ -336,8 +335,8 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
         }
     }
     {
-        let bufs: Vec<(RawFd, Ref<'_, [u8]>)> =
-            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].fd, b.cells[i].tx(outbox))).collect();
+        let bufs: Vec<(Socket, Ref<'_, [u8]>)> =
+            b.senders.iter().zip(&b.sending).map(|(&i, outbox)| (b.cells[i].socket, b.cells[i].tx(outbox))).collect();
         if let Err(e) = shard.ring.borrow_mut().send_all(&bufs, &mut b.sent) {
             error!(shard = shard.state.id, "tick pass: send batch failed: {e}");
             b.sent.clear();
