@@ -184,6 +184,17 @@ impl Shard {
     }
 }
 
+/// The process's open-files limit (`RLIMIT_NOFILE`, soft).
+fn open_files_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        u64::MAX
+    }
+}
+
 /// Runs one shard until the stop flag is set and its connections drained.
 /// It claims one of `listeners`; its id is its index in the hand-off mesh.
 pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: SharedMesh) {
@@ -202,8 +213,9 @@ pub(crate) async fn run_shard(shared: Shared, listeners: Arc<Listeners>, mesh: S
     let limit = shared.config.connections_per_shard() as u64;
     // A slot per connection the shard admits, and some for the hand-ins
     // served over the limit (see `driver::serve_arrived`); a connection
-    // beyond them is named by its fd.
-    let file_slots = u32::try_from(limit + HANDIN_SLOTS).unwrap_or(u32::MAX);
+    // beyond them is named by its fd. The kernel refuses a table larger
+    // than the process may open files, and no more sockets could be open.
+    let file_slots = u32::try_from((limit + HANDIN_SLOTS).min(open_files_limit())).unwrap_or(u32::MAX);
     let ring = match Ring::new(file_slots) {
         Ok(ring) => ring,
         Err(e) => {
