@@ -19,9 +19,10 @@
 //! raised to fit the scenario), the loadgen runs (`taskset -c 1`), the
 //! runner samples the server's CPU seconds (utime+stime of /proc/PID/stat)
 //! and the messages it sent (`tickforge_messages_out_total` of /metrics)
-//! over the loadgen's measured window but its last quarter, then its
+//! over the loadgen's measured window but its last part (a quarter, 1 to
+//! 5 s, at most half), then its
 //! kernel crossings (`perf stat -e raw_syscalls:sys_enter,
-//! io_uring:io_uring_submit_req -p PID`) over that quarter (perf attached
+//! io_uring:io_uring_submit_req -p PID`) over that part (perf attached
 //! costs CPU), and its RSS (VmRSS), then stops the server with SIGTERM. Right
 //! after each row it runs the floor (`../shared/tools/limit duplex-paced`,
 //! built with `cargo build --release --manifest-path
@@ -563,7 +564,8 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
     // The CPU is read before perf attaches: its tracepoints cost the server
     // ~10 % more CPU per message (alternating runs at 1,000 clients), which
     // the floor, run without it, does not pay. So the window's last part
-    // (a quarter, 1 to 5 s) counts the crossings and the rest the CPU.
+    // (a quarter of it, at least 1 s but at most half, at most 5 s) counts
+    // the crossings and the rest the CPU.
     let perf_secs = (o.duration_s / 4.0).clamp(1.0_f64.min(o.duration_s / 2.0), 5.0);
     let perf_start = measure_end - Duration::from_secs_f64(perf_secs);
     let deadline = measure_end + Duration::from_secs(60);
@@ -587,7 +589,13 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
             load = load_avg();
             jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
             msgs1 = messages_out(port, s.tls);
-            perf = Some(start_perf(pid, measure_end.saturating_duration_since(now).as_secs_f64(), &perf_path));
+            // Timed from now: the reads above take a moment.
+            let left = measure_end.saturating_duration_since(Instant::now()).as_secs_f64();
+            perf = Some(if left >= perf_secs / 2.0 {
+                start_perf(pid, left, &perf_path)
+            } else {
+                Err(format!("only {left:.2} s of the window were left for perf"))
+            });
         }
         if perf.is_some() && msgs2.is_none() && now >= measure_end {
             msgs2 = messages_out(port, s.tls);
@@ -605,7 +613,13 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
             stop(&mut server);
             bail!("{}: the loadgen ran past its deadline and was killed", s.name());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Woken at the window's end itself, so the message count closing
+        // perf's part is read when perf stops.
+        let nap = match (&perf, msgs2) {
+            (Some(_), None) => measure_end.saturating_duration_since(Instant::now()),
+            _ => Duration::MAX,
+        };
+        std::thread::sleep(nap.clamp(Duration::from_millis(1), Duration::from_millis(100)));
     };
     // All clients may end before the window does (e.g. closed as too slow):
     // sample at the loadgen's exit then.
@@ -615,17 +629,22 @@ fn run_scenario(o: &Opts, s: Scenario, hz: f64) -> Result<Outcome> {
         jiffies1 = (cpu_jiffies(&o.server_cpu), cpu_jiffies(&o.loadgen_cpu));
         msgs1 = messages_out(port, s.tls);
     }
+    let perf_msgs = match (msgs1, msgs2) {
+        (Some(a), Some(b)) if b > a => b - a,
+        _ => f64::NAN,
+    };
     let crossings = match (perf, msgs2) {
-        (Some(perf), Some(_)) => crossings(perf, &perf_path),
+        (Some(perf), Some(_)) if perf_msgs.is_finite() => crossings(perf, &perf_path),
+        (Some(perf), Some(_)) => {
+            let _ = crossings(perf, &perf_path);
+            Err("the server's /metrics gave no message count for perf's part of the window".into())
+        }
         (Some(perf), None) => {
             let _ = crossings(perf, &perf_path);
             Err("the loadgen ended before perf's part of the window did".into())
         }
+        (None, _) if cpu0.is_some() => Err("the loadgen ended before perf's part of the window began".into()),
         (None, _) => Err("the window was not reached".into()),
-    };
-    let perf_msgs = match (msgs1, msgs2) {
-        (Some(a), Some(b)) if b > a => b - a,
-        _ => f64::NAN,
     };
     let _ = std::fs::remove_file(&perf_path);
     let server_alive = server.try_wait()?.is_none();
