@@ -29,12 +29,14 @@ use std::os::fd::RawFd;
 use tracing::{debug, warn};
 
 /// Receive slot per socket per round, bytes. A client sends one input
-/// (tens of bytes) per tick; a socket whose slot fills is read again.
-pub(crate) const RECV_SLOT: usize = 2048;
+/// (tens of bytes) per tick; a socket whose slot fills is read again. Small
+/// slots keep a pass's receive area dense (128 players: 64 KiB, where
+/// 2 KiB slots spread the same few bytes per player over 256 KiB).
+pub(crate) const RECV_SLOT: usize = 512;
 
 /// Most rounds of receives per pass for one socket (its slot filled each
-/// time): bounds one pass's work for a client that floods.
-const MAX_RECV_ROUNDS: usize = 8;
+/// time): bounds one pass's work for a client that floods, at 16 KiB.
+const MAX_RECV_ROUNDS: usize = 32;
 
 /// Submission queue entries; bigger batches go in several submissions.
 const ENTRIES: u32 = 1024;

@@ -1,9 +1,11 @@
 //! The shard's tick pass: one task and one timer for all its rooms.
 //!
-//! Each room ticks on its own drift-free schedule ([`Schedule`]), at a
-//! staggered phase of its period so that the shard's work spreads over it.
-//! The task sleeps until the earliest room is due, then takes every room
-//! due within [`SLACK`] in one pass:
+//! Each room ticks on its own drift-free schedule ([`Schedule`]), in one of
+//! the shard's [`PHASES`] phases of its period (dealt in turn as rooms are
+//! created), so that the rooms of a phase are due at the same instant and
+//! the phases spread the shard's work over the period. The task sleeps
+//! until the earliest room is due, then takes every room due within
+//! [`SLACK`] (that phase's rooms) in one pass:
 //!
 //! 1. one `RECV` (`MSG_DONTWAIT`) per player socket of those rooms, in one
 //!    batch ([`Ring::recv_all`]): each player's inputs, acks and requests
@@ -30,7 +32,9 @@ use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
 use crate::monitor::RoomStats;
 use crate::outbox::Outbox;
-use crate::room::schedule::{stagger_offset_ns, Schedule};
+use crate::room::schedule::Schedule;
+#[cfg(doc)]
+use crate::room::schedule::PHASES;
 use crate::room::RoomSlot;
 use crate::shard_state::unix_now_us;
 use glommio::timer::sleep;
@@ -49,12 +53,12 @@ use tickforge_protocol::CloseReason;
 use tracing::{debug, error, info, warn};
 
 /// Rooms due within this much after the earliest one tick in the same
-/// pass: at most ~250 passes a second however many rooms a shard has. A
-/// pass is a sleep and a wake-up of the shard's thread, dear in a virtual
-/// machine: against 1 ms, 4 ms cut the CPU per client-tick by ~13 % at 500
-/// and 1,000 clients, for ~0.4 ms more tick latency (a room ticks up to
-/// this much early; the pass's later rooms wait for its earlier ones).
-pub(crate) const SLACK: Duration = Duration::from_millis(4);
+/// pass. The rooms of a phase are due at the same nanosecond, so this only
+/// absorbs a late wake-up and lets rooms of other tick rates due just after
+/// join the pass: a room ticks at most this much early. (Before phases, a
+/// 4 ms window over rooms spread over the period did the batching, at the
+/// price of rooms ticking up to 4 ms early.)
+pub(crate) const SLACK: Duration = Duration::from_millis(1);
 
 /// Players whose frames a pass sends together once their rooms ticked (a
 /// batch closes at the first room's end that reaches this many): a
@@ -121,8 +125,8 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 );
                 (c.tick_hz, shard.state.shared.monitor.register(stats))
             };
-            let start = now_ns() + stagger_offset_ns(index, hz);
-            let schedule = Schedule::new(start, hz);
+            let start = now_ns();
+            let schedule = Schedule::phased(start, index, hz);
             let key = rooms.insert(Ticking {
                 slot,
                 schedule,
