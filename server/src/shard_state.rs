@@ -52,7 +52,7 @@ pub(crate) struct ShardState {
     handoffs: Cell<bool>,
     /// Rooms created since the tick schedule last looked, and its task's
     /// waker (a new room may be due before whatever it sleeps for).
-    new_rooms: RefCell<Vec<(Rc<RoomSlot>, u64)>>,
+    new_rooms: RefCell<Vec<Rc<RoomSlot>>>,
     ticker: RefCell<Option<Waker>>,
     /// This shard's part of the cluster (`--cluster`).
     pub(crate) cluster: Option<ShardCluster>,
@@ -135,7 +135,7 @@ impl ShardState {
         let slot = RoomSlot::new(room);
         self.rooms.borrow_mut().insert(id, slot.clone());
         ShardMetrics::gauge(&self.metrics().rooms, 1);
-        self.new_rooms.borrow_mut().push((slot.clone(), n));
+        self.new_rooms.borrow_mut().push(slot.clone());
         let waker = self.ticker.borrow_mut().take();
         if let Some(waker) = waker {
             waker.wake();
@@ -154,9 +154,8 @@ impl ShardState {
         }
     }
 
-    /// Rooms created since the last call, each with its creation index
-    /// (for its phase in the tick period).
-    pub(crate) fn take_new_rooms(&self) -> Vec<(Rc<RoomSlot>, u64)> {
+    /// Rooms created since the last call.
+    pub(crate) fn take_new_rooms(&self) -> Vec<Rc<RoomSlot>> {
         std::mem::take(&mut *self.new_rooms.borrow_mut())
     }
 

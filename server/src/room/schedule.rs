@@ -29,15 +29,14 @@ impl Schedule {
         Self { start_ns, tick_hz: tick_hz.max(1), next: 0 }
     }
 
-    /// The schedule of a shard's `index`-th room: on the grid of phase
-    /// `index % PHASES` (slots at `phase * period / PHASES + n * period`
-    /// from the shard's clock origin), from its first slot due at or after
-    /// `now_ns`. Rooms with the same rate and phase are due at exactly the
-    /// same instants.
+    /// A room's schedule on the grid of `phase` (taken modulo [`PHASES`]):
+    /// slots at `phase * period / PHASES + n * period` from the shard's
+    /// clock origin, from the first one due at or after `now_ns`. Rooms
+    /// with the same rate and phase are due at exactly the same instants.
     #[must_use]
-    pub fn phased(now_ns: u64, index: u64, tick_hz: u32) -> Self {
+    pub fn phased(now_ns: u64, phase: u64, tick_hz: u32) -> Self {
         let tick_hz = tick_hz.max(1);
-        let phase = u128::from(index % PHASES);
+        let phase = u128::from(phase % PHASES);
         let start = phase * NS / (u128::from(tick_hz) * u128::from(PHASES));
         let start_ns = u64::try_from(start).unwrap_or(u64::MAX);
         let mut schedule = Self { start_ns, tick_hz, next: 0 };
@@ -93,7 +92,7 @@ impl Schedule {
     }
 }
 
-/// Phases per tick period that a shard's rooms are dealt into, in turn: a
+/// Phases per tick period that a shard's rooms are dealt into ([`PhaseLoad`]): a
 /// shard wakes this many times per period for its rooms of one rate. Fewer
 /// wake-ups cost less (each is a sleep, a timer and a reactor pass, dear
 /// in a virtual machine): against rooms spread over the whole period and
@@ -103,6 +102,36 @@ impl Schedule {
 /// sent in chunks (see the ticker) so that a room's frames do not wait for
 /// the whole phase.
 pub const PHASES: u64 = 4;
+
+/// How many live rooms of each tick rate a shard has in each phase: a new
+/// room goes to the emptiest phase of its rate, and a disposed-of room
+/// gives its place back, so the phases stay even as rooms come and go
+/// (dealing by a creation count would not: closed rooms leave holes, and
+/// rooms of other rates take turns).
+#[derive(Debug, Default)]
+pub struct PhaseLoad {
+    rooms: std::collections::HashMap<u32, [usize; PHASES as usize]>,
+}
+
+impl PhaseLoad {
+    /// The phase for a new room at `tick_hz` (the emptiest, the earliest
+    /// of equals), counted in.
+    pub fn take(&mut self, tick_hz: u32) -> u64 {
+        let counts = self.rooms.entry(tick_hz).or_default();
+        let (phase, count) = counts.iter_mut().enumerate().min_by_key(|(_, n)| **n).expect("PHASES > 0");
+        *count += 1;
+        phase as u64
+    }
+
+    /// A room at `tick_hz` in `phase` is gone.
+    pub fn release(&mut self, tick_hz: u32, phase: u64) {
+        if let Some(counts) = self.rooms.get_mut(&tick_hz) {
+            if let Some(n) = usize::try_from(phase).ok().and_then(|p| counts.get_mut(p)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -163,6 +192,25 @@ mod tests {
         for w in phases.windows(2) {
             assert!((w[1] - w[0]).abs_diff(period / 4) <= 1, "{phases:?}");
         }
+    }
+
+    #[test]
+    fn phases_stay_even_per_rate_as_rooms_come_and_go() {
+        let mut load = PhaseLoad::default();
+        // Two rates created alternately: each fills its own four phases.
+        let a: Vec<u64> = (0..4).map(|_| load.take(30)).collect();
+        let b: Vec<u64> = (0..4).map(|_| load.take(20)).collect();
+        assert_eq!(a, [0, 1, 2, 3]);
+        assert_eq!(b, [0, 1, 2, 3]);
+        // Rooms of phases 1 and 2 at 30 Hz close: the next two fill them.
+        load.release(30, 1);
+        load.release(30, 2);
+        assert_eq!([load.take(30), load.take(30)], [1, 2]);
+        assert_eq!(load.take(30), 0, "all even again: the earliest");
+        // Releasing what was never taken changes nothing.
+        load.release(60, 0);
+        load.release(30, 99);
+        assert_eq!(load.take(60), 0);
     }
 
     #[test]

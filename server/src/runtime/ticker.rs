@@ -1,8 +1,8 @@
 //! The shard's tick pass: one task and one timer for all its rooms.
 //!
 //! Each room ticks on its own drift-free schedule ([`Schedule`]), in one of
-//! the shard's [`PHASES`] phases of its period (dealt in turn as rooms are
-//! created), so that the rooms of a phase are due at the same instant and
+//! the shard's [`PHASES`] phases of its period (the emptiest for its rate
+//! when it is created: [`PhaseLoad`]), so that the rooms of a phase are due at the same instant and
 //! the phases spread the shard's work over the period. The task sleeps
 //! until the earliest room is due, then takes every room due within
 //! [`SLACK`] (that phase's rooms) in one pass:
@@ -32,9 +32,9 @@ use crate::game::LeaveReason;
 use crate::metrics::ShardMetrics;
 use crate::monitor::RoomStats;
 use crate::outbox::Outbox;
-use crate::room::schedule::Schedule;
 #[cfg(doc)]
 use crate::room::schedule::PHASES;
+use crate::room::schedule::{PhaseLoad, Schedule};
 use crate::room::RoomSlot;
 use crate::shard_state::unix_now_us;
 use glommio::timer::sleep;
@@ -75,6 +75,8 @@ const SEND_CHUNK: usize = 64;
 struct Ticking {
     slot: Rc<RoomSlot>,
     schedule: Schedule,
+    /// Its phase of the period (given back to `PhaseLoad` when disposed of).
+    phase: u64,
     period_ns: u64,
     /// When it last became empty (disposed of after the grace period).
     empty_since: Option<u64>,
@@ -108,10 +110,11 @@ pub(crate) async fn run(shard: Rc<Shard>) {
     let now_ns = || u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let grace_ns = u64::try_from(shard.state.config().empty_room_grace.as_nanos()).unwrap_or(u64::MAX);
     let mut rooms: Slab<Ticking> = Slab::new();
+    let mut phases = PhaseLoad::default();
     let mut queue: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut buffers = PassBuffers::default();
     loop {
-        for (slot, index) in shard.state.take_new_rooms() {
+        for slot in shard.state.take_new_rooms() {
             let (hz, stats) = {
                 let room = slot.room.borrow();
                 let c = room.config();
@@ -126,10 +129,12 @@ pub(crate) async fn run(shard: Rc<Shard>) {
                 (c.tick_hz, shard.state.shared.monitor.register(stats))
             };
             let start = now_ns();
-            let schedule = Schedule::phased(start, index, hz);
+            let phase = phases.take(hz);
+            let schedule = Schedule::phased(start, phase, hz);
             let key = rooms.insert(Ticking {
                 slot,
                 schedule,
+                phase,
                 period_ns: 1_000_000_000 / u64::from(hz),
                 empty_since: Some(start),
                 published: 0,
@@ -230,6 +235,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
             };
             if dispose {
                 let t = rooms.remove(key);
+                phases.release(t.schedule.tick_hz(), t.phase);
                 let mut room = t.slot.room.borrow_mut();
                 debug!(shard = shard.state.id, room = %room.id(), "room disposed of");
                 room.close("room disposed of");
