@@ -1,4 +1,4 @@
-//! Counters, gauges and a histogram per shard, rendered as Prometheus text.
+//! Counters, gauges and histograms per shard, rendered as Prometheus text.
 //!
 //! Each shard writes only its own [`ShardMetrics`] (relaxed atomics on a
 //! block no other shard writes: as cheap as a `Cell`, but readable by
@@ -12,8 +12,26 @@ use std::sync::Arc;
 use tickforge_protocol::message::RejectCode;
 use tickforge_protocol::CloseReason;
 
-/// Upper bounds of the tick duration histogram's buckets, microseconds.
+/// Upper bounds of the tick histograms' buckets, microseconds.
 pub const TICK_BUCKETS_US: [u64; 11] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
+
+/// A histogram of microsecond figures over [`TICK_BUCKETS_US`].
+#[derive(Debug, Default)]
+pub struct UsHistogram {
+    /// Counts per bucket of [`TICK_BUCKETS_US`], then +Inf.
+    pub buckets: [AtomicU64; TICK_BUCKETS_US.len() + 1],
+    /// Sum of the figures, microseconds.
+    pub sum_us: AtomicU64,
+}
+
+impl UsHistogram {
+    /// Records one figure.
+    pub fn record(&self, us: u64) {
+        ShardMetrics::add(&self.sum_us, us);
+        let i = TICK_BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(TICK_BUCKETS_US.len());
+        ShardMetrics::inc(&self.buckets[i]);
+    }
+}
 
 /// Every close label the server counts: the protocol's
 /// [`CloseReason::LABELS`], then `peer_gone` (the socket ended without a
@@ -54,10 +72,11 @@ pub struct ShardMetrics {
     pub tick_overruns: AtomicU64,
     /// Tick slots skipped because a room ran late (its shard was busy).
     pub slots_skipped: AtomicU64,
-    /// Tick durations: per bucket of [`TICK_BUCKETS_US`], then +Inf.
-    pub tick_buckets: [AtomicU64; TICK_BUCKETS_US.len() + 1],
-    /// Sum of tick durations, microseconds.
-    pub tick_sum_us: AtomicU64,
+    /// Tick durations.
+    pub tick_duration: UsHistogram,
+    /// How late each tick started after it was due: a late wake-up, and
+    /// the rooms ticked before it in its pass.
+    pub tick_lag: UsHistogram,
     /// Game panics caught (each closes its room).
     pub room_panics: AtomicU64,
     /// WebSocket bytes read from sockets.
@@ -155,9 +174,7 @@ impl ShardMetrics {
     /// Records one tick's duration and whether it overran its period.
     pub fn tick(&self, duration_us: u64, period_us: u64) {
         Self::inc(&self.ticks);
-        Self::add(&self.tick_sum_us, duration_us);
-        let i = TICK_BUCKETS_US.iter().position(|b| duration_us <= *b).unwrap_or(TICK_BUCKETS_US.len());
-        Self::inc(&self.tick_buckets[i]);
+        self.tick_duration.record(duration_us);
         if duration_us > period_us {
             Self::inc(&self.tick_overruns);
         }
@@ -188,6 +205,20 @@ impl Metrics {
 
     fn sum(&self, f: impl Fn(&ShardMetrics) -> u64) -> u64 {
         self.shards.iter().map(f).sum()
+    }
+
+    /// Writes one histogram of every shard's `f`, in seconds.
+    fn histogram(&self, out: &mut String, name: &str, help: &str, f: impl Fn(&ShardMetrics) -> &UsHistogram) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in TICK_BUCKETS_US.iter().enumerate() {
+            cumulative += self.sum(|s| f(s).buckets[i].load(Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        cumulative += self.sum(|s| f(s).buckets[TICK_BUCKETS_US.len()].load(Relaxed));
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum(|s| f(s).sum_us.load(Relaxed)) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cumulative}");
     }
 
     fn sum_gauge(&self, f: impl Fn(&ShardMetrics) -> &AtomicI64) -> i64 {
@@ -287,17 +318,15 @@ impl Metrics {
         );
         counter(&mut out, "tickforge_tls_errors_total", "TLS connections dropped for a fault.", &|s| &s.tls_errors);
 
-        let name = "tickforge_tick_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Time to step a room and fan its tick out.\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, bound) in TICK_BUCKETS_US.iter().enumerate() {
-            cumulative += self.sum(|s| s.tick_buckets[i].load(Relaxed));
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
-        }
-        cumulative += self.sum(|s| s.tick_buckets[TICK_BUCKETS_US.len()].load(Relaxed));
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum(|s| s.tick_sum_us.load(Relaxed)) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {cumulative}");
+        self.histogram(&mut out, "tickforge_tick_duration_seconds", "Time to step a room and fan its tick out.", |s| {
+            &s.tick_duration
+        });
+        self.histogram(
+            &mut out,
+            "tickforge_tick_lag_seconds",
+            "How late a room's tick started after it was due (a late wake-up, and the rooms before it in its pass).",
+            |s| &s.tick_lag,
+        );
 
         let name = "tickforge_rejects_total";
         let _ = writeln!(out, "# HELP {name} Rejects and error indications by code.\n# TYPE {name} counter");
@@ -332,11 +361,16 @@ mod tests {
         m.shard(1).tick(40_000, 33_333);
         m.shard(1).close(&CloseReason::TooLarge { max: 1 });
         m.shard(0).reject(RejectCode::RoomFull);
+        m.shard(0).tick_lag.record(3_000);
+        m.shard(1).tick_lag.record(200);
         let text = m.render();
         assert!(text.contains("tickforge_ticks_total 2\n"), "{text}");
         assert!(text.contains("tickforge_tick_overruns_total 1\n"));
         assert!(text.contains("tickforge_tick_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("tickforge_tick_duration_seconds_count 2\n"));
+        assert!(text.contains("tickforge_tick_lag_seconds_bucket{le=\"0.00025\"} 1\n"), "{text}");
+        assert!(text.contains("tickforge_tick_lag_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("tickforge_tick_lag_seconds_sum 0.0032\n"));
         assert!(text.contains("tickforge_closes_total{reason=\"too_large\",code=\"1009\"} 1\n"));
         assert!(text.contains("tickforge_rejects_total{code=\"room_full\"} 1\n"));
     }

@@ -376,6 +376,57 @@ mod tests {
         assert!(closed, "the peer sees the close");
     }
 
+    /// `len` bytes of a pattern that shows any reordering or loss.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_read_longer_than_a_slot_arrives_whole_and_in_order_in_one_call() {
+        let mut ring = Ring::new(1).unwrap();
+        let (ours, mut peer) = pair();
+        let socket = ring.register(0, ours.as_raw_fd());
+        // Three full slots and a part: four rounds, the last one short.
+        let sent = pattern(3 * RECV_SLOT + 100);
+        peer.write_all(&sent).unwrap();
+        let (mut data, mut outcome) = (Vec::new(), Vec::new());
+        ring.recv_all(&[socket], |_, bytes| data.extend_from_slice(bytes), &mut outcome).unwrap();
+        assert_eq!(data, sent);
+        assert_eq!(outcome, [Received::Nothing]);
+    }
+
+    #[test]
+    fn a_flooding_socket_is_read_at_most_its_rounds_per_call_and_the_rest_waits() {
+        let mut ring = Ring::new(2).unwrap();
+        let (flood_ours, mut flood_peer) = pair();
+        let (calm_ours, mut calm_peer) = pair();
+        let flood = ring.register(0, flood_ours.as_raw_fd());
+        let calm = ring.register(1, calm_ours.as_raw_fd());
+        let cap = MAX_RECV_ROUNDS * RECV_SLOT;
+        let sent = pattern(cap + 2 * RECV_SLOT + 7);
+        flood_peer.write_all(&sent).unwrap();
+        calm_peer.write_all(b"input").unwrap();
+        let (mut data, mut calm_data, mut outcome) = (Vec::new(), Vec::new(), Vec::new());
+        let mut on_data = |i: usize, bytes: &[u8]| {
+            if i == 0 {
+                data.extend_from_slice(bytes)
+            } else {
+                calm_data.extend_from_slice(bytes)
+            }
+        };
+        ring.recv_all(&[flood, calm], &mut on_data, &mut outcome).unwrap();
+        assert_eq!(data.len(), cap, "one call reads the cap, no more");
+        assert_eq!(calm_data, b"input", "the other socket is read beside it");
+        assert_eq!(outcome, [Received::Nothing, Received::Nothing]);
+        // The rest waits in the socket for the next call, in order.
+        let mut on_data = |i: usize, bytes: &[u8]| {
+            assert_eq!(i, 0);
+            data.extend_from_slice(bytes);
+        };
+        ring.recv_all(&[flood, calm], &mut on_data, &mut outcome).unwrap();
+        assert_eq!(data, sent);
+    }
+
     #[test]
     fn a_socket_left_in_its_slot_stays_open_after_its_fd_is_closed() {
         // Why `Shard::remove` empties the slot before the fd closes.

@@ -168,7 +168,7 @@ pub(crate) async fn run(shard: Rc<Shard>) {
             queue.pop();
             buffers.due.push(key);
         }
-        pass(&shard, &mut rooms, &mut buffers);
+        pass(&shard, epoch, &mut rooms, &mut buffers);
         {
             let m = shard.state.metrics();
             let (enters, submitted) = shard.ring.borrow().counts();
@@ -261,8 +261,8 @@ pub(crate) async fn run(shard: Rc<Shard>) {
 }
 
 /// One pass over the rooms `buffers.due`: read their players, tick them,
-/// send what they wrote.
-fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
+/// send what they wrote. (`epoch`: when the schedules' clock reads 0.)
+fn pass(shard: &Shard, epoch: Instant, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     let now = Instant::now();
     // The sockets this pass drives: the players of its rooms whose tasks
     // are parked (the others drive their own socket).
@@ -319,6 +319,10 @@ fn pass(shard: &Shard, rooms: &mut Slab<Ticking>, b: &mut PassBuffers) {
     for at in 0..b.due.len() {
         let t = &rooms[b.due[at]];
         let started = Instant::now();
+        // Its lag: how much after its due time it starts (a room of a
+        // large pass waits for the rooms ticked before it).
+        let started_ns = u64::try_from(started.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
+        metrics.tick_lag.record(started_ns.saturating_sub(t.schedule.next_due()) / 1000);
         let ticked = catch_unwind(AssertUnwindSafe(|| t.slot.room.borrow_mut().tick(unix_now_us())));
         let took = started.elapsed();
         match ticked {

@@ -115,3 +115,23 @@ fn a_slow_handshake_is_cut_off() {
     // The server drops the connection without an answer.
     assert_eq!(s.read_to_end(&mut buf).map(|_| buf.len()).unwrap_or(0), 0);
 }
+
+#[test]
+fn every_tick_is_timed_and_its_lag_after_its_due_time_counted() {
+    let server = TestServer::start();
+    let mut client = connect(&server, tickforge_protocol::Format::Bin);
+    client.join_or_create("arena");
+    for _ in 0..5 {
+        client.next_tick();
+    }
+    // Served by the one shard's own thread, between two of its passes: the
+    // figures of a pass are all in, or none.
+    let text = http(server.addr, "GET", "/metrics", "").body;
+    assert!(text.contains("# TYPE tickforge_tick_lag_seconds histogram"), "{text}");
+    // One lag per tick run.
+    let ticks = metric(&text, "tickforge_ticks_total");
+    assert!(ticks >= 5, "{text}");
+    assert_eq!(metric(&text, "tickforge_tick_lag_seconds_count"), ticks, "{text}");
+    assert_eq!(metric(&text, "tickforge_tick_duration_seconds_count"), ticks, "{text}");
+    assert_eq!(metric(&text, "tickforge_tick_lag_seconds_bucket{le=\"+Inf\"}"), ticks, "{text}");
+}
