@@ -25,6 +25,8 @@ SA='' SB='' LA='' LB=''
 cleanup() {
     local rc=$?
     kill $SA $SB $LA $LB 2>/dev/null || true
+    # Their drains end before the next run starts on the same CPUs.
+    wait $SA $SB $LA $LB 2>/dev/null || true
     if [[ $rc -eq 0 ]]; then rm -rf "$OUT"; else echo "logs kept in $OUT" >&2; fi
 }
 trap cleanup EXIT
@@ -53,6 +55,8 @@ ra, rb = (json.load(open(p)) for p in sys.argv[7:9])
 # Client-ticks each server delivered in the window (its loadgen's rate of
 # state messages received over its own window, which holds this one).
 ca, cb = ra["ticks_per_sec"] * secs, rb["ticks_per_sec"] * secs
+if ca <= 0 or cb <= 0:
+    sys.exit(f"a loadgen received no state messages (A {ca:.0f}, B {cb:.0f}): no cost per client-tick")
 a, b = (a1 - a0) / 1e3 / ca, (b1 - b0) / 1e3 / cb
 p99 = lambda r: r["tick_latency_us"]["p99"] / 1000
 print(f"A {a:.2f} us/client-tick, B {b:.2f}, B/A {b / a:.3f}; tick p99 A {p99(ra):.2f} B {p99(rb):.2f} ms; "

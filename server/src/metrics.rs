@@ -74,8 +74,9 @@ pub struct ShardMetrics {
     pub slots_skipped: AtomicU64,
     /// Tick durations.
     pub tick_duration: UsHistogram,
-    /// How late each tick started after it was due: a late wake-up, and
-    /// the rooms ticked before it in its pass.
+    /// How late each tick started after it was due: a late wake-up, the
+    /// pass's reads, and the rooms (and their sends) before it in its
+    /// pass; a tick taken early counts as 0.
     pub tick_lag: UsHistogram,
     /// Game panics caught (each closes its room).
     pub room_panics: AtomicU64,
@@ -324,7 +325,7 @@ impl Metrics {
         self.histogram(
             &mut out,
             "tickforge_tick_lag_seconds",
-            "How late a room's tick started after it was due (a late wake-up, and the rooms before it in its pass).",
+            "How late a room's tick started after it was due (a late wake-up, its pass's reads, and the rooms and sends before it in its pass).",
             |s| &s.tick_lag,
         );
 

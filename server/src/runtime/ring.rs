@@ -341,6 +341,24 @@ mod tests {
         (ours, peer)
     }
 
+    /// Waits (bounded) until `fd` has at least `n` bytes to read: loopback
+    /// usually delivers within the sender's call, but a kernel may leave
+    /// the delivery to its softirq thread, and the ring reads without
+    /// waiting.
+    fn wait_readable(fd: RawFd, n: usize) {
+        for _ in 0..1000 {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one c_int into `queued`.
+            let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &raw mut queued) };
+            assert_eq!(r, 0, "FIONREAD: {}", io::Error::last_os_error());
+            if usize::try_from(queued).unwrap_or(0) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("{n} bytes never arrived on fd {fd}");
+    }
+
     fn send(ring: &mut Ring, socket: Socket, bytes: &[u8]) -> Option<usize> {
         let cell = std::cell::RefCell::new(bytes.to_vec());
         let mut sent = Vec::new();
@@ -360,9 +378,9 @@ mod tests {
         let mut got = [0u8; 4];
         peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"tick");
-        // Received by slot too.
-        // Loopback delivers within the sender's call: the bytes wait now.
+        // Received by slot too, once the bytes are in the socket.
         peer.write_all(b"input").unwrap();
+        wait_readable(ours.as_raw_fd(), 5);
         let (mut data, mut outcome) = (Vec::new(), Vec::new());
         ring.recv_all(&[socket], |_, bytes| data.extend_from_slice(bytes), &mut outcome).unwrap();
         assert_eq!(data, b"input");
@@ -389,6 +407,7 @@ mod tests {
         // Three full slots and a part: four rounds, the last one short.
         let sent = pattern(3 * RECV_SLOT + 100);
         peer.write_all(&sent).unwrap();
+        wait_readable(ours.as_raw_fd(), sent.len());
         let (mut data, mut outcome) = (Vec::new(), Vec::new());
         ring.recv_all(&[socket], |_, bytes| data.extend_from_slice(bytes), &mut outcome).unwrap();
         assert_eq!(data, sent);
@@ -406,6 +425,8 @@ mod tests {
         let sent = pattern(cap + 2 * RECV_SLOT + 7);
         flood_peer.write_all(&sent).unwrap();
         calm_peer.write_all(b"input").unwrap();
+        wait_readable(flood_ours.as_raw_fd(), sent.len());
+        wait_readable(calm_ours.as_raw_fd(), 5);
         let (mut data, mut calm_data, mut outcome) = (Vec::new(), Vec::new(), Vec::new());
         let mut on_data = |i: usize, bytes: &[u8]| {
             if i == 0 {

@@ -319,16 +319,19 @@ fn pass(shard: &Shard, epoch: Instant, rooms: &mut Slab<Ticking>, b: &mut PassBu
     for at in 0..b.due.len() {
         let t = &rooms[b.due[at]];
         let started = Instant::now();
-        // Its lag: how much after its due time it starts (a room of a
-        // large pass waits for the rooms ticked before it).
+        // Its lag after its due time: what a player's input waits beyond
+        // the period, which the clients' tick latency (timed from the
+        // tick's own clock reading) does not show. Taken before the tick,
+        // counted with it.
         let started_ns = u64::try_from(started.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
-        metrics.tick_lag.record(started_ns.saturating_sub(t.schedule.next_due()) / 1000);
+        let lag_us = started_ns.saturating_sub(t.schedule.next_due()) / 1000;
         let ticked = catch_unwind(AssertUnwindSafe(|| t.slot.room.borrow_mut().tick(unix_now_us())));
         let took = started.elapsed();
         match ticked {
             Ok(report) => {
                 let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
                 metrics.tick(took_us, t.period_ns / 1000);
+                metrics.tick_lag.record(lag_us);
                 t.stats.record_tick(report.tick.0, took_us);
                 // A game's panic (`report.panicked`) is logged by its room
                 // and counted with its other game figures when the room is
