@@ -118,8 +118,13 @@ impl PhaseLoad {
     /// of equals), counted in.
     pub fn take(&mut self, tick_hz: u32) -> u64 {
         let counts = self.rooms.entry(tick_hz).or_default();
-        let (phase, count) = counts.iter_mut().enumerate().min_by_key(|(_, n)| **n).expect("PHASES > 0");
-        *count += 1;
+        let mut phase = 0;
+        for p in 1..counts.len() {
+            if counts[p] < counts[phase] {
+                phase = p;
+            }
+        }
+        counts[phase] += 1;
         phase as u64
     }
 

@@ -2,10 +2,10 @@
 //!
 //! Each room ticks on its own drift-free schedule ([`Schedule`]), in one of
 //! the shard's [`PHASES`] phases of its period (the emptiest for its rate
-//! when it is created: [`PhaseLoad`]), so that the rooms of a phase are due at the same instant and
-//! the phases spread the shard's work over the period. The task sleeps
-//! until the earliest room is due, then takes every room due within
-//! [`SLACK`] (that phase's rooms) in one pass:
+//! when it is created: [`PhaseLoad`]), so that the rooms of a phase are due
+//! at the same instant and the phases spread the shard's work over the
+//! period. The task sleeps until the earliest room is due, then takes every
+//! room due within [`SLACK`] (that phase's rooms) in one pass:
 //!
 //! 1. one `RECV` (`MSG_DONTWAIT`) per player socket of those rooms, in one
 //!    batch ([`Ring::recv_all`]): each player's inputs, acks and requests
